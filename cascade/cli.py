@@ -1,0 +1,105 @@
+"""The ``cascade`` command line: validate, route (and more commands in cascade.commands)."""
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from policies.errors import CascadeError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="deepseek-cascade: cheap-first LLM routing with checks, budgets and replay.")
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(exc: CascadeError, code: int = 2) -> None:
+    """Print a typed error (never a traceback) and exit."""
+    err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Policy YAML files (or built-in names).")) -> None:
+    """Check policy files; print every error with file, line and field. Exit 2 on any error."""
+    from policies.loader import load_policy
+    bad = 0
+    for f in files:
+        try:
+            policy = load_policy(str(f))
+        except ConfigError as exc:
+            bad += 1
+            err.print(f"[red]✗[/] {exc}", highlight=False)
+            continue
+        ladders = ", ".join(f"{m}: {' → '.join(r.model for r in rungs)}" for m, rungs in policy.escalation.ladders.items())
+        out.print(f"[green]✓[/] {f}: policy {policy.name!r} — {ladders}", highlight=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+def _data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _messages(text: str, images: list[Path], files: list[Path]) -> list[dict[str, Any]]:
+    for p in [*images, *files]:
+        if not p.is_file():
+            fail(ConfigError(f"{p}: no such file"))
+    if not images and not files:
+        return [{"role": "user", "content": text}]
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts += [{"type": "image_url", "image_url": {"url": _data_uri(p)}} for p in images]
+    parts += [{"type": "file", "file": {"filename": p.name, "file_data": _data_uri(p)}} for p in files]
+    return [{"role": "user", "content": parts}]
+
+
+@app.command("route")
+def route_cmd(text: str = typer.Argument(..., help="The prompt."),
+              image: list[Path] = typer.Option([], "--image", help="Attach an image (repeatable)."),
+              file: list[Path] = typer.Option([], "--file", help="Attach a scanned document / PDF (repeatable)."),
+              policy: str = typer.Option("default", "--policy", "-p", help="Built-in name or YAML path."),
+              max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+              as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
+    """Show what the router would do with a prompt, and why — without calling a model."""
+    from cascade.router import Router
+    try:
+        router = Router(policy, budget_store="memory://")
+        params = {} if max_tokens is None else {"max_tokens": max_tokens}
+        routed = router.route(_messages(text, image, file), **params)
+    except CascadeError as exc:
+        fail(exc)
+    doc = {"policy": router.policy.name, "prompt_tokens": routed.request.prompt_tokens, **routed.plan.to_dict()}
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    _print_plan(doc)
+
+
+def _print_plan(doc: dict[str, Any]) -> None:
+    out.print(f"policy [bold]{doc['policy']}[/] · {doc['modality']} · {doc['prompt_tokens']} prompt tokens · "
+              f"score [bold]{doc['score']:.3f}[/]", highlight=False)
+    table = Table("#", "model", "litellm model", "est. max $", "checks", "reason")
+    for i, a in enumerate(doc["plan"], 1):
+        checks = ", ".join(c if isinstance(c, str) else c["name"] for c in a["checks"])
+        table.add_row(str(i), a["model"], a["litellm_model"], f"{a['est_cost_usd']:.6f}", checks, a["reason"])
+    out.print(table)
+    for s in doc["skipped"]:
+        out.print(f"  skipped {s['model']}: {s['reason']}", highlight=False)
+
+
+def main() -> None:
+    from cascade import commands  # registers the data commands (replay, train, calibrate, serve, budget)
+    commands.register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

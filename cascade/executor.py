@@ -1,0 +1,190 @@
+"""The live executor: runs one Plan against providers.
+
+For each attempt: circuit breaker → budget reservation (worst-case cost) → provider call through
+tenacity (per-class retries, Retry-After, per-attempt timeout, overall deadline) → settle the real cost
+(usage × the policy's price) or release the reservation → answer checks → accept or escalate.
+Reservations are settled on every path, including exceptions and task cancellation.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence
+
+import tenacity
+
+from policies.budget import Cap
+from policies.checks import Answer, Check, CheckOutcome, build_check
+from policies.errors import (AuthenticationError, BudgetExceeded, ContextWindowExceeded, ProviderError,
+                             RateLimitError)
+from policies.plan import Attempt, Plan
+from policies.schema import CheckSpec, Policy
+
+from cascade.health import HealthBoard
+from cascade.retrying import RetryStrategy
+from cascade.trace import AttemptRecord, RouteTrace
+
+_HEALTH_FAILURES = (AuthenticationError,)
+
+
+@dataclass
+class CallContext:
+    request_id: str
+    user: str | None
+    messages: Sequence[Any]
+    params: dict[str, Any]
+    caps: tuple[Cap, ...]
+    deadline_at: float
+    prompt_text: str
+
+
+@dataclass
+class Candidate:
+    """A successful call: its result, the checks it ran and the attempt that made it."""
+
+    attempt: Attempt
+    result: Any
+    record: AttemptRecord
+    passed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.passed = all(c.passed for c in self.record.checks)
+
+
+class CheckBook:
+    """The callables for a policy's check specs, built once per Router."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._checks: dict[str, Check] = {}
+        specs = [*policy.escalation.checks]
+        for rungs in policy.escalation.ladders.values():
+            specs += [c for r in rungs for c in (r.checks or ())]
+        for spec in specs:
+            self._checks.setdefault(self._key(spec), build_check(spec.name, dict(spec.params)))
+
+    @staticmethod
+    def _key(spec: CheckSpec) -> str:
+        return f"{spec.name}:{spec.params!r}"
+
+    def run(self, specs: Sequence[CheckSpec], answer: Answer) -> list[CheckOutcome]:
+        return [self._checks[self._key(s)](answer) for s in specs]
+
+
+class LiveExecutor:
+    def __init__(self, policy: Policy, store: Any, health: HealthBoard, checks: CheckBook,
+                 call: Callable[..., Awaitable[Any]], credentials: Callable[[str], tuple[str | None, str | None]],
+                 *, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], rng: Any) -> None:
+        self.policy, self.store, self.health, self.checks = policy, store, health, checks
+        self._call, self._credentials = call, credentials
+        self._clock, self._sleep, self._rng = clock, sleep, rng
+
+    async def run(self, plan: Plan, ctx: CallContext, trace: RouteTrace) -> tuple[Candidate | None, list[Candidate], BudgetExceeded | None]:
+        """Try the plan's attempts in order. Returns the accepted candidate (or None), every successful
+        candidate, and the budget refusal met, if any."""
+        candidates: list[Candidate] = []
+        refused: BudgetExceeded | None = None
+        for i, attempt in enumerate(plan.attempts):
+            if self._clock() >= ctx.deadline_at:
+                trace.add(AttemptRecord(attempt.model, "skipped", "deadline reached before this attempt"))
+                continue
+            try:
+                candidate = await self._attempt(attempt, ctx, trace)
+            except BudgetExceeded as exc:
+                refused = refused or exc
+                trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
+                continue
+            if candidate is None:
+                continue
+            candidates.append(candidate)
+            if candidate.passed:
+                trace.escalated = i > 0
+                return candidate, candidates, refused
+        return None, candidates, refused
+
+    async def _attempt(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace) -> Candidate | None:
+        if not self.health.acquire(attempt.model):
+            trace.add(AttemptRecord(attempt.model, "skipped", "circuit open: model failing, cooling down"))
+            return None
+        try:
+            reservation = await self.store.areserve(
+                request_id=ctx.request_id, user=ctx.user, model=attempt.model, amount_usd=attempt.est_cost_usd,
+                caps=ctx.caps, ttl_s=self.policy.budgets.reservation_ttl_s)
+        except BaseException:
+            self.health.release_probe(attempt.model)
+            raise
+        settled = False
+        try:
+            result = await self._call_with_retries(attempt, ctx, trace)
+            spec = self.policy.catalog[attempt.model]
+            cost = spec.price.cost(result.prompt_tokens, result.completion_tokens)
+            await self.store.acommit(reservation, cost)
+            settled = True
+        except ProviderError as exc:
+            await self.store.arelease(reservation)
+            settled = True
+            self._on_failure(attempt, exc)
+            trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=f"{type(exc).__name__}: {exc}"))
+            return None
+        finally:
+            if not settled:   # cancelled or an unexpected error: the money was not spent by us
+                await _shielded_release(self.store, reservation)
+                self.health.release_probe(attempt.model)
+        self.health.success(attempt.model)
+        return self._checked(attempt, result, cost, ctx, trace)
+
+    def _on_failure(self, attempt: Attempt, exc: ProviderError) -> None:
+        if isinstance(exc, ContextWindowExceeded) or (not exc.retryable and not isinstance(exc, _HEALTH_FAILURES)):
+            self.health.release_probe(attempt.model)
+            return
+        self.health.failure(attempt.model)
+
+    def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace) -> Candidate:
+        answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
+                        model=attempt.model)
+        outcomes = self.checks.run(attempt.checks, answer)
+        failed = [o for o in outcomes if not o.passed]
+        status = "check_failed" if failed else "ok"
+        reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
+        record = trace.add(AttemptRecord(attempt.model, status, reason, result.prompt_tokens,
+                                         result.completion_tokens, cost, result.latency_s, None, outcomes))
+        return Candidate(attempt, result, record)
+
+    async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace) -> Any:
+        strategy = RetryStrategy(self.policy.retries, deadline_at=ctx.deadline_at, clock=self._clock, rng=self._rng)
+        spec = self.policy.catalog[attempt.model]
+        api_base, api_key = self._credentials(attempt.model)
+        params = {**ctx.params, **dict(attempt.params)}
+        started = [self._clock()]
+
+        def before_sleep(state: Any) -> None:
+            exc = state.outcome.exception()
+            wait = state.next_action.sleep if state.next_action else 0.0
+            trace.add(AttemptRecord(attempt.model, "retried", f"retrying in {wait:.2f}s",
+                                    latency_s=self._clock() - started[0], error=f"{type(exc).__name__}: {exc}"))
+            started[0] = self._clock() + wait
+
+        retrying = tenacity.AsyncRetrying(retry=strategy.retry, stop=strategy.stop, wait=strategy.wait,
+                                          sleep=self._sleep, reraise=True, before_sleep=before_sleep)
+        async for try_ in retrying:
+            with try_:
+                timeout = min(spec.timeout_s or self.policy.retries.attempt_timeout_s,
+                              max(0.001, ctx.deadline_at - self._clock()))
+                started[0] = self._clock()
+                return await self._call(litellm_model=attempt.litellm_model, messages=ctx.messages,
+                                        api_base=api_base, api_key=api_key, timeout_s=timeout, params=params,
+                                        model_alias=attempt.model)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+async def _shielded_release(store: Any, reservation: Any) -> None:
+    import asyncio
+    try:
+        await asyncio.shield(store.arelease(reservation))
+    except asyncio.CancelledError:
+        store.release(reservation)
+    except Exception:  # the store is down: the reservation expires after its TTL
+        pass
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, RateLimitError) else None

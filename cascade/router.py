@@ -1,0 +1,221 @@
+"""Router: the product's entry point. ``Router.complete()`` where an app would call an LLM.
+
+    router = Router("default")                                   # built-in name, YAML path or Policy
+    resp = router.complete(messages=[...], user="alice")         # OpenAI-shaped litellm ModelResponse
+    resp.cascade                                                 # RouteTrace: who answered, cost, why
+    resp = await router.acomplete(messages=[...])                # async twin
+    router.route(messages)                                       # dry run: the Plan, no call
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import uuid
+from typing import Any, Callable, Mapping, Sequence
+
+from policies.budget import Cap, window_bucket
+from policies.errors import BudgetExceeded, BudgetStoreUnavailable, ConfigError, EscalationExhausted
+from policies.loader import load_policy
+from policies.schema import Policy
+
+from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor
+from cascade.health import HealthBoard
+from cascade.planning import Routed, route
+from cascade.trace import RouteTrace, TraceSink
+
+_PLAN_PARAMS = ("max_tokens", "max_completion_tokens", "stream")
+
+
+class Router:
+    def __init__(self, policy: str | os.PathLike[str] | Policy = "default", *,
+                 budget_store: str | Any | None = None, trace_path: str | os.PathLike[str] | None = None,
+                 trace_text: bool = False, classifier: str | Any | None = None,
+                 global_cap_usd: float | None = None, user_cap_usd: float | None = None,
+                 cap_window: str = "total", health: HealthBoard | None = None,
+                 env: Mapping[str, str] | None = None, call: Callable[..., Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None) -> None:
+        from classifiers import load_classifier
+        from cascade.budget import open_budget_store
+        self.policy = load_policy(policy)
+        self._env = os.environ if env is None else env
+        self.classifier = (load_classifier(classifier or self.policy.routing.classifier)
+                           if classifier is None or isinstance(classifier, str) else classifier)
+        store = budget_store if budget_store is not None else self.policy.budgets.store
+        self.store = open_budget_store(store) if isinstance(store, str) else store
+        self.caps = self._caps(global_cap_usd, user_cap_usd, cap_window)
+        self.health = health or HealthBoard(self.policy.circuit_breaker, clock=clock)
+        self.sink = (TraceSink(trace_path, keep_text=trace_text, secrets=self._secrets())
+                     if trace_path is not None else None)
+        self._clock, self._wall = clock, wall_clock
+        self._executor = LiveExecutor(self.policy, self.store, self.health, CheckBook(self.policy),
+                                      call or _default_call, self._credentials, clock=clock, sleep=sleep,
+                                      rng=random.Random(seed))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+
+    # ---- configuration -------------------------------------------------------------------------
+    def _caps(self, global_cap: float | None, user_cap: float | None, window: str) -> tuple[Cap, ...]:
+        b = self.policy.budgets
+        for name, value in (("global_cap_usd", global_cap), ("user_cap_usd", user_cap)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ConfigError(f"{name} must be a non-negative number of USD, got {value!r}")
+        if window not in ("minute", "hour", "day", "month", "total"):
+            raise ConfigError(f"cap_window must be minute/hour/day/month/total, got {window!r}")
+        glob = [Cap("global", window, float(global_cap))] if global_cap is not None else \
+            [Cap("global", c.window, c.usd) for c in b.global_]
+        user = [Cap("user", window, float(user_cap))] if user_cap is not None else \
+            [Cap("user", c.window, c.usd) for c in b.per_user]
+        return tuple(glob + user)
+
+    def _credentials(self, alias: str) -> tuple[str | None, str | None]:
+        spec = self.policy.catalog[alias]
+        base = spec.api_base or (self._env.get(spec.api_base_env) if spec.api_base_env else None)
+        key = self._env.get(spec.api_key_env) if spec.api_key_env else None
+        return base or None, key or None
+
+    def _secrets(self) -> list[str]:
+        return [k for alias in self.policy.catalog for k in [self._credentials(alias)[1]] if k]
+
+    # ---- planning ------------------------------------------------------------------------------
+    def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
+        """Dry run: what the router would do with these messages now, and why. No model is called."""
+        snapshot = self.store.snapshot(user=user, caps=self.caps) if self.caps else None
+        kwargs = {"budget": snapshot} if snapshot is not None else {}
+        return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
+
+    async def _aroute(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict) -> Routed:
+        kwargs: dict[str, Any] = {}
+        if self.caps:
+            kwargs["budget"] = await self._store_call(self.store.asnapshot(user=user, caps=self.caps))
+        return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
+
+    async def _store_call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except BudgetStoreUnavailable:
+            if self.policy.budgets.on_store_unavailable == "fail_closed":
+                raise
+            return None
+
+    # ---- execution -----------------------------------------------------------------------------
+    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Any:
+        """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``."""
+        if params.get("stream"):
+            from cascade.streaming import astream
+            return await astream(self, messages, user=user, **params)
+        started = self._clock()
+        routed = await self._aroute(messages, user, params)
+        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user,
+                           plan_reason=routed.plan.reason)
+        ctx = self._context(trace.request_id, user, messages, params, routed, started)
+        try:
+            chosen = await self._execute(routed, ctx, trace)
+        finally:
+            trace.latency_s = self._clock() - started
+        self._write(trace, routed, chosen)
+        chosen.result.response.cascade = trace
+        return chosen.result.response
+
+    def _context(self, request_id: str, user: str | None, messages: Any, params: dict, routed: Routed,
+                 started: float) -> CallContext:
+        call_params = {k: v for k, v in params.items() if k not in _PLAN_PARAMS}
+        return CallContext(request_id, user, messages, call_params, self.caps,
+                           started + self.policy.retries.deadline_s, routed.request.text)
+
+    async def _execute(self, routed: Routed, ctx: CallContext, trace: RouteTrace) -> Candidate:
+        try:
+            accepted, candidates, refused = await self._executor.run(routed.plan, ctx, trace)
+            if accepted is None and not candidates and refused is not None:
+                accepted, candidates, refused = await self._downgrade(routed, ctx, trace, refused)
+        except BaseException as exc:
+            trace.outcome, trace.error = "error", f"{type(exc).__name__}: {exc}"
+            self._write(trace, routed, None)
+            raise
+        if accepted is not None:
+            trace.model, trace.outcome = accepted.attempt.model, "ok"
+            return accepted
+        return self._exhausted(routed, trace, candidates, refused)
+
+    async def _downgrade(self, routed: Routed, ctx: CallContext, trace: RouteTrace,
+                         refused: BudgetExceeded) -> tuple[Candidate | None, list[Candidate], BudgetExceeded | None]:
+        """A cap refused every planned attempt: re-plan with fresh budget figures (the engine downgrades
+        to the cheapest model that fits, or raises BudgetExceeded)."""
+        if self.policy.budgets.at_cap != "downgrade" or routed.plan.downgraded:
+            raise self._with_retry_after(refused)
+        try:
+            fresh = await self._aroute(ctx.messages, ctx.user, {**ctx.params, **_plan_params(routed)})
+        except BudgetExceeded as exc:
+            raise self._with_retry_after(exc) from None
+        if fresh.plan.attempts == routed.plan.attempts:
+            raise self._with_retry_after(refused)
+        trace.plan_reason = fresh.plan.reason
+        accepted, candidates, again = await self._executor.run(fresh.plan, ctx, trace)
+        if accepted is None and not candidates and again is not None:
+            raise self._with_retry_after(again)
+        return accepted, candidates, again
+
+    def _with_retry_after(self, exc: BudgetExceeded) -> BudgetExceeded:
+        if exc.retry_after is None and exc.window in ("minute", "hour", "day", "month"):
+            _, end = window_bucket(exc.window, self._wall())
+            exc.retry_after = max(1.0, float(end) - self._wall()) if end is not None else None
+        return exc
+
+    def _exhausted(self, routed: Routed, trace: RouteTrace, candidates: list[Candidate],
+                   refused: BudgetExceeded | None) -> Candidate:
+        if candidates and self.policy.escalation.on_exhausted == "best_answer":
+            best = max(candidates, key=lambda c: (sum(o.passed for o in c.record.checks), c.attempt.strength))
+            trace.model, trace.outcome = best.attempt.model, "best_answer"
+            trace.escalated = len(trace.attempts) > 1
+            return best
+        if refused is not None and not candidates:
+            raise self._with_retry_after(refused)
+        why = "; ".join(f"{a.model}: {a.status} ({a.error or a.reason})" for a in trace.attempts)
+        trace.outcome, trace.error = "error", f"EscalationExhausted: {why}"
+        exc = EscalationExhausted(f"every attempt failed: {why}", attempts=trace.attempts, trace=trace)
+        self._write(trace, routed, None)
+        raise exc
+
+    def _write(self, trace: RouteTrace, routed: Routed, chosen: Candidate | None) -> None:
+        if self.sink is None:
+            return
+        answer = chosen.result.content if chosen is not None else None
+        self.sink.write(trace, ts=self._wall(), prompt=routed.request.text, answer=answer)
+
+    # ---- sync twin -----------------------------------------------------------------------------
+    def complete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Any:
+        """Blocking twin of :meth:`acomplete` (runs on the router's own event-loop thread)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("Router.complete() was called inside a running event loop: use `await router.acomplete()`")
+        future = asyncio.run_coroutine_threadsafe(self.acomplete(messages, user=user, **params), self._sync_loop())
+        return future.result()
+
+    def _sync_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="cascade-router", daemon=True).start()
+            return self._loop
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+        self.store.close()
+
+
+def _plan_params(routed: Routed) -> dict[str, Any]:
+    r = routed.request
+    return {k: v for k, v in (("max_tokens", r.max_tokens),) if v is not None}
+
+
+async def _default_call(**kwargs: Any) -> Any:
+    from cascade.providers import acall
+    return await acall(**kwargs)

@@ -1,0 +1,54 @@
+"""Token counting with the DeepSeek tokenizer that litellm bundles, read without importing litellm.
+
+``importlib.util.find_spec`` locates the installed litellm package without executing it; the tokenizer
+file is loaded once (about 0.3 s) on first use with the ``tokenizers`` library.
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from policies.errors import ConfigError
+
+TOKENS_PER_MESSAGE = 4          # role + separators, as chat templates add
+TOKENS_PER_IMAGE = 1_024        # a conservative per-image / per-page estimate for budgeting and fit
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def deepseek_tokenizer_path() -> Path:
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("litellm is not installed: cannot find the bundled DeepSeek tokenizer")
+    path = Path(list(spec.submodule_search_locations)[0]) / "litellm_core_utils" / "tokenizers" / "deepseek_tokenizer.json"
+    if not path.is_file():
+        raise ConfigError(f"the DeepSeek tokenizer is missing from the litellm install ({path})")
+    return path
+
+
+_tokenizer: Any = None
+
+
+def _get_tokenizer() -> Any:
+    global _tokenizer
+    if _tokenizer is None:
+        with _lock:
+            if _tokenizer is None:
+                from tokenizers import Tokenizer
+                _tokenizer = Tokenizer.from_file(str(deepseek_tokenizer_path()))
+    return _tokenizer
+
+
+def count_text_tokens(text: str) -> int:
+    if not text:
+        return 0
+    return len(_get_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+def count_prompt_tokens(text: str, *, n_messages: int, n_images: int = 0, n_documents: int = 0) -> int:
+    """Tokens of a whole conversation: its text, per-message overhead and an estimate per image/page."""
+    return (count_text_tokens(text) + TOKENS_PER_MESSAGE * n_messages
+            + TOKENS_PER_IMAGE * (n_images + n_documents))

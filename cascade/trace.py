@@ -1,0 +1,103 @@
+"""RouteTrace: who answered, what it cost and why — and the JSONL sink that replay reads back.
+
+One JSON object per request::
+
+    {"v": 1, "request_id", "ts", "user", "policy", "score", "modality", "model", "escalated",
+     "cost_usd", "latency_s", "outcome": "ok" | "best_answer" | "error", "error",
+     "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
+                   "latency_s", "error", "checks": [{"name", "passed", "reason", "score"}]}],
+     "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
+
+Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from policies.checks import CheckOutcome
+
+
+@dataclass
+class AttemptRecord:
+    model: str
+    status: str
+    reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    error: str | None = None
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["checks"] = [asdict(c) for c in self.checks]
+        return d
+
+
+@dataclass
+class RouteTrace:
+    request_id: str
+    policy: str
+    score: float
+    modality: str
+    user: str | None = None
+    model: str | None = None
+    escalated: bool = False
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    outcome: str = "pending"
+    error: str | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    plan_reason: str = ""
+
+    def add(self, record: AttemptRecord) -> AttemptRecord:
+        self.attempts.append(record)
+        self.cost_usd = sum(a.cost_usd for a in self.attempts)
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": 1, "request_id": self.request_id, "user": self.user, "policy": self.policy,
+                "score": self.score, "modality": self.modality, "model": self.model,
+                "escalated": self.escalated, "cost_usd": self.cost_usd, "latency_s": self.latency_s,
+                "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
+                "attempts": [a.to_dict() for a in self.attempts]}
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret (of 4+ characters) in ``text`` by ``***``."""
+    for s in secrets:
+        if s and len(s) >= 4 and s in text:
+            text = text.replace(s, "***")
+    return text
+
+
+class TraceSink:
+    """Appends one JSON line per request. ``keep_text`` adds prompt and answer; ``secrets`` are scrubbed
+    from every line before it is written. Lines are written whole under a lock (O_APPEND)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, keep_text: bool = False, secrets: Sequence[str] = ()) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.keep_text = keep_text
+        self._secrets = tuple(secrets)
+        self._lock = threading.Lock()
+
+    def write(self, trace: RouteTrace, *, ts: float, prompt: str | None = None, answer: str | None = None) -> None:
+        doc = trace.to_dict()
+        doc["ts"] = ts
+        if self.keep_text:
+            doc["prompt"], doc["answer"] = prompt, answer
+        line = redact(json.dumps(doc, ensure_ascii=False, default=str), self._secrets) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+def read_traces(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

@@ -1,0 +1,201 @@
+"""Answer checks: small callables over one ``Answer`` that say pass or fail and why.
+
+A failed check is a value (``CheckOutcome(passed=False, ...)``), never an exception. YAML names map to
+factories through the explicit ``CHECK_FACTORIES`` registry; nothing registers itself on import.
+
+    non_empty                      the answer has visible text
+    not_truncated                  finish_reason is not "length"
+    valid_json                     the answer parses as JSON (code fences allowed)
+    json_schema   {schema: {...}}  the JSON answer validates against the schema
+    no_refusal                     the answer is not a refusal ("I can't help with that")
+    answer_format {pattern: RE}    the regex is found in the answer
+    min_chars     {n: 20}          at least n non-blank characters
+    answer_checker {threshold: 0.5, artifact: default}
+                                   the trained checker's P(inadequate) is below the threshold
+    custom        {callable: "pkg.mod:fn"}  fn(answer) -> bool | (bool, reason)
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_REFUSAL = re.compile(
+    r"^\W*(?:i'?m sorry|i am sorry|sorry,|i (?:can(?:'|no)?t|cannot|won'?t|am unable to|'m unable to) "
+    r"(?:help|assist|comply|provide|do that)|as an ai(?: language model)?,? i (?:can(?:'|no)?t|cannot))",
+    re.IGNORECASE)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a check sees: the prompt text, the answer text and how generation ended."""
+
+    prompt: str
+    text: str
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    reason: str = ""
+    score: float | None = None
+
+
+Check = Callable[[Answer], CheckOutcome]
+
+
+def _non_empty(_: dict) -> Check:
+    return lambda a: CheckOutcome("non_empty", bool(a.text.strip()), "" if a.text.strip() else "empty answer")
+
+
+def _not_truncated(_: dict) -> Check:
+    def check(a: Answer) -> CheckOutcome:
+        cut = a.finish_reason == "length"
+        return CheckOutcome("not_truncated", not cut, "finish_reason=length (truncated)" if cut else "")
+    return check
+
+
+def _parse_json(text: str) -> Any:
+    m = _FENCE.match(text)
+    return json.loads(m.group(1) if m else text)
+
+
+def _valid_json(_: dict) -> Check:
+    def check(a: Answer) -> CheckOutcome:
+        try:
+            _parse_json(a.text)
+        except ValueError as exc:
+            return CheckOutcome("valid_json", False, f"not JSON: {exc.args[0][:80]}")
+        return CheckOutcome("valid_json", True)
+    return check
+
+
+def _json_schema(params: dict) -> Check:
+    schema = params["schema"]
+
+    def check(a: Answer) -> CheckOutcome:
+        import jsonschema  # lazy: only policies that use the check pay for it
+        try:
+            jsonschema.validate(_parse_json(a.text), schema)
+        except ValueError as exc:
+            return CheckOutcome("json_schema", False, f"not JSON: {str(exc)[:80]}")
+        except jsonschema.ValidationError as exc:
+            return CheckOutcome("json_schema", False, f"schema violation: {exc.message[:120]}")
+        return CheckOutcome("json_schema", True)
+    return check
+
+
+def _no_refusal(_: dict) -> Check:
+    def check(a: Answer) -> CheckOutcome:
+        refused = bool(_REFUSAL.search(a.text[:200]))
+        return CheckOutcome("no_refusal", not refused, "answer is a refusal" if refused else "")
+    return check
+
+
+def _answer_format(params: dict) -> Check:
+    pattern = re.compile(params["pattern"], re.IGNORECASE | re.MULTILINE)
+
+    def check(a: Answer) -> CheckOutcome:
+        ok = pattern.search(a.text) is not None
+        return CheckOutcome("answer_format", ok, "" if ok else f"no match for /{pattern.pattern}/")
+    return check
+
+
+def _min_chars(params: dict) -> Check:
+    n = int(params["n"])
+
+    def check(a: Answer) -> CheckOutcome:
+        got = len(a.text.strip())
+        return CheckOutcome("min_chars", got >= n, "" if got >= n else f"{got} < {n} characters")
+    return check
+
+
+def _answer_checker(params: dict) -> Check:
+    threshold = float(params.get("threshold", 0.5))
+    artifact = str(params.get("artifact", "default"))
+    from classifiers import load_answer_checker  # pure numpy scorer, loaded when the policy is built
+    scorer = load_answer_checker(artifact)
+
+    def check(a: Answer) -> CheckOutcome:
+        p = float(scorer.score_one(a.prompt, a.text))
+        ok = p < threshold
+        return CheckOutcome("answer_checker", ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
+    return check
+
+
+def _custom(params: dict) -> Check:
+    fn = resolve_callable(params["callable"])
+
+    def check(a: Answer) -> CheckOutcome:
+        result = fn(a)
+        ok, reason = result if isinstance(result, tuple) else (bool(result), "")
+        return CheckOutcome(f"custom:{params['callable']}", bool(ok), "" if ok else (reason or "custom check failed"))
+    return check
+
+
+def resolve_callable(ref: str) -> Callable[..., Any]:
+    """Import ``"package.module:function"``; ValueError with the reason when it cannot be used."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"callable {ref!r} must look like 'package.module:function'")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import callable {ref!r}: {exc}") from None
+    if not callable(fn):
+        raise ValueError(f"{ref!r} is not callable")
+    return fn
+
+
+# name -> (factory, {param: (type(s), required)})
+CHECK_FACTORIES: dict[str, tuple[Callable[[dict], Check], dict[str, tuple[tuple[type, ...], bool]]]] = {
+    "non_empty": (_non_empty, {}),
+    "not_truncated": (_not_truncated, {}),
+    "valid_json": (_valid_json, {}),
+    "json_schema": (_json_schema, {"schema": ((dict,), True)}),
+    "no_refusal": (_no_refusal, {}),
+    "answer_format": (_answer_format, {"pattern": ((str,), True)}),
+    "min_chars": (_min_chars, {"n": ((int,), True)}),
+    "answer_checker": (_answer_checker, {"threshold": ((int, float), False), "artifact": ((str,), False)}),
+    "custom": (_custom, {"callable": ((str,), True)}),
+}
+CHECK_NAMES = frozenset(CHECK_FACTORIES)
+
+
+def validate_check_params(name: str, params: dict) -> None:
+    """Raise ValueError naming the bad parameter; resolves regexes and custom callables eagerly."""
+    _, spec = CHECK_FACTORIES[name]
+    for key in params:
+        if key not in spec:
+            allowed = ", ".join(spec) or "none"
+            raise ValueError(f"check {name!r} has no parameter {key!r} (allowed: {allowed})")
+    for key, (types, required) in spec.items():
+        if key not in params:
+            if required:
+                raise ValueError(f"check {name!r} needs parameter {key!r}")
+            continue
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ValueError(f"check {name!r}: {key} must be {'/'.join(t.__name__ for t in types)}, got {value!r}")
+    if name == "answer_checker" and not 0.0 <= float(params.get("threshold", 0.5)) <= 1.0:
+        raise ValueError(f"check 'answer_checker': threshold {params['threshold']} is outside [0, 1]")
+    if name == "min_chars" and params["n"] < 0:
+        raise ValueError("check 'min_chars': n must be >= 0")
+    if name == "answer_format":
+        try:
+            re.compile(params["pattern"])
+        except re.error as exc:
+            raise ValueError(f"check 'answer_format': invalid regex {params['pattern']!r}: {exc}") from None
+    if name == "custom":
+        resolve_callable(params["callable"])
+
+
+def build_check(name: str, params: dict) -> Check:
+    factory, _ = CHECK_FACTORIES[name]
+    return factory(params)

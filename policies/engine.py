@@ -1,0 +1,152 @@
+"""The decision engine: ``decide(policy, request, score, budget, health) -> Plan``.
+
+Pure and deterministic: no I/O, no clock, no randomness. The same inputs give the same Plan. Steps:
+1. the request's modality picks a ladder (text / vision / document);
+2. rungs that lack a required capability, do not fit the context window, or are down are skipped;
+3. the classifier score and the routing thresholds choose the first rung (cheap-first or straight up);
+4. budget: attempts are kept while the plan's worst-case cost fits what is left; when not even the first
+   fits, ``at_cap: downgrade`` plans the cheapest capable model that fits, ``reject`` raises BudgetExceeded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.budget import UNLIMITED, BudgetSnapshot
+from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
+from policies.plan import Attempt, Plan, Skip
+from policies.request import Request
+from policies.schema import MODALITY_CAPABILITY, ModelSpec, Policy, Rung
+
+
+@dataclass(frozen=True)
+class Health:
+    """Models that must not be planned now (open circuit breaker), with the reason."""
+
+    down: frozenset[str] = frozenset()
+
+
+ALL_HEALTHY = Health()
+
+
+def required_capabilities(request: Request) -> frozenset[str]:
+    need = {MODALITY_CAPABILITY[request.modality]}
+    if request.needs_tools:
+        need.add("tools")
+    if request.needs_json:
+        need.add("json_mode")
+    if request.stream:
+        need.add("streaming")
+    return frozenset(need)
+
+
+def start_rung(score: float, thresholds: tuple[float, ...]) -> int:
+    """Number of thresholds the score reaches: 0 = cheapest rung first."""
+    return sum(1 for t in thresholds if score >= t)
+
+
+def _max_tokens(policy: Policy, request: Request, spec: ModelSpec) -> int:
+    wanted = request.max_tokens if request.max_tokens is not None else policy.routing.default_max_tokens
+    return min(wanted, spec.max_output_tokens)
+
+
+def _unusable(policy: Policy, request: Request, alias: str, health: Health) -> str | None:
+    spec = policy.catalog[alias]
+    missing = sorted(required_capabilities(request) - spec.capabilities)
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    need = request.prompt_tokens + _max_tokens(policy, request, spec)
+    if need > spec.context_window:
+        return f"context window {spec.context_window:,} < {request.prompt_tokens:,} prompt + " \
+               f"{_max_tokens(policy, request, spec):,} output tokens"
+    if alias in health.down:
+        return "unavailable (circuit open)"
+    return None
+
+
+def _attempt(policy: Policy, request: Request, rung: Rung, index: int, reason: str) -> Attempt:
+    spec = policy.catalog[rung.model]
+    max_tokens = _max_tokens(policy, request, spec)
+    return Attempt(model=rung.model, litellm_model=spec.litellm_model, params=(("max_tokens", max_tokens),),
+                   checks=policy.checks_for(rung), est_cost_usd=spec.price.cost(request.prompt_tokens, max_tokens),
+                   reason=reason, rung=index, strength=spec.strength)
+
+
+def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapshot = UNLIMITED,
+           health: Health = ALL_HEALTHY) -> Plan:
+    ladder = policy.escalation.ladders.get(request.modality)
+    if ladder is None:
+        raise InvalidRequestError(f"policy {policy.name!r} has no {request.modality} ladder: it cannot serve a "
+                                  f"request with {request.n_images} image(s) and {request.n_documents} document(s)")
+    skipped, usable = [], []
+    for i, rung in enumerate(ladder):
+        why = _unusable(policy, request, rung.model, health)
+        (skipped.append(Skip(rung.model, why)) if why else usable.append(i))
+    if not usable:
+        _raise_unserviceable(policy, request, skipped)
+    first = start_rung(score, policy.routing.thresholds)
+    chosen = [i for i in usable if i >= first] or [max(usable)]
+    reasons = _reasons(policy, ladder, chosen, first, score)
+    attempts = [_attempt(policy, request, ladder[i], i, r) for i, r in zip(chosen, reasons)]
+    return _fit_budget(policy, request, ladder, usable, attempts, score, tuple(skipped), budget)
+
+
+def _reasons(policy: Policy, ladder: tuple[Rung, ...], chosen: list[int], first: int, score: float) -> list[str]:
+    thresholds = policy.routing.thresholds
+    if chosen[0] < first:
+        head = (f"score {score:.3f} asks for rung {first} ({ladder[min(first, len(ladder) - 1)].model}) "
+                f"but it cannot serve this request: fallback to the strongest usable model")
+    elif first == 0:
+        head = (f"score {score:.3f} < threshold {thresholds[0]:.3f}: cheap model first" if thresholds
+                else "no thresholds: cheapest rung first")
+    else:
+        head = f"score {score:.3f} >= threshold {thresholds[first - 1]:.3f}: start at rung {first}"
+    out = [head]
+    for prev, _ in zip(chosen, chosen[1:]):
+        out.append(f"escalation: used if {ladder[prev].model}'s answer fails its checks or the call fails")
+    return out
+
+
+def _fit_budget(policy: Policy, request: Request, ladder: tuple[Rung, ...], usable: list[int],
+                attempts: list[Attempt], score: float, skipped: tuple[Skip, ...], budget: BudgetSnapshot) -> Plan:
+    limits = [x for x in (policy.budgets.per_request_usd, budget.remaining_usd) if x is not None]
+    room = min(limits) if limits else None
+    head_reason = attempts[0].reason
+    if room is None:
+        return Plan(tuple(attempts), score, request.modality, head_reason, skipped)
+    kept, total = [], 0.0
+    for a in attempts:
+        if total + a.est_cost_usd > room:
+            skipped += (Skip(a.model, f"budget: est. ${a.est_cost_usd:.6f} would exceed the ${room - total:.6f} left"),)
+            break
+        kept.append(a)
+        total += a.est_cost_usd
+    if kept:
+        return Plan(tuple(kept), score, request.modality, head_reason, skipped)
+    return _downgrade(policy, request, ladder, usable, score, skipped, budget, room)
+
+
+def _downgrade(policy: Policy, request: Request, ladder: tuple[Rung, ...], usable: list[int], score: float,
+               skipped: tuple[Skip, ...], budget: BudgetSnapshot, room: float) -> Plan:
+    if policy.budgets.at_cap == "downgrade":
+        fits = [_attempt(policy, request, ladder[i], i, "") for i in usable]
+        fits = [a for a in fits if a.est_cost_usd <= room]
+        if fits:
+            cheapest = min(fits, key=lambda a: (a.est_cost_usd, a.rung))
+            reason = f"budget: downgraded to {cheapest.model}, the cheapest capable model within ${room:.6f}"
+            attempt = Attempt(**{**cheapest.__dict__, "reason": reason})
+            return Plan((attempt,), score, request.modality, reason, skipped, downgraded=True)
+    tight = budget.tightest()
+    per_request = policy.budgets.per_request_usd
+    if tight is None or (per_request is not None and per_request <= tight.remaining_usd):
+        raise BudgetExceeded(f"no capable model fits the per-request budget of ${per_request:.6f}",
+                             scope="request", window="request", limit_usd=per_request)
+    cap = tight.cap
+    raise BudgetExceeded(f"{cap.scope} budget ${cap.limit_usd:.6f} per {cap.window} leaves ${tight.remaining_usd:.6f}: "
+                         f"no capable model fits", scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd)
+
+
+def _raise_unserviceable(policy: Policy, request: Request, skipped: list[Skip]) -> None:
+    detail = "; ".join(f"{s.model}: {s.reason}" for s in skipped)
+    if any("circuit open" in s.reason for s in skipped):
+        raise EscalationExhausted(f"every capable model is unavailable: {detail}")
+    raise InvalidRequestError(f"no model of policy {policy.name!r} can serve this {request.modality} request: {detail}")

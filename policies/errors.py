@@ -1,0 +1,111 @@
+"""The one exception tree of deepseek-cascade.
+
+    CascadeError
+    ├── ConfigError            (also a ValueError) bad policy file / bad option; names file, line, field
+    ├── InvalidRequestError    (also a ValueError) bad messages or parameters passed to the router
+    ├── ProviderError          a model call failed; carries model alias and status code
+    │   ├── RateLimitError          429 (retry_after seconds when the provider said so)
+    │   ├── ProviderTimeout         the call or the overall deadline timed out
+    │   ├── ServerError             5xx
+    │   ├── ProviderConnectionError connection refused / dropped / malformed body
+    │   ├── AuthenticationError     401/403 (never retried)
+    │   ├── BadRequestError         400 (never retried)
+    │   └── ContextWindowExceeded   the prompt does not fit the model (falls back to a larger window)
+    ├── BudgetExceeded         a budget cap refused the request (scope, window, retry_after)
+    ├── BudgetStoreUnavailable the budget store could not be reached (policy: fail closed / open)
+    └── EscalationExhausted    every planned attempt failed or failed its checks; carries the attempts
+
+These live in ``policies`` (the pure layer) so that the loader and engine can raise them without
+importing the runtime; ``cascade.errors`` re-exports them. Messages never contain API keys.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+class CascadeError(Exception):
+    """Base of every error raised by deepseek-cascade."""
+
+
+class ConfigError(CascadeError, ValueError):
+    """A policy file or option is invalid. ``errors`` lists (location, message) pairs."""
+
+    def __init__(self, message: str, *, source: str | None = None,
+                 errors: Sequence[tuple[str, str]] = ()) -> None:
+        self.source = source
+        self.errors = list(errors)
+        super().__init__(message)
+
+
+class InvalidRequestError(CascadeError, ValueError):
+    """The messages or parameters given to the router are malformed."""
+
+
+class ProviderError(CascadeError):
+    """A call to a model provider failed."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, model: str | None = None,
+                 status_code: int | None = None) -> None:
+        self.model = model
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class RateLimitError(ProviderError):
+    retryable = True
+
+    def __init__(self, message: str, *, model: str | None = None,
+                 status_code: int | None = 429, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, model=model, status_code=status_code)
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+
+
+class ServerError(ProviderError):
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    retryable = True
+
+
+class AuthenticationError(ProviderError):
+    pass
+
+
+class BadRequestError(ProviderError):
+    pass
+
+
+class ContextWindowExceeded(BadRequestError):
+    pass
+
+
+class BudgetExceeded(CascadeError):
+    """A budget cap refused the request. ``retry_after`` is seconds until the window resets."""
+
+    def __init__(self, message: str, *, scope: str | None = None, window: str | None = None,
+                 limit_usd: float | None = None, retry_after: float | None = None) -> None:
+        self.scope = scope
+        self.window = window
+        self.limit_usd = limit_usd
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BudgetStoreUnavailable(CascadeError):
+    """The budget store could not be reached."""
+
+
+class EscalationExhausted(CascadeError):
+    """Every attempt of the plan failed; ``attempts`` holds their trace records."""
+
+    def __init__(self, message: str, *, attempts: Sequence[Any] = (), trace: Any = None) -> None:
+        self.attempts = list(attempts)
+        self.trace = trace
+        super().__init__(message)

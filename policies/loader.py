@@ -1,0 +1,161 @@
+"""Load a Policy from YAML: ``${VAR}`` / ``${VAR:-default}`` interpolation, and errors that name the
+file, the line and the field path (``ConfigError``), never a traceback."""
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from policies.errors import ConfigError
+from policies.schema import Policy
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PATH_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w\-]+)+): ")
+BUILTIN_POLICIES = ("default", "budget-strict", "quality-first")
+Path_ = tuple[str | int, ...]
+
+
+def builtin_policy_path(name: str) -> Path:
+    return Path(str(resources.files("policies").joinpath(f"{name}.yaml")))
+
+
+def load_policy(source: "str | os.PathLike[str] | Policy", env: Mapping[str, str] | None = None) -> Policy:
+    """A Policy from a built-in name (``default``), a YAML path, or a Policy (returned as is)."""
+    if isinstance(source, Policy):
+        return source
+    text_source = str(source)
+    if text_source in BUILTIN_POLICIES:
+        path = builtin_policy_path(text_source)
+    else:
+        path = Path(text_source).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{text_source}: no such policy file (built-in policies: "
+                              f"{', '.join(BUILTIN_POLICIES)})", source=text_source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read policy file: {exc}", source=str(path)) from None
+    return parse_policy(text, source=str(path), env=env)
+
+
+def parse_policy(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Policy:
+    data, lines = _compose(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: a policy must be a YAML mapping, got {type(data).__name__}",
+                          source=source, errors=[(f"{source}:1", "not a mapping")])
+    env = os.environ if env is None else env
+    data = _interpolate(data, (), lines, source, env)
+    data = _apply_extends(data, source, env, depth=0)
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, lines, source) from None
+
+
+def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int) -> dict:
+    """``extends: default`` (or a path relative to this file): deep-merge this file over the base."""
+    base_ref = data.pop("extends", None)
+    if base_ref is None:
+        return data
+    if not isinstance(base_ref, str) or depth > 8:
+        raise ConfigError(f"{source}: extends must name one policy (and chains stop at 8 levels)", source=source)
+    if base_ref in BUILTIN_POLICIES:
+        base_path = builtin_policy_path(base_ref)
+    else:
+        base_path = (Path(source).parent / base_ref).expanduser()
+    if not base_path.is_file():
+        raise ConfigError(f"{source}: extends: no such policy {base_ref!r}", source=source)
+    base_data, base_lines = _compose(base_path.read_text(encoding="utf-8"), str(base_path))
+    base_data = _interpolate(base_data, (), base_lines, str(base_path), env)
+    return _merge(_apply_extends(base_data, str(base_path), env, depth + 1), data)
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(f"{source}:1: the policy file is empty", source=source)
+        data = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}:{line}: YAML syntax error: {problem}", source=source,
+                          errors=[(f"{source}:{line}", f"YAML syntax error: {problem}")]) from None
+    finally:
+        loader.dispose()
+    lines: dict[Path_, int] = {}
+    _record_lines(node, (), lines)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _record_lines(value_node, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, path + (i,), lines)
+
+
+def _interpolate(value: Any, path: Path_, lines: dict[Path_, int], source: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, path + (k,), lines, source, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, path + (i,), lines, source, env) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        where = _where(path, lines, source)
+        raise ConfigError(f"{where}: {_dotted(path)}: environment variable {name} is not set "
+                          f"(write ${{{name}:-default}} to give a default)", source=source,
+                          errors=[(where, f"{name} is not set")])
+
+    return _VAR.sub(substitute, value)
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(str(p) for p in path) or "<root>"
+
+
+def _where(path: Path_, lines: dict[Path_, int], source: str) -> str:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return f"{source}:{lines[path[:end]]}"
+    return f"{source}:1"
+
+
+def _config_error(exc: ValidationError, lines: dict[Path_, int], source: str) -> ConfigError:
+    errors: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path: Path_ = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = err["msg"].removeprefix("Value error, ")
+        m = _PATH_PREFIX.match(message)
+        if m and not path:
+            path = tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
+            message = message[m.end():]
+        errors.append((f"{_where(path, lines, source)}: {_dotted(path)}", message))
+    summary = "\n".join(f"{where}: {msg}" for where, msg in errors)
+    return ConfigError(f"invalid policy {source}:\n{summary}", source=source, errors=errors)

@@ -1,0 +1,125 @@
+"""What the engine needs to know about a request, extracted from OpenAI-style messages (pure).
+
+``describe_messages`` validates the message shapes and raises ``InvalidRequestError`` naming the exact
+place (``messages[2].content[0].type``) of the first problem.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from policies.errors import InvalidRequestError
+
+ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+TEXT_PARTS = frozenset({"text", "input_text"})
+IMAGE_PARTS = frozenset({"image_url", "input_image"})
+FILE_PARTS = frozenset({"file", "input_file"})
+DOCUMENT_MIME = ("application/pdf", "image/tiff")
+MAX_TEXT_CHARS = 20_000_000
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    text: str            # the whole conversation's text, in order (what the classifier scores)
+    n_images: int
+    n_documents: int
+
+
+@dataclass(frozen=True)
+class Request:
+    """The engine's view of one request. ``prompt_tokens`` counts the whole conversation."""
+
+    text: str
+    prompt_tokens: int
+    max_tokens: int | None = None
+    n_images: int = 0
+    n_documents: int = 0
+    needs_tools: bool = False
+    needs_json: bool = False
+    stream: bool = False
+    user: str | None = None
+
+    @property
+    def modality(self) -> str:
+        if self.n_documents:
+            return "document"
+        return "vision" if self.n_images else "text"
+
+
+def describe_messages(messages: Any) -> MessageFacts:
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
+        raise InvalidRequestError("messages must be a non-empty list of {role, content} objects, "
+                                  f"got {type(messages).__name__}")
+    texts: list[str] = []
+    images = documents = 0
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequestError(f"{where} must be an object with 'role' and 'content', got {type(message).__name__}")
+        role = message.get("role")
+        if role not in ROLES:
+            raise InvalidRequestError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r}")
+        t, im, doc = _describe_content(message.get("content"), f"{where}.content", role)
+        texts.extend(t)
+        images += im
+        documents += doc
+    text = "\n".join(texts)
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidRequestError(f"messages hold {len(text):,} characters of text, over the limit of {MAX_TEXT_CHARS:,}")
+    return MessageFacts(text=text, n_images=images, n_documents=documents)
+
+
+def _describe_content(content: Any, where: str, role: str) -> tuple[list[str], int, int]:
+    if content is None:
+        if role in ("assistant", "tool", "function"):
+            return [], 0, 0
+        raise InvalidRequestError(f"{where} is missing (a {role} message needs content)")
+    if isinstance(content, str):
+        _check_text(content, where)
+        return [content], 0, 0
+    if not isinstance(content, list):
+        raise InvalidRequestError(f"{where} must be a string or a list of parts, got {type(content).__name__}")
+    texts: list[str] = []
+    images = documents = 0
+    for j, part in enumerate(content):
+        kind = _part_kind(part, f"{where}[{j}]")
+        if kind == "text":
+            texts.append(part["text"])
+        elif kind == "image":
+            images += 1
+        else:
+            documents += 1
+    return texts, images, documents
+
+
+def _part_kind(part: Any, where: str) -> str:
+    if not isinstance(part, dict):
+        raise InvalidRequestError(f"{where} must be an object with a 'type', got {type(part).__name__}")
+    ptype = part.get("type")
+    if ptype in TEXT_PARTS:
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidRequestError(f"{where}.text must be a string, got {type(text).__name__}")
+        _check_text(text, f"{where}.text")
+        return "text"
+    if ptype in IMAGE_PARTS:
+        url = _image_url(part, where)
+        return "document" if url.startswith(tuple(f"data:{m}" for m in DOCUMENT_MIME)) else "image"
+    if ptype in FILE_PARTS:
+        return "document"
+    raise InvalidRequestError(f"{where}.type must be one of text, image_url, file; got {ptype!r}")
+
+
+def _image_url(part: dict, where: str) -> str:
+    ref = part.get("image_url")
+    url = ref.get("url") if isinstance(ref, dict) else ref
+    if not isinstance(url, str) or not url:
+        raise InvalidRequestError(f"{where}.image_url.url must be a non-empty string (an https URL or a data URI)")
+    return url
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(f"{where} is not valid text (lone surrogate at {exc.start})") from None

@@ -1,0 +1,217 @@
+"""The policy schema: pydantic v2 models, strict (``extra="forbid"``) and frozen.
+
+A policy has five parts: the model ``catalog``, ``routing`` (classifier + thresholds), ``escalation``
+(ladders per modality, answer checks, what to do when exhausted), ``retries`` and ``budgets``.
+Cross-field rules (ladders name catalog models, checks exist, thresholds ascend) are validated here so
+that a loaded Policy is always internally consistent.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from policies.checks import CHECK_NAMES, validate_check_params
+
+Capability = Literal["text", "vision", "document_ocr", "json_mode", "tools", "streaming"]
+Modality = Literal["text", "vision", "document"]
+MODALITY_CAPABILITY: dict[str, str] = {"text": "text", "vision": "vision", "document": "document_ocr"}
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    """USD per 1M tokens; overrides litellm's cost map (which has no DeepSeek-V2 entry)."""
+
+    input_per_1m: NonNegative
+    output_per_1m: NonNegative
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1e6
+
+
+class ModelSpec(_Strict):
+    """One catalog entry. Keys are never stored: only the names of the variables that hold them."""
+
+    litellm_model: str = Field(min_length=1)
+    api_base_env: str | None = None
+    api_key_env: str | None = None
+    api_base: str | None = None
+    price: Price
+    context_window: Annotated[int, Field(gt=0)]
+    max_output_tokens: Annotated[int, Field(gt=0)] = 4096
+    capabilities: frozenset[Capability]
+    strength: Annotated[int, Field(ge=0)]
+    timeout_s: Positive | None = None
+
+    @field_validator("api_base_env", "api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError(f"{v!r} is not an environment variable name (give the variable's name, not its value)")
+        return v
+
+    @model_validator(mode="after")
+    def _output_fits(self) -> "ModelSpec":
+        if self.max_output_tokens > self.context_window:
+            raise ValueError(f"max_output_tokens ({self.max_output_tokens}) exceeds context_window ({self.context_window})")
+        return self
+
+
+class CheckSpec(_Strict):
+    """A named answer check with its parameters (``{name: min_chars, n: 20}`` or just ``min_chars``)."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and "params" not in data:
+            rest = {k: v for k, v in data.items() if k != "name"}
+            return {"name": data.get("name"), "params": tuple(sorted(rest.items()))}
+        return data
+
+    @model_validator(mode="after")
+    def _known(self) -> "CheckSpec":
+        if self.name not in CHECK_NAMES:
+            raise ValueError(f"unknown check {self.name!r}; known checks: {', '.join(sorted(CHECK_NAMES))}")
+        validate_check_params(self.name, dict(self.params))
+        return self
+
+    def param(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+
+class Rung(_Strict):
+    """One step of a ladder: a catalog alias and, optionally, checks that replace the ladder's."""
+
+    model: str
+    checks: tuple[CheckSpec, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_alias(cls, data: Any) -> Any:
+        return {"model": data} if isinstance(data, str) else data
+
+
+class RoutingConfig(_Strict):
+    """``classifier`` scores the prompt; ``thresholds`` (ascending) pick the first rung of the ladder:
+    a score below thresholds[0] starts at rung 0, at or above thresholds[i] starts at rung i+1."""
+
+    classifier: str = "default"
+    thresholds: tuple[Fraction, ...] = (0.5,)
+    default_max_tokens: Annotated[int, Field(gt=0)] = 1024
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ascending(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if list(v) != sorted(v):
+            raise ValueError(f"thresholds must be ascending, got {list(v)}")
+        return v
+
+
+class EscalationConfig(_Strict):
+    ladders: dict[Modality, tuple[Rung, ...]]
+    checks: tuple[CheckSpec, ...] = ()
+    check_last_rung: bool = True
+    on_exhausted: Literal["best_answer", "raise"] = "best_answer"
+    stream_unchecked: bool = False
+
+    @field_validator("ladders")
+    @classmethod
+    def _non_empty(cls, v: dict[str, tuple[Rung, ...]]) -> dict[str, tuple[Rung, ...]]:
+        if "text" not in v:
+            raise ValueError("a 'text' ladder is required")
+        for modality, rungs in v.items():
+            if not rungs:
+                raise ValueError(f"ladder {modality!r} is empty")
+        return v
+
+
+class Backoff(_Strict):
+    initial_s: NonNegative = 0.5
+    multiplier: Annotated[float, Field(ge=1.0)] = 2.0
+    max_s: NonNegative = 8.0
+    jitter_s: NonNegative = 0.25
+
+
+class RetryRule(_Strict):
+    attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    backoff: Backoff = Backoff()
+
+
+class RetryConfig(_Strict):
+    rate_limit: RetryRule = RetryRule(attempts=4)
+    timeout: RetryRule = RetryRule(attempts=2)
+    server_error: RetryRule = RetryRule(attempts=3)
+    connection: RetryRule = RetryRule(attempts=3)
+    honour_retry_after: bool = True
+    max_retry_after_s: NonNegative = 30.0
+    attempt_timeout_s: Positive = 60.0
+    deadline_s: Positive = 180.0
+
+
+class CapConfig(_Strict):
+    window: Literal["minute", "hour", "day", "month", "total"]
+    usd: NonNegative
+
+
+class BudgetConfig(_Strict):
+    store: str = "sqlite:///~/.cascade/spend.db"
+    per_request_usd: NonNegative | None = None
+    per_user: tuple[CapConfig, ...] = ()
+    global_: tuple[CapConfig, ...] = Field(default=(), alias="global")
+    at_cap: Literal["downgrade", "reject"] = "downgrade"
+    reservation_ttl_s: Positive = 300.0
+    on_store_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CircuitConfig(_Strict):
+    """Per-model circuit breaker: ``failures`` consecutive failed calls open it for ``cooldown_s``;
+    then one half-open probe decides whether it closes again."""
+
+    failures: Annotated[int, Field(ge=1)] = 5
+    cooldown_s: Positive = 30.0
+
+
+class Policy(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    catalog: dict[str, ModelSpec]
+    routing: RoutingConfig = RoutingConfig()
+    escalation: EscalationConfig
+    retries: RetryConfig = RetryConfig()
+    budgets: BudgetConfig = BudgetConfig()
+    circuit_breaker: CircuitConfig = CircuitConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Policy":
+        for modality, rungs in self.escalation.ladders.items():
+            for i, rung in enumerate(rungs):
+                if rung.model not in self.catalog:
+                    raise ValueError(
+                        f"escalation.ladders.{modality}.{i}: unknown model {rung.model!r}; "
+                        f"catalog has: {', '.join(sorted(self.catalog))}")
+                need = MODALITY_CAPABILITY[modality]
+                if need not in self.catalog[rung.model].capabilities:
+                    raise ValueError(f"escalation.ladders.{modality}.{i}: model {rung.model!r} lacks "
+                                     f"capability {need!r} needed by the {modality} ladder")
+        n_rungs = len(self.escalation.ladders["text"])
+        if len(self.routing.thresholds) > max(0, n_rungs - 1):
+            raise ValueError(f"routing.thresholds: {len(self.routing.thresholds)} thresholds but the text "
+                             f"ladder has only {n_rungs} rungs (at most {n_rungs - 1} thresholds)")
+        return self
+
+    def checks_for(self, rung: Rung) -> tuple[CheckSpec, ...]:
+        return self.escalation.checks if rung.checks is None else rung.checks
