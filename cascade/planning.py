@@ -22,7 +22,12 @@ class Routed:
     plan: Plan
 
 
-def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], user: str | None) -> Request:
+def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], user: str | None,
+                  policy: Policy | None = None) -> Request:
+    """The engine's view of a request. Prompt tokens are counted with the DeepSeek tokenizer when the
+    count can change a decision (the prompt could come near a context window of the policy's ladder);
+    otherwise the byte bound (an over-count, so cost estimates and reservations stay on the safe side)
+    spares the tokenizer's ~0.1-0.5 ms. Without a policy the count is always exact."""
     facts = describe_messages(messages)
     max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
@@ -31,15 +36,28 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
         raise InvalidRequestError(f"user must be a string, got {type(user).__name__}")
     response_format = params.get("response_format")
     needs_json = isinstance(response_format, Mapping) and response_format.get("type") in ("json_object", "json_schema")
-    tokens = count_prompt_tokens(facts.text, n_messages=len(messages), n_images=facts.n_images,
-                                 n_documents=facts.n_documents)
+    counts = dict(n_messages=len(messages), n_images=facts.n_images, n_documents=facts.n_documents)
+    tokens = count_prompt_tokens(facts.text, exact=False, **counts)
+    if policy is None or not _fits_everywhere(policy, tokens, max_tokens, facts):
+        tokens = count_prompt_tokens(facts.text, exact=True, **counts)
     return Request(text=facts.text, prompt_tokens=tokens, max_tokens=max_tokens, n_images=facts.n_images,
                    n_documents=facts.n_documents, needs_tools=bool(params.get("tools")), needs_json=needs_json,
                    stream=bool(params.get("stream")), user=user)
 
 
+def _fits_everywhere(policy: Policy, bound: int, max_tokens: int | None, facts: Any) -> bool:
+    """True when even the token bound fits every model of the ladder the request will use."""
+    wanted = max_tokens if max_tokens is not None else policy.routing.default_max_tokens
+    modality = "document" if facts.n_documents else "vision" if facts.n_images else "text"
+    for rung in policy.escalation.ladders.get(modality, ()):
+        spec = policy.catalog[rung.model]
+        if bound + min(wanted, spec.max_output_tokens) > spec.context_window:
+            return False
+    return True
+
+
 def route(policy: Policy, classifier: Any, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
           *, user: str | None = None, budget: BudgetSnapshot = UNLIMITED, health: Health = ALL_HEALTHY) -> Routed:
-    request = build_request(messages, params, user)
+    request = build_request(messages, params, user, policy)
     score = float(classifier.score_one(request.text))
     return Routed(request, score, decide(policy, request, score, budget, health))

@@ -48,7 +48,15 @@ def count_text_tokens(text: str) -> int:
     return len(_get_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
-def count_prompt_tokens(text: str, *, n_messages: int, n_images: int = 0, n_documents: int = 0) -> int:
-    """Tokens of a whole conversation: its text, per-message overhead and an estimate per image/page."""
-    return (count_text_tokens(text) + TOKENS_PER_MESSAGE * n_messages
-            + TOKENS_PER_IMAGE * (n_images + n_documents))
+def text_token_bound(text: str) -> int:
+    """An upper bound of the DeepSeek token count, in O(1) for ASCII: the tokenizer is byte-level BPE,
+    so every token covers at least one UTF-8 byte."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def count_prompt_tokens(text: str, *, n_messages: int, n_images: int = 0, n_documents: int = 0,
+                        exact: bool = True) -> int:
+    """Tokens of a whole conversation: its text, per-message overhead and an estimate per image/page.
+    ``exact=False`` returns the byte bound instead of running the tokenizer (never an under-count)."""
+    text_tokens = count_text_tokens(text) if exact else text_token_bound(text)
+    return text_tokens + TOKENS_PER_MESSAGE * n_messages + TOKENS_PER_IMAGE * (n_images + n_documents)
