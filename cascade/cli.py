@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from policies.errors import CascadeError, ConfigError
@@ -22,7 +23,7 @@ out = Console()
 
 def fail(exc: CascadeError, code: int = 2) -> None:
     """Print a typed error (never a traceback) and exit."""
-    err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -36,10 +37,10 @@ def validate(files: list[Path] = typer.Argument(..., help="Policy YAML files (or
             policy = load_policy(str(f))
         except ConfigError as exc:
             bad += 1
-            err.print(f"[red]✗[/] {exc}", highlight=False)
+            err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False)
             continue
         ladders = ", ".join(f"{m}: {' → '.join(r.model for r in rungs)}" for m, rungs in policy.escalation.ladders.items())
-        out.print(f"[green]✓[/] {f}: policy {policy.name!r} — {ladders}", highlight=False)
+        out.print(f"[green]✓[/] {escape(f'{f}: policy {policy.name!r} — {ladders}')}", highlight=False)
     if bad:
         raise typer.Exit(2)
 

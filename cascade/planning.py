@@ -29,7 +29,9 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
     otherwise the byte bound (an over-count, so cost estimates and reservations stay on the safe side)
     spares the tokenizer's ~0.1-0.5 ms. Without a policy the count is always exact."""
     facts = describe_messages(messages)
-    max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
+    max_tokens = params.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = params.get("max_completion_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     if user is not None and not isinstance(user, str):

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 _REFUSAL = re.compile(
-    r"^\W*(?:i'?m sorry|i am sorry|sorry,|i (?:can(?:'|no)?t|cannot|won'?t|am unable to|'m unable to) "
-    r"(?:help|assist|comply|provide|do that)|as an ai(?: language model)?,? i (?:can(?:'|no)?t|cannot))",
+    r"^\W*(?:i['’]?m sorry|i am sorry|sorry,|i(?: |['’])(?:can['’]?t|cannot|can not|won['’]?t|am unable to|"
+    r"m unable to|m not able to|am not able to) (?:help|assist|comply|provide|do that|answer)"
+    r"|as an ai(?: language model)?,? i (?:can['’]?t|cannot))",
     re.IGNORECASE)
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -70,20 +71,20 @@ def _valid_json(_: dict) -> Check:
     def check(a: Answer) -> CheckOutcome:
         try:
             _parse_json(a.text)
-        except ValueError as exc:
-            return CheckOutcome("valid_json", False, f"not JSON: {exc.args[0][:80]}")
+        except (ValueError, RecursionError) as exc:
+            return CheckOutcome("valid_json", False, f"not JSON: {str(exc)[:80]}")
         return CheckOutcome("valid_json", True)
     return check
 
 
 def _json_schema(params: dict) -> Check:
-    schema = params["schema"]
+    import jsonschema  # lazy: only policies that use the check pay for it
+    validator = jsonschema.validators.validator_for(params["schema"])(params["schema"])
 
     def check(a: Answer) -> CheckOutcome:
-        import jsonschema  # lazy: only policies that use the check pay for it
         try:
-            jsonschema.validate(_parse_json(a.text), schema)
-        except ValueError as exc:
+            validator.validate(_parse_json(a.text))
+        except (ValueError, RecursionError) as exc:
             return CheckOutcome("json_schema", False, f"not JSON: {str(exc)[:80]}")
         except jsonschema.ValidationError as exc:
             return CheckOutcome("json_schema", False, f"schema violation: {exc.message[:120]}")
@@ -111,7 +112,7 @@ def _min_chars(params: dict) -> Check:
     n = int(params["n"])
 
     def check(a: Answer) -> CheckOutcome:
-        got = len(a.text.strip())
+        got = sum(1 for ch in a.text if not ch.isspace())
         return CheckOutcome("min_chars", got >= n, "" if got >= n else f"{got} < {n} characters")
     return check
 
@@ -194,6 +195,12 @@ def validate_check_params(name: str, params: dict) -> None:
             raise ValueError(f"check 'answer_format': invalid regex {params['pattern']!r}: {exc}") from None
     if name == "custom":
         resolve_callable(params["callable"])
+    if name == "json_schema":
+        import jsonschema
+        try:
+            jsonschema.validators.validator_for(params["schema"]).check_schema(params["schema"])
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"check 'json_schema': invalid JSON Schema: {exc.message}") from None
 
 
 def build_check(name: str, params: dict) -> Check:

@@ -93,8 +93,13 @@ def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapsho
 def _reasons(policy: Policy, ladder: tuple[Rung, ...], chosen: list[int], first: int, score: float) -> list[str]:
     thresholds = policy.routing.thresholds
     if chosen[0] < first:
-        head = (f"score {score:.3f} asks for rung {first} ({ladder[min(first, len(ladder) - 1)].model}) "
-                f"but it cannot serve this request: fallback to the strongest usable model")
+        wanted = ladder[first].model if first < len(ladder) else f"rung {first}"
+        head = (f"score {score:.3f} asks for {wanted}, which cannot serve this request: "
+                f"fallback to the strongest usable model, {ladder[chosen[0]].model}")
+    elif first == 0 and chosen[0] > 0:
+        head = (f"score {score:.3f} < threshold {thresholds[0]:.3f} asks for {ladder[0].model}, which cannot "
+                f"serve this request: starting at {ladder[chosen[0]].model}" if thresholds
+                else f"{ladder[0].model} cannot serve this request: starting at {ladder[chosen[0]].model}")
     elif first == 0:
         head = (f"score {score:.3f} < threshold {thresholds[0]:.3f}: cheap model first" if thresholds
                 else "no thresholds: cheapest rung first")

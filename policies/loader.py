@@ -44,35 +44,52 @@ def load_policy(source: "str | os.PathLike[str] | Policy", env: Mapping[str, str
 
 
 def parse_policy(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Policy:
+    try:
+        return _parse(text, source, env)
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML refers to itself (recursive anchor) or nests too deeply",
+                          source=source) from None
+
+
+def _parse(text: str, source: str, env: Mapping[str, str] | None) -> Policy:
     data, lines = _compose(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: a policy must be a YAML mapping, got {type(data).__name__}",
                           source=source, errors=[(f"{source}:1", "not a mapping")])
     env = os.environ if env is None else env
     data = _interpolate(data, (), lines, source, env)
-    data = _apply_extends(data, source, env, depth=0)
+    data = _apply_extends(data, source, env, depth=0, lines=lines)
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
         raise _config_error(exc, lines, source) from None
 
 
-def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int) -> dict:
+def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int,
+                   lines: dict[Path_, int] | None = None) -> dict:
     """``extends: default`` (or a path relative to this file): deep-merge this file over the base."""
     base_ref = data.pop("extends", None)
     if base_ref is None:
         return data
+    where = _where(("extends",), lines or {}, source)
     if not isinstance(base_ref, str) or depth > 8:
-        raise ConfigError(f"{source}: extends must name one policy (and chains stop at 8 levels)", source=source)
+        raise ConfigError(f"{where}: extends: must name one policy (and chains stop at 8 levels)", source=source)
     if base_ref in BUILTIN_POLICIES:
         base_path = builtin_policy_path(base_ref)
     else:
         base_path = (Path(source).parent / base_ref).expanduser()
     if not base_path.is_file():
-        raise ConfigError(f"{source}: extends: no such policy {base_ref!r}", source=source)
-    base_data, base_lines = _compose(base_path.read_text(encoding="utf-8"), str(base_path))
+        raise ConfigError(f"{where}: extends: no such policy {base_ref!r} (built-in policies: "
+                          f"{', '.join(BUILTIN_POLICIES)})", source=source)
+    try:
+        base_text = base_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: extends: cannot read {base_path}: {exc}", source=source) from None
+    base_data, base_lines = _compose(base_text, str(base_path))
+    if not isinstance(base_data, dict):
+        raise ConfigError(f"{where}: extends: {base_path} is not a policy mapping", source=source)
     base_data = _interpolate(base_data, (), base_lines, str(base_path), env)
-    return _merge(_apply_extends(base_data, str(base_path), env, depth + 1), data)
+    return _merge(_apply_extends(base_data, str(base_path), env, depth + 1, base_lines), data)
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -94,24 +111,29 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{source}:{line}: YAML syntax error: {problem}", source=source,
                           errors=[(f"{source}:{line}", f"YAML syntax error: {problem}")]) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML refers to itself (recursive anchor)", source=source) from None
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {}
-    _record_lines(node, (), lines)
+    _record_lines(node, (), lines, set())
     return data, lines
 
 
-def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: set[int]) -> None:
+    if id(node) in seen:           # an alias: its lines were recorded where the anchor is
+        return
+    seen.add(id(node))
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            _record_lines(value_node, path + (key,), lines)
+            _record_lines(value_node, path + (key,), lines, seen)
             lines[path + (key,)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(item, path + (i,), lines)
+            _record_lines(item, path + (i,), lines, seen)
 
 
 def _interpolate(value: Any, path: Path_, lines: dict[Path_, int], source: str, env: Mapping[str, str]) -> Any:

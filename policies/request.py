@@ -57,7 +57,7 @@ def describe_messages(messages: Any) -> MessageFacts:
         if not isinstance(message, dict):
             raise InvalidRequestError(f"{where} must be an object with 'role' and 'content', got {type(message).__name__}")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequestError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r}")
         t, im, doc = _describe_content(message.get("content"), f"{where}.content", role)
         texts.extend(t)
@@ -96,6 +96,8 @@ def _part_kind(part: Any, where: str) -> str:
     if not isinstance(part, dict):
         raise InvalidRequestError(f"{where} must be an object with a 'type', got {type(part).__name__}")
     ptype = part.get("type")
+    if not isinstance(ptype, str):
+        raise InvalidRequestError(f"{where}.type must be one of text, image_url, file; got {ptype!r}")
     if ptype in TEXT_PARTS:
         text = part.get("text")
         if not isinstance(text, str):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from types import MappingProxyType
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from policies.checks import CHECK_NAMES, validate_check_params
 
@@ -54,8 +56,9 @@ class ModelSpec(_Strict):
     @field_validator("api_base_env", "api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_NAME.match(v):
-            raise ValueError(f"{v!r} is not an environment variable name (give the variable's name, not its value)")
+        if v is not None and not _ENV_NAME.fullmatch(v):
+            raise ValueError("not an environment variable name: give the name of the variable that holds "
+                             "the value (e.g. DEEPSEEK_API_KEY), never the value itself")
         return v
 
     @model_validator(mode="after")
@@ -129,13 +132,17 @@ class EscalationConfig(_Strict):
 
     @field_validator("ladders")
     @classmethod
-    def _non_empty(cls, v: dict[str, tuple[Rung, ...]]) -> dict[str, tuple[Rung, ...]]:
+    def _non_empty(cls, v: dict[str, tuple[Rung, ...]]) -> Any:
         if "text" not in v:
             raise ValueError("a 'text' ladder is required")
         for modality, rungs in v.items():
             if not rungs:
                 raise ValueError(f"ladder {modality!r} is empty")
-        return v
+        return MappingProxyType(dict(v))
+
+    @field_serializer("ladders")
+    def _dump_ladders(self, v: Any) -> dict:
+        return dict(v)
 
 
 class Backoff(_Strict):
@@ -194,6 +201,17 @@ class Policy(_Strict):
     retries: RetryConfig = RetryConfig()
     budgets: BudgetConfig = BudgetConfig()
     circuit_breaker: CircuitConfig = CircuitConfig()
+
+    @field_validator("catalog")
+    @classmethod
+    def _freeze_catalog(cls, v: dict[str, ModelSpec]) -> Any:
+        if not v:
+            raise ValueError("the catalog is empty")
+        return MappingProxyType(dict(v))
+
+    @field_serializer("catalog")
+    def _dump_catalog(self, v: Any) -> dict:
+        return dict(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":
