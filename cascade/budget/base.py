@@ -1,0 +1,253 @@
+"""The budget-store contract: `Reservation`, `LedgerEntry`, the `BudgetStore` Protocol, and the pure
+helpers every store shares (cap → bucket resolution, refusal errors, URL masking).
+
+Money flows in two steps. ``reserve`` atomically checks every applicable cap and holds an estimate;
+``commit`` replaces the hold with the real cost and appends one ledger entry; ``release`` drops a hold
+without spending. Holds carry a deadline (``expires_at``), so a crashed process never keeps money.
+
+Bucket keys name one window of one cap's subject: ``global:<window>:<label>`` or
+``user:<window>:<label>:<user>`` (the user is last, so any user string is unambiguous). The labels come
+from :func:`policies.budget.window_bucket` and never contain ``:``.
+
+Double commit: committing a reservation that already has a ledger entry is a no-op that returns the
+existing entry (the second ``cost_usd`` is ignored). Committing a *Reservation object* the store no longer
+knows (expired and dropped, or released) still records the spend against the object's buckets — money
+really spent is always recorded. Committing an unknown *id string* raises `ReservationNotFound`.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+from policies.budget import BudgetSnapshot, Cap, CapUsage, from_nano, to_nano, window_bucket
+from policies.errors import BudgetExceeded, ConfigError, InvalidRequestError
+
+Bucket = tuple[str, float | None]
+"""(bucket key, epoch second at which the bucket ends or None for the "total" window)."""
+
+
+class ReservationNotFound(InvalidRequestError, LookupError):
+    """``commit`` was given an id string the store does not know (never made, released or dropped)."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: str
+    request_id: str
+    user: str | None
+    model: str
+    amount_usd: float
+    expires_at: float
+    buckets: tuple[Bucket, ...] = ()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    reservation_id: str
+    request_id: str
+    user: str | None
+    model: str
+    cost_usd: float
+    at: float
+
+
+@dataclass(frozen=True)
+class CapCheck:
+    """One cap resolved against the bucket that contains ``now``."""
+
+    cap: Cap
+    bucket: str
+    ends_at: float | None
+
+
+@runtime_checkable
+class BudgetStore(Protocol):
+    url: str
+
+    def reserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
+                caps: Sequence[Cap], ttl_s: float = 300.0,
+                now: float | None = None) -> Reservation: ...
+
+    def commit(self, reservation: Reservation | str, cost_usd: float, *,
+               now: float | None = None) -> LedgerEntry: ...
+
+    def release(self, reservation: Reservation | str) -> None: ...
+
+    def snapshot(self, *, user: str | None, caps: Sequence[Cap],
+                 now: float | None = None) -> BudgetSnapshot: ...
+
+    def open_reservations(self, now: float | None = None) -> int: ...
+
+    def expire(self, now: float | None = None) -> int: ...
+
+    def total_spent(self, *, user: str | None = None) -> float: ...
+
+    def spend_by_user(self) -> dict[str | None, float]: ...
+
+    def ledger(self, *, request_id: str | None = None) -> list[LedgerEntry]: ...
+
+    def close(self) -> None: ...
+
+    async def areserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
+                       caps: Sequence[Cap], ttl_s: float = 300.0,
+                       now: float | None = None) -> Reservation: ...
+
+    async def acommit(self, reservation: Reservation | str, cost_usd: float, *,
+                      now: float | None = None) -> LedgerEntry: ...
+
+    async def arelease(self, reservation: Reservation | str) -> None: ...
+
+    async def asnapshot(self, *, user: str | None, caps: Sequence[Cap],
+                        now: float | None = None) -> BudgetSnapshot: ...
+
+
+class BudgetStoreBase:
+    """Shared behaviour: async twins run the sync method in a worker thread; context manager."""
+
+    url: str = ""
+
+    async def areserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
+                       caps: Sequence[Cap], ttl_s: float = 300.0,
+                       now: float | None = None) -> Reservation:
+        return await _to_thread(
+            self.reserve, request_id=request_id, user=user, model=model,  # type: ignore[attr-defined]
+            amount_usd=amount_usd, caps=caps, ttl_s=ttl_s, now=now)
+
+    async def acommit(self, reservation: Reservation | str, cost_usd: float, *,
+                      now: float | None = None) -> LedgerEntry:
+        return await _to_thread(self.commit, reservation, cost_usd,  # type: ignore[attr-defined]
+                                now=now)
+
+    async def arelease(self, reservation: Reservation | str) -> None:
+        await _to_thread(self.release, reservation)  # type: ignore[attr-defined]
+
+    async def asnapshot(self, *, user: str | None, caps: Sequence[Cap],
+                        now: float | None = None) -> BudgetSnapshot:
+        return await _to_thread(self.snapshot, user=user, caps=caps,  # type: ignore[attr-defined]
+                                now=now)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r})"
+
+
+async def _to_thread(fn, /, *args, **kwargs):
+    import asyncio  # lazily: asyncio costs ~40 ms to import and `import cascade` must stay fast
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+# ---- pure helpers shared by the stores -------------------------------------------------------------
+
+def clock(now: float | None) -> float:
+    return time.time() if now is None else float(now)
+
+
+def money_nano(name: str, usd: float) -> int:
+    """Validate a non-negative finite USD amount and convert it to nano-dollars."""
+    if isinstance(usd, bool) or not isinstance(usd, (int, float)) or not math.isfinite(usd):
+        raise InvalidRequestError(f"{name} must be a finite number of USD, got {usd!r}")
+    if usd < 0:
+        raise InvalidRequestError(f"{name} must be >= 0, got {usd!r}")
+    return to_nano(usd)
+
+
+def check_ttl(ttl_s: float) -> float:
+    if not (isinstance(ttl_s, (int, float)) and math.isfinite(ttl_s) and ttl_s > 0):
+        raise InvalidRequestError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
+    return float(ttl_s)
+
+
+def bucket_key(scope: str, window: str, label: str, user: str | None) -> str:
+    return f"global:{window}:{label}" if scope == "global" else f"user:{window}:{label}:{user}"
+
+
+def resolve_caps(caps: Sequence[Cap], user: str | None, now: float) -> list[CapCheck]:
+    """The caps that apply to ``user`` (global always, user caps only for a known user), each with
+    the key and end of the bucket that contains ``now``."""
+    checks = []
+    for cap in caps:
+        if cap.scope not in ("global", "user"):
+            raise ConfigError(f"unknown budget cap scope {cap.scope!r}; expected 'global' or 'user'")
+        if cap.scope == "user" and user is None:
+            continue
+        label, ends_at = window_bucket(cap.window, now)
+        ends_at = None if ends_at is None else float(ends_at)
+        checks.append(CapCheck(cap, bucket_key(cap.scope, cap.window, label, user), ends_at))
+    return checks
+
+
+def unique_buckets(checks: Sequence[CapCheck]) -> tuple[Bucket, ...]:
+    seen: dict[str, float | None] = {}
+    for check in checks:
+        seen.setdefault(check.bucket, check.ends_at)
+    return tuple(seen.items())
+
+
+def new_reservation(*, request_id: str, user: str | None, model: str, amount_nano: int,
+                    expires_at: float, checks: Sequence[CapCheck]) -> Reservation:
+    return Reservation(id=uuid.uuid4().hex, request_id=request_id, user=user, model=model,
+                       amount_usd=from_nano(amount_nano), expires_at=expires_at,
+                       buckets=unique_buckets(checks))
+
+
+def exceeded(check: CapCheck, *, user: str | None, spent_nano: int, reserved_nano: int,
+             amount_nano: int, now: float) -> BudgetExceeded:
+    """The refusal for ``check``: names scope, window, limit and seconds until the bucket ends."""
+    cap = check.cap
+    who = "global" if cap.scope == "global" else f"user {user!r}"
+    retry_after = None if check.ends_at is None else max(0.0, check.ends_at - now)
+    message = (f"budget exceeded: {who} {cap.window} cap ${cap.limit_usd:.6g} "
+               f"(spent ${from_nano(spent_nano):.6g}, reserved ${from_nano(reserved_nano):.6g}, "
+               f"requested ${from_nano(amount_nano):.6g})")
+    if retry_after is not None:
+        message += f"; window resets in {retry_after:.0f}s"
+    return BudgetExceeded(message, scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd,
+                          retry_after=retry_after)
+
+
+def first_refusal(checks: Sequence[CapCheck], spent: Sequence[int], reserved: Sequence[int],
+                  amount_nano: int) -> int | None:
+    """Index of the first cap that ``amount_nano`` would overrun, or None if all admit it."""
+    for i, check in enumerate(checks):
+        if spent[i] + reserved[i] + amount_nano > check.cap.limit_nano:
+            return i
+    return None
+
+
+def usage_snapshot(checks: Sequence[CapCheck], spent: Sequence[int],
+                   reserved: Sequence[int]) -> BudgetSnapshot:
+    return BudgetSnapshot(tuple(CapUsage(c.cap, from_nano(s), from_nano(r))
+                                for c, s, r in zip(checks, spent, reserved)))
+
+
+def reservation_id(reservation: Reservation | str) -> str:
+    return reservation if isinstance(reservation, str) else reservation.id
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)$", re.S)
+_QUERY_SECRET = re.compile(r"((?:password|passwd|pwd)=)[^&#]*", re.I)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for repr, logs and error messages)."""
+    text = _QUERY_SECRET.sub(r"\1***", str(url))
+    match = _USERINFO.match(text)
+    if not match:
+        return text
+    scheme, rest = match.groups()
+    at = rest.rfind("@")
+    if at == -1 or ("/" in rest[:at] and not scheme.lower().startswith("redis")):
+        return text
+    user, sep, _password = rest[:at].partition(":")
+    userinfo = f"{user}:***" if sep else "***"
+    return f"{scheme}{userinfo}{rest[at:]}"
