@@ -7,7 +7,7 @@ Reservations are settled on every path, including exceptions and task cancellati
 """
 from __future__ import annotations
 
-import time
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -106,9 +106,9 @@ class LiveExecutor:
             trace.add(AttemptRecord(attempt.model, "skipped", "circuit open: model failing, cooling down"))
             return None
         try:
-            reservation = await self.store.areserve(
-                request_id=ctx.request_id, user=ctx.user, model=attempt.model, amount_usd=attempt.est_cost_usd,
-                caps=ctx.caps, ttl_s=self.policy.budgets.reservation_ttl_s)
+            reservation = await _reserve_cancel_safe(
+                self.store, request_id=ctx.request_id, user=ctx.user, model=attempt.model,
+                amount_usd=attempt.est_cost_usd, caps=ctx.caps, ttl_s=self.policy.budgets.reservation_ttl_s)
         except BaseException:
             self.health.release_probe(attempt.model)
             raise
@@ -133,10 +133,8 @@ class LiveExecutor:
         return self._checked(attempt, result, cost, ctx, trace)
 
     def _on_failure(self, attempt: Attempt, exc: ProviderError) -> None:
-        if isinstance(exc, ContextWindowExceeded) or (not exc.retryable and not isinstance(exc, _HEALTH_FAILURES)):
+        if not _counts_against_health(exc):      # the request's fault, not the provider's
             self.health.release_probe(attempt.model)
-            return
-        self.health.failure(attempt.model)
 
     def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace) -> Candidate:
         answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
@@ -170,14 +168,38 @@ class LiveExecutor:
                 timeout = min(spec.timeout_s or self.policy.retries.attempt_timeout_s,
                               max(0.001, ctx.deadline_at - self._clock()))
                 started[0] = self._clock()
-                return await self._call(litellm_model=attempt.litellm_model, messages=ctx.messages,
-                                        api_base=api_base, api_key=api_key, timeout_s=timeout, params=params,
-                                        model_alias=attempt.model)
+                try:
+                    return await self._call(litellm_model=attempt.litellm_model, messages=ctx.messages,
+                                            api_base=api_base, api_key=api_key, timeout_s=timeout, params=params,
+                                            model_alias=attempt.model)
+                except ProviderError as exc:
+                    if _counts_against_health(exc):
+                        self.health.failure(attempt.model)
+                    raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
+def _counts_against_health(exc: ProviderError) -> bool:
+    """Failed calls that say something about the provider (5xx, timeouts, dropped connections, rate
+    limits, rejected keys) count towards its circuit breaker; bad requests do not."""
+    return not isinstance(exc, ContextWindowExceeded) and (exc.retryable or isinstance(exc, _HEALTH_FAILURES))
+
+
+async def _reserve_cancel_safe(store: Any, **kwargs: Any) -> Any:
+    """Reserve; if the request is cancelled while the store is answering, the reservation that the
+    store still makes is released as soon as it exists (never left to its TTL)."""
+    task = asyncio.ensure_future(store.areserve(**kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        def release_when_made(t: asyncio.Future) -> None:
+            if not t.cancelled() and t.exception() is None:
+                store.release(t.result())
+        task.add_done_callback(release_when_made)
+        raise
+
+
 async def _shielded_release(store: Any, reservation: Any) -> None:
-    import asyncio
     try:
         await asyncio.shield(store.arelease(reservation))
     except asyncio.CancelledError:

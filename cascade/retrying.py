@@ -43,22 +43,24 @@ class RetryStrategy:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         return exc is not None and error_class(exc) is not None
 
-    def stop(self, retry_state: Any) -> bool:
+    def wait(self, retry_state: Any) -> float:
+        """Tenacity asks for the wait before it asks whether to stop: count the failure and work out
+        the delay here; ``stop`` then reads the verdict."""
         exc = retry_state.outcome.exception()
         name = error_class(exc)
+        self._next_wait = None
         if name is None:
-            return True
+            return 0.0
         self._counts[name] = self._counts.get(name, 0) + 1
         if self._counts[name] >= self._rule(name).attempts:
-            return True
+            return 0.0
         delay = self._delay(name, exc)
-        if delay is None or self._clock() + delay >= self.deadline_at:
-            return True
-        self._next_wait = delay
-        return False
-
-    def wait(self, retry_state: Any) -> float:
+        if delay is not None and self._clock() + delay < self.deadline_at:
+            self._next_wait = delay
         return self._next_wait or 0.0
+
+    def stop(self, retry_state: Any) -> bool:
+        return self._next_wait is None
 
     def _delay(self, name: str, exc: BaseException) -> float | None:
         if isinstance(exc, RateLimitError) and exc.retry_after is not None and self.config.honour_retry_after:

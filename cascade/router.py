@@ -45,6 +45,7 @@ class Router:
         self.classifier = (load_classifier(classifier or self.policy.routing.classifier)
                            if classifier is None or isinstance(classifier, str) else classifier)
         store = budget_store if budget_store is not None else self.policy.budgets.store
+        self._owns_store = isinstance(store, str)
         self.store = open_budget_store(store) if isinstance(store, str) else store
         self.caps = self._caps(global_cap_usd, user_cap_usd, cap_window)
         self.health = health or HealthBoard(self.policy.circuit_breaker, clock=clock)
@@ -108,7 +109,10 @@ class Router:
             from cascade.streaming import astream
             return await astream(self, messages, user=user, **params)
         started = self._clock()
-        routed = await self._aroute(messages, user, params)
+        try:
+            routed = await self._aroute(messages, user, params)
+        except BudgetExceeded as exc:
+            raise self._with_retry_after(exc) from None
         trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user,
                            plan_reason=routed.plan.reason)
         ctx = self._context(trace.request_id, user, messages, params, routed, started)
@@ -208,7 +212,8 @@ class Router:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
 
 def _plan_params(routed: Routed) -> dict[str, Any]:
