@@ -36,6 +36,7 @@ class CallContext:
     caps: tuple[Cap, ...]
     deadline_at: float
     prompt_text: str
+    stream: bool = False          # buffered streaming: the call drains the stream, checks see the whole text
 
 
 @dataclass
@@ -147,7 +148,8 @@ class LiveExecutor:
                                          result.completion_tokens, cost, result.latency_s, None, outcomes))
         return Candidate(attempt, result, record)
 
-    async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace) -> Any:
+    async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,
+                                 call: Callable[..., Awaitable[Any]] | None = None) -> Any:
         strategy = RetryStrategy(self.policy.retries, deadline_at=ctx.deadline_at, clock=self._clock, rng=self._rng)
         spec = self.policy.catalog[attempt.model]
         api_base, api_key = self._credentials(attempt.model)
@@ -169,9 +171,10 @@ class LiveExecutor:
                               max(0.001, ctx.deadline_at - self._clock()))
                 started[0] = self._clock()
                 try:
-                    return await self._call(litellm_model=attempt.litellm_model, messages=ctx.messages,
-                                            api_base=api_base, api_key=api_key, timeout_s=timeout, params=params,
-                                            model_alias=attempt.model)
+                    return await (call or self._call)(
+                        litellm_model=attempt.litellm_model, messages=ctx.messages, api_base=api_base,
+                        api_key=api_key, timeout_s=timeout, params=params, model_alias=attempt.model,
+                        stream=ctx.stream)
                 except ProviderError as exc:
                     if _counts_against_health(exc):
                         self.health.failure(attempt.model)

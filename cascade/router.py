@@ -108,6 +108,13 @@ class Router:
         if params.get("stream"):
             from cascade.streaming import astream
             return await astream(self, messages, user=user, **params)
+        chosen, trace = await self._run(messages, user, params)
+        chosen.result.response.cascade = trace
+        return chosen.result.response
+
+    async def _run(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict,
+                   *, stream: bool = False) -> tuple[Candidate, RouteTrace]:
+        """Plan and execute; returns the chosen candidate and the trace (written to the sink)."""
         started = self._clock()
         try:
             routed = await self._aroute(messages, user, params)
@@ -116,13 +123,13 @@ class Router:
         trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user,
                            plan_reason=routed.plan.reason)
         ctx = self._context(trace.request_id, user, messages, params, routed, started)
+        ctx.stream = stream
         try:
             chosen = await self._execute(routed, ctx, trace)
         finally:
             trace.latency_s = self._clock() - started
         self._write(trace, routed, chosen)
-        chosen.result.response.cascade = trace
-        return chosen.result.response
+        return chosen, trace
 
     def _context(self, request_id: str, user: str | None, messages: Any, params: dict, routed: Routed,
                  started: float) -> CallContext:
@@ -221,6 +228,11 @@ def _plan_params(routed: Routed) -> dict[str, Any]:
     return {k: v for k, v in (("max_tokens", r.max_tokens),) if v is not None}
 
 
-async def _default_call(**kwargs: Any) -> Any:
+async def _default_call(*, stream: bool = False, **kwargs: Any) -> Any:
     from cascade.providers import acall
-    return await acall(**kwargs)
+    if not stream:
+        return await acall(**kwargs)
+    from cascade.streaming import BufferedStream
+    opened = await acall(stream=True, **kwargs)
+    result = await opened.result()
+    return BufferedStream(result, list(opened.chunks))
