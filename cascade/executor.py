@@ -20,6 +20,7 @@ from policies.errors import (AuthenticationError, BudgetExceeded, ContextWindowE
 from policies.plan import Attempt, Plan
 from policies.schema import CheckSpec, Policy
 
+from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
 from cascade.retrying import RetryStrategy
 from cascade.trace import AttemptRecord, RouteTrace
@@ -72,10 +73,10 @@ class CheckBook:
 
 
 class LiveExecutor:
-    def __init__(self, policy: Policy, store: Any, health: HealthBoard, checks: CheckBook,
+    def __init__(self, policy: Policy, gate: BudgetGate, health: HealthBoard, checks: CheckBook,
                  call: Callable[..., Awaitable[Any]], credentials: Callable[[str], tuple[str | None, str | None]],
                  *, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], rng: Any) -> None:
-        self.policy, self.store, self.health, self.checks = policy, store, health, checks
+        self.policy, self.gate, self.health, self.checks = policy, gate, health, checks
         self._call, self._credentials = call, credentials
         self._clock, self._sleep, self._rng = clock, sleep, rng
 
@@ -106,10 +107,10 @@ class LiveExecutor:
         if not self.health.acquire(attempt.model):
             trace.add(AttemptRecord(attempt.model, "skipped", "circuit open: model failing, cooling down"))
             return None
+        notes: list[str] = []
         try:
-            reservation = await _reserve_cancel_safe(
-                self.store, request_id=ctx.request_id, user=ctx.user, model=attempt.model,
-                amount_usd=attempt.est_cost_usd, caps=ctx.caps, ttl_s=self.policy.budgets.reservation_ttl_s)
+            reservation = await self.gate.reserve(notes, request_id=ctx.request_id, user=ctx.user,
+                                                  model=attempt.model, amount_usd=attempt.est_cost_usd, caps=ctx.caps)
         except BaseException:
             self.health.release_probe(attempt.model)
             raise
@@ -118,32 +119,34 @@ class LiveExecutor:
             result = await self._call_with_retries(attempt, ctx, trace)
             spec = self.policy.catalog[attempt.model]
             cost = spec.price.cost(result.prompt_tokens, result.completion_tokens)
-            await self.store.acommit(reservation, cost)
             settled = True
+            await self.gate.commit(reservation, cost, notes)
         except ProviderError as exc:
-            await self.store.arelease(reservation)
             settled = True
+            await self.gate.release(reservation)
             self._on_failure(attempt, exc)
-            trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=f"{type(exc).__name__}: {exc}"))
+            trace.add(AttemptRecord(attempt.model, "error", _joined(attempt.reason, notes),
+                                    error=f"{type(exc).__name__}: {exc}"))
             return None
         finally:
             if not settled:   # cancelled or an unexpected error: the money was not spent by us
-                await _shielded_release(self.store, reservation)
+                await self.gate.release_shielded(reservation)
                 self.health.release_probe(attempt.model)
         self.health.success(attempt.model)
-        return self._checked(attempt, result, cost, ctx, trace)
+        return self._checked(attempt, result, cost, ctx, trace, notes)
 
     def _on_failure(self, attempt: Attempt, exc: ProviderError) -> None:
         if not _counts_against_health(exc):      # the request's fault, not the provider's
             self.health.release_probe(attempt.model)
 
-    def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace) -> Candidate:
+    def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace,
+                 notes: list[str]) -> Candidate:
         answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
                         model=attempt.model)
         outcomes = self.checks.run(attempt.checks, answer)
         failed = [o for o in outcomes if not o.passed]
         status = "check_failed" if failed else "ok"
-        reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
+        reason = _joined(attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed), notes)
         record = trace.add(AttemptRecord(attempt.model, status, reason, result.prompt_tokens,
                                          result.completion_tokens, cost, result.latency_s, None, outcomes))
         return Candidate(attempt, result, record)
@@ -188,27 +191,8 @@ def _counts_against_health(exc: ProviderError) -> bool:
     return not isinstance(exc, ContextWindowExceeded) and (exc.retryable or isinstance(exc, _HEALTH_FAILURES))
 
 
-async def _reserve_cancel_safe(store: Any, **kwargs: Any) -> Any:
-    """Reserve; if the request is cancelled while the store is answering, the reservation that the
-    store still makes is released as soon as it exists (never left to its TTL)."""
-    task = asyncio.ensure_future(store.areserve(**kwargs))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        def release_when_made(t: asyncio.Future) -> None:
-            if not t.cancelled() and t.exception() is None:
-                store.release(t.result())
-        task.add_done_callback(release_when_made)
-        raise
-
-
-async def _shielded_release(store: Any, reservation: Any) -> None:
-    try:
-        await asyncio.shield(store.arelease(reservation))
-    except asyncio.CancelledError:
-        store.release(reservation)
-    except Exception:  # the store is down: the reservation expires after its TTL
-        pass
+def _joined(reason: str, notes: list[str]) -> str:
+    return "; ".join([reason, *notes]) if notes else reason
 
 
 def retry_after_of(exc: BaseException) -> float | None:

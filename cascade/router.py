@@ -22,6 +22,7 @@ from policies.loader import load_policy
 from policies.schema import Policy
 
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor
+from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
 from cascade.planning import Routed, route
 from cascade.trace import RouteTrace, TraceSink
@@ -34,7 +35,7 @@ class Router:
                  budget_store: str | Any | None = None, trace_path: str | os.PathLike[str] | None = None,
                  trace_text: bool = False, classifier: str | Any | None = None,
                  global_cap_usd: float | None = None, user_cap_usd: float | None = None,
-                 cap_window: str = "total", health: HealthBoard | None = None,
+                 cap_window: str = "total", health: Any | None = None, health_url: str | None = None,
                  env: Mapping[str, str] | None = None, call: Callable[..., Any] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None) -> None:
@@ -48,11 +49,13 @@ class Router:
         self._owns_store = isinstance(store, str)
         self.store = open_budget_store(store) if isinstance(store, str) else store
         self.caps = self._caps(global_cap_usd, user_cap_usd, cap_window)
-        self.health = health or HealthBoard(self.policy.circuit_breaker, clock=clock)
+        self.health = health or self._health(store, health_url, clock)
         self.sink = (TraceSink(trace_path, keep_text=trace_text, secrets=self._secrets())
                      if trace_path is not None else None)
         self._clock, self._wall = clock, wall_clock
-        self._executor = LiveExecutor(self.policy, self.store, self.health, CheckBook(self.policy),
+        self.gate = BudgetGate(self.store, fail_open=self.policy.budgets.on_store_unavailable == "fail_open",
+                               ttl_s=self.policy.budgets.reservation_ttl_s)
+        self._executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy),
                                       call or _default_call, self._credentials, clock=clock, sleep=sleep,
                                       rng=random.Random(seed))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -71,6 +74,16 @@ class Router:
         user = [Cap("user", window, float(user_cap))] if user_cap is not None else \
             [Cap("user", c.window, c.usd) for c in b.per_user]
         return tuple(glob + user)
+
+    def _health(self, store: Any, health_url: str | None, clock: Callable[[], float]) -> Any:
+        """Per-process breakers; shared through Redis when ``health_url`` is given or the budget store
+        itself is Redis (one replica's discovery that a provider is down protects the others)."""
+        local = HealthBoard(self.policy.circuit_breaker, clock=clock)
+        url = health_url or (store if isinstance(store, str) and store.startswith(("redis://", "rediss://")) else None)
+        if url is None:
+            return local
+        from cascade.health_shared import SharedHealthBoard
+        return SharedHealthBoard(local, url)
 
     def _credentials(self, alias: str) -> tuple[str | None, str | None]:
         spec = self.policy.catalog[alias]
@@ -91,15 +104,18 @@ class Router:
     async def _aroute(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict) -> Routed:
         kwargs: dict[str, Any] = {}
         if self.caps:
-            kwargs["budget"] = await self._store_call(self.store.asnapshot(user=user, caps=self.caps))
+            snapshot = await self._store_call(self.store.asnapshot(user=user, caps=self.caps))
+            if snapshot is not None:
+                kwargs["budget"] = snapshot
         return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
 
     async def _store_call(self, awaitable: Any) -> Any:
         try:
             return await awaitable
-        except BudgetStoreUnavailable:
+        except BudgetStoreUnavailable as exc:
             if self.policy.budgets.on_store_unavailable == "fail_closed":
-                raise
+                raise BudgetStoreUnavailable(f"budget store unavailable, failing closed (policy "
+                                             f"on_store_unavailable: fail_closed): {exc}") from None
             return None
 
     # ---- execution -----------------------------------------------------------------------------

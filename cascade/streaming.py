@@ -136,26 +136,28 @@ async def _open_primed(*, stream: bool = False, **kwargs: Any) -> PrimedStream:
 
 async def _direct_attempt(router: "Router", executor: Any, attempt: Attempt, ctx: Any,
                           trace: RouteTrace) -> AsyncIterator[Any]:
-    from cascade.executor import _reserve_cancel_safe, _shielded_release
     if not router.health.acquire(attempt.model):
         trace.add(AttemptRecord(attempt.model, "skipped", "circuit open: model failing, cooling down"))
         return
+    notes: list[str] = []
     try:
-        reservation = await _reserve_cancel_safe(
-            router.store, request_id=ctx.request_id, user=ctx.user, model=attempt.model,
-            amount_usd=attempt.est_cost_usd, caps=ctx.caps, ttl_s=router.policy.budgets.reservation_ttl_s)
+        reservation = await router.gate.reserve(notes, request_id=ctx.request_id, user=ctx.user,
+                                                model=attempt.model, amount_usd=attempt.est_cost_usd, caps=ctx.caps)
     except BudgetExceeded as exc:
         router.health.release_probe(attempt.model)
         trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
         return
+    except BaseException:
+        router.health.release_probe(attempt.model)
+        raise
     settled = False
     opened_at = time.perf_counter()
     try:
         try:
             stream = await executor._call_with_retries(attempt, ctx, trace, call=_open_primed)
         except ProviderError as exc:
-            await router.store.arelease(reservation)
             settled = True
+            await router.gate.release(reservation)
             executor._on_failure(attempt, exc)
             trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=f"{type(exc).__name__}: {exc}"))
             return
@@ -163,14 +165,15 @@ async def _direct_attempt(router: "Router", executor: Any, attempt: Attempt, ctx
             yield chunk
         result = stream._final()
         cost = router.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
-        await router.store.acommit(reservation, cost)
         settled = True
+        await router.gate.commit(reservation, cost, notes)
         router.health.success(attempt.model)
-        trace.add(AttemptRecord(attempt.model, "ok", attempt.reason, result.prompt_tokens, result.completion_tokens,
+        reason = "; ".join([attempt.reason, *notes])
+        trace.add(AttemptRecord(attempt.model, "ok", reason, result.prompt_tokens, result.completion_tokens,
                                 cost, time.perf_counter() - opened_at))
         trace.model, trace.outcome = attempt.model, "ok"
         trace.escalated = len([a for a in trace.attempts if a.status != "retried"]) > 1
     finally:
         if not settled:
-            await _shielded_release(router.store, reservation)
+            await router.gate.release_shielded(reservation)
             router.health.release_probe(attempt.model)

@@ -1,0 +1,81 @@
+"""BudgetGate: the executor's only door to the budget store, applying the policy's
+``on_store_unavailable`` rule.
+
+- ``fail_closed`` (default): when the store cannot be reached before a call, the request fails with
+  ``BudgetStoreUnavailable`` — no money is spent that the ledger cannot see.
+- ``fail_open``: the call goes ahead unbudgeted; the trace says so.
+After a call has been paid for, a store failure never loses the answer: the cost stays in the trace
+(``unrecorded_cost_usd``) and the reservation expires after its TTL.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from policies.errors import BudgetStoreUnavailable
+
+log = logging.getLogger("cascade.budget")
+
+
+class BudgetGate:
+    def __init__(self, store: Any, *, fail_open: bool, ttl_s: float) -> None:
+        self.store = store
+        self.fail_open = fail_open
+        self.ttl_s = ttl_s
+
+    async def reserve(self, notes: list[str], **kwargs: Any) -> Any:
+        """A reservation, or None when the store is down and the policy fails open."""
+        try:
+            return await _reserve_cancel_safe(self.store, ttl_s=self.ttl_s, **kwargs)
+        except BudgetStoreUnavailable as exc:
+            if not self.fail_open:
+                raise BudgetStoreUnavailable(f"budget store unavailable, failing closed (policy "
+                                             f"on_store_unavailable: fail_closed): {exc}") from None
+            notes.append(f"budget store unavailable, proceeding unbudgeted (fail_open): {exc}")
+            return None
+
+    async def commit(self, reservation: Any, cost_usd: float, notes: list[str]) -> bool:
+        """Record the spend; False (and a note) when the store could not take it."""
+        if reservation is None:
+            return False
+        try:
+            await self.store.acommit(reservation, cost_usd)
+            return True
+        except BudgetStoreUnavailable as exc:
+            log.warning("spend of $%.9f for request %s not recorded: %s", cost_usd, reservation.request_id, exc)
+            notes.append(f"spend not recorded, store unavailable: {exc}")
+            return False
+
+    async def release(self, reservation: Any) -> None:
+        if reservation is None:
+            return
+        try:
+            await self.store.arelease(reservation)
+        except BudgetStoreUnavailable:
+            pass                       # it expires after its TTL
+
+    async def release_shielded(self, reservation: Any) -> None:
+        """Release from a ``finally`` that may be running because the task was cancelled."""
+        if reservation is None:
+            return
+        try:
+            await asyncio.shield(self.store.arelease(reservation))
+        except asyncio.CancelledError:
+            self.store.release(reservation)
+        except Exception:  # noqa: BLE001 - the store is down: the reservation expires after its TTL
+            pass
+
+
+async def _reserve_cancel_safe(store: Any, **kwargs: Any) -> Any:
+    """Reserve; if the request is cancelled while the store is answering, the reservation that the
+    store still makes is released as soon as it exists (never left to its TTL)."""
+    task = asyncio.ensure_future(store.areserve(**kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        def release_when_made(t: asyncio.Future) -> None:
+            if not t.cancelled() and t.exception() is None:
+                store.release(t.result())
+        task.add_done_callback(release_when_made)
+        raise
