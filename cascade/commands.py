@@ -1,9 +1,177 @@
-"""Registration point for the heavier commands (each imports its machinery lazily)."""
+"""Registration point for the heavier commands (each imports its machinery lazily, inside the command).
+
+    cascade replay    --policy P --data DIR [DIR...] | --traces FILE  [--map a=b] [--split test] [--sweep]
+                      [--json] [--plot PNG] [--html FILE] [--quiet]
+    cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
+    cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
+
+Typed errors (CascadeError) are printed without a traceback and exit with code 2.
+"""
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import typer
 
+from policies.errors import CascadeError, ConfigError
+
+_DATA_HELP = "Outcome folder (prompts, outcomes and optional responses parquet, meta.json); more folders may follow."
+_MAP_HELP = "Map a catalog alias to a dataset model name: alias=model (repeatable)."
+
 
 def register(app: typer.Typer) -> None:
-    """Add the commands implemented in other modules; each keeps its imports inside the command."""
-    return None
+    """Add the commands implemented in other modules; each keeps its imports inside the command.
+    Idempotent: a command already registered on ``app`` is left as it is."""
+    present = {c.name for c in app.registered_commands}
+    for name, fn in (("replay", replay_cmd), ("calibrate", calibrate_cmd), ("train", train_cmd)):
+        if name not in present:
+            app.command(name)(fn)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; print a CascadeError (or an OS error, as a ConfigError) without a traceback, exit 2."""
+    from cascade.cli import fail
+    try:
+        return fn()
+    except CascadeError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(ConfigError(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": ")))
+
+
+def _progress(quiet: bool) -> Any:
+    from cascade.replay.progress import Progress
+    return Progress(False if quiet else None)
+
+
+def _console() -> Any:
+    """stdout console; wide enough for the report tables when stdout is not a terminal."""
+    from rich.console import Console
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def replay_cmd(
+        policy: str = typer.Option("default", "--policy", "-p", help="Built-in name or YAML path."),
+        data: list[Path] = typer.Option([], "--data", "-d", help=_DATA_HELP),
+        more: Optional[list[Path]] = typer.Argument(None, metavar="[DIR...]", help="More outcome folders."),
+        traces: Optional[Path] = typer.Option(None, "--traces", help="A Router JSONL trace file instead of --data."),
+        maps: list[str] = typer.Option([], "--map", help=_MAP_HELP),
+        split: Optional[str] = typer.Option(None, "--split", help="test | calibration | train | all "
+                                            "(default: test for outcome folders, all for traces)."),
+        sweep: bool = typer.Option(False, "--sweep", help="Sweep the classifier (and answer-checker) thresholds."),
+        as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Write the frontier plot to this PNG."),
+        html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """Replay recorded outcomes (or Router traces) through a policy: quality, cost, routing metrics."""
+    from cascade.replay.run import replay_report
+    dirs = [*data, *(more or [])]
+
+    def run() -> dict[str, Any]:
+        if not dirs and traces is None:
+            raise ConfigError("give --data DIR [DIR...] or --traces FILE")
+        with _progress(quiet) as progress:
+            doc = replay_report(policy, dirs, traces, maps, split, sweep, progress)
+        if plot is not None:
+            from cascade.replay.html import write_plot
+            write_plot(doc, plot)
+        if html is not None:
+            from cascade.replay.html import write_html
+            write_html(doc, html)
+        return doc
+    doc = _guard(run)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        return
+    from cascade.replay.render import print_report
+    console = _console()
+    print_report(doc, console)
+    for label, path in (("plot", plot), ("html", html)):
+        if path is not None:
+            console.print(f"wrote {label}: {path}", highlight=False, markup=False)
+
+
+def calibrate_cmd(
+        policy: str = typer.Option(..., "--policy", "-p", help="The policy YAML file to calibrate (written in place)."),
+        data: list[Path] = typer.Option([], "--data", "-d", help=_DATA_HELP),
+        more: Optional[list[Path]] = typer.Argument(None, metavar="[DIR...]", help="More outcome folders."),
+        target: str = typer.Option(..., "--target", "-t", help="quality=0.95 | strong-share=0.3 | usd-per-1k=0.5"),
+        maps: list[str] = typer.Option([], "--map", help=_MAP_HELP),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the calibrated policy here instead."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """Choose the classifier (and answer-checker) thresholds for a target on the calibration split."""
+    from cascade.calibrate import calibrate
+
+    def run() -> dict[str, Any]:
+        dirs = [*data, *(more or [])]
+        if not dirs:
+            raise ConfigError("give --data DIR [DIR...]")
+        with _progress(quiet) as progress:
+            return calibrate(policy, dirs, target, maps, out, progress)
+    doc = _guard(run)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        return
+    _print_calibration(doc)
+
+
+def _print_calibration(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+    from cascade.replay.render import fnum, pct
+    console = _console()
+    chosen, prev = doc["chosen"], doc["previous"]
+    line = f"calibrated {doc['policy_file']} for {doc['target']['kind']}={doc['target']['value']:g}: " \
+           f"routing.thresholds[0] {fnum(prev['t1'], 'g')} -> {chosen['t1']:g}"
+    if chosen["t2"] is not None:
+        line += f"; answer_checker threshold {fnum(prev['t2'], 'g')} -> {chosen['t2']:g}"
+    console.print(line, highlight=False, markup=False)
+    table = Table("split", "requests", "quality", "of strong", "$ / 1k", "savings", "strong share", "escalation")
+    for split in ("calibration", "test"):
+        row = doc.get(split)
+        if row:
+            table.add_row(split, f"{row['n']:,}", fnum(row["quality"]), pct(row["quality_retained"]),
+                          fnum(row["usd_per_1k"], ".4f"), pct(row["savings_vs_strong"]), pct(row["strong_share"]),
+                          pct(row["escalation_rate"]))
+    console.print(table)
+
+
+def train_cmd(
+        data: list[Path] = typer.Option([], "--data", "-d", help=_DATA_HELP),
+        more: Optional[list[Path]] = typer.Argument(None, metavar="[DIR...]", help="More outcome folders."),
+        cheap: Optional[str] = typer.Option(None, "--cheap", help="Dataset name of the cheap model."),
+        strong: Optional[str] = typer.Option(None, "--strong", help="Dataset name of the strong model."),
+        out: Path = typer.Option(..., "--out", "-o", help="Artifact path to write (.json + .npz)."),
+        checker: bool = typer.Option(False, "--checker", help="Train the answer checker instead of the classifier.")) -> None:
+    """Train the prompt classifier (or, with --checker, the answer checker) on outcome folders."""
+    def run() -> Any:
+        dirs = [*data, *(more or [])]
+        if not dirs:
+            raise ConfigError("give --data DIR [DIR...]")
+        for d in dirs:
+            if not (d / "prompts.parquet").is_file() or not (d / "outcomes.parquet").is_file():
+                raise ConfigError(f"{d}: not an outcome folder (needs prompts.parquet and outcomes.parquet)")
+        trainer = _trainer("train_answer_checker" if checker else "train_classifier")
+        return trainer([str(d) for d in dirs], cheap, strong, str(out), seed=0)
+    result = _guard(run)
+    console = _console()
+    console.print(f"wrote {'answer checker' if checker else 'classifier'}: {out}", highlight=False, markup=False)
+    if isinstance(result, dict):
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _trainer(name: str) -> Callable[..., Any]:
+    try:
+        import importlib
+        module = importlib.import_module("classifiers.train")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("classifiers.train", "classifiers"):
+            raise CascadeError("training is not available in this build yet: classifiers.train is missing") from None
+        raise CascadeError(f"training needs {exc.name!r}: pip install 'deepseek-cascade[train]'") from None
+    fn = getattr(module, name, None)
+    if fn is None:
+        raise CascadeError(f"training is not available in this build yet: classifiers.train.{name} is missing")
+    return fn

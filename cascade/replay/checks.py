@@ -1,0 +1,183 @@
+"""The policy's answer checks, evaluated once over every recorded answer of every rung.
+
+Each check is built with :func:`policies.checks.build_check` and run on the recorded response text
+(``Answer(prompt, response)``). ``answer_checker`` checks are scored in one batch per artifact with
+:func:`classifiers.load_answer_checker` and compared with the threshold when looked up, so the same table
+serves every checker threshold of a sweep. A check that cannot be evaluated (no recorded answer text,
+or ``not_truncated`` on data without a finish reason) counts as passed and is marked so; from a trace,
+the recorded outcome of the same check is used when the text is not there.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from policies.checks import Answer, CheckOutcome, build_check
+from policies.schema import CheckSpec, Policy
+
+from cascade.replay.data import ReplayData
+
+UNEVALUABLE = "not evaluated (no recorded answer text): counted as passed"
+CHECKER = "answer_checker"
+Key = tuple
+
+
+def spec_key(spec: CheckSpec) -> Key:
+    """Checks that give the same outcome on the same answer share a key (a checker's threshold is not
+    part of it: the table holds the checker's score)."""
+    if spec.name == CHECKER:
+        return (CHECKER, str(spec.param("artifact", "default")))
+    return (spec.name, spec.params)
+
+
+def outcome_name(spec: CheckSpec) -> str:
+    return f"custom:{spec.param('callable')}" if spec.name == "custom" else spec.name
+
+
+def checker_threshold(spec: CheckSpec) -> float:
+    return float(spec.param("threshold", 0.5))
+
+
+def swept_checker(policy: Policy) -> CheckSpec | None:
+    """The answer_checker a sweep or calibration tunes: the first in the policy (escalation.checks,
+    then the text rungs' own checks). Every answer_checker of the same artifact shares its threshold."""
+    specs = [*policy.escalation.checks, *(c for r in policy.escalation.ladders["text"] for c in (r.checks or ()))]
+    return next((s for s in specs if s.name == CHECKER), None)
+
+
+class CheckTable:
+    def __init__(self, policy: Policy, data: ReplayData, tick: Callable[[str], None] | None = None,
+                 answer_checkers: Mapping[str, Any] | None = None) -> None:
+        self.data = data
+        self._checkers = dict(answer_checkers or {})
+        self.rung_specs: list[tuple[CheckSpec, ...]] = [policy.checks_for(r) for r in policy.escalation.ladders["text"]]
+        self.aliases = data.aliases
+        self._passed: dict[tuple[Key, int], np.ndarray] = {}
+        self._evaluable: dict[tuple[Key, int], np.ndarray] = {}
+        self._score: dict[tuple[Key, int], np.ndarray] = {}
+        self._reason: dict[tuple[Key, int], dict[int, str]] = {}
+        self._lookups: dict[tuple[int, int], tuple[CheckSpec, tuple]] = {}
+        for r, specs in enumerate(self.rung_specs):
+            unique = list({spec_key(s): s for s in specs}.values())
+            for spec in unique:
+                if spec.name == CHECKER:
+                    self._score_checker(spec, r)
+            self._run_checks([s for s in unique if s.name != CHECKER], r)
+            if tick:
+                tick(f"checks on {self.aliases[r]}")
+
+    # ---- building --------------------------------------------------------------------------------
+    def _texts(self, r: int) -> list[str | None]:
+        return self.data.responses[r] if self.data.responses is not None else [None] * len(self.data)
+
+    def _recorded(self, r: int, i: int, name: str) -> tuple[bool, float | None] | None:
+        rec = self.data.recorded_checks
+        found = rec[r][i] if rec is not None else None
+        return found.get(name) if found else None
+
+    def _run_checks(self, specs: list[CheckSpec], r: int) -> None:
+        """Run every text check of rung ``r`` on each recorded answer (one Answer per answer)."""
+        n = len(self.data)
+        checks = [build_check(s.name, dict(s.params)) for s in specs]
+        names = [outcome_name(s) for s in specs]
+        needs_text = [s.name != "not_truncated" for s in specs]      # the data hold no finish reason
+        passed = [np.ones(n, dtype=bool) for _ in specs]
+        evaluable = [np.zeros(n, dtype=bool) for _ in specs]
+        reasons: list[dict[int, str]] = [{} for _ in specs]
+        texts, prompts, alias = self._texts(r), self.data.prompts, self.aliases[r]
+        for i in np.flatnonzero(self.data.available[:, r]).tolist() if specs else ():
+            text = texts[i]
+            answer = None if text is None else Answer(prompt=prompts[i] if prompts is not None else "", text=text,
+                                                      model=alias)
+            for k, check in enumerate(checks):
+                if answer is not None and needs_text[k]:
+                    out = check(answer)
+                    ok, why = out.passed, out.reason
+                else:
+                    recorded = self._recorded(r, i, names[k])
+                    if recorded is None:
+                        continue
+                    ok, why = recorded[0], "recorded in the trace"
+                evaluable[k][i] = True
+                if not ok:
+                    passed[k][i] = False
+                    reasons[k][i] = why
+        for k, spec in enumerate(specs):
+            key = (spec_key(spec), r)
+            self._passed[key], self._evaluable[key], self._reason[key] = passed[k], evaluable[k], reasons[k]
+
+    def _score_checker(self, spec: CheckSpec, r: int) -> None:
+        from classifiers import load_answer_checker
+        n = len(self.data)
+        scores = np.full(n, np.nan)
+        texts, prompts = self._texts(r), self.data.prompts
+        rows = [i for i in np.flatnonzero(self.data.available[:, r]).tolist() if texts[i] is not None]
+        if rows and prompts is not None:
+            artifact = str(spec.param("artifact", "default"))
+            scorer = self._checkers.get(artifact) or load_answer_checker(artifact)
+            scores[rows] = scorer.score([prompts[i] for i in rows], [texts[i] for i in rows])
+        for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores)).tolist():
+            recorded = self._recorded(r, i, CHECKER)
+            if recorded is not None and recorded[1] is not None:
+                scores[i] = float(recorded[1])
+        self._score[(spec_key(spec), r)] = scores
+
+    # ---- lookup (the replay executor) ------------------------------------------------------------
+    def outcomes(self, specs: Sequence[CheckSpec], i: int, r: int) -> list[CheckOutcome]:
+        return [self.outcome(spec, i, r) for spec in specs]
+
+    def _lookup(self, spec: CheckSpec, r: int) -> tuple[str, float | None, list, list | None, dict[int, str]]:
+        """Per (spec, rung), once: (outcome name, checker threshold, scores or passed, evaluable, reasons)
+        as Python lists (scalar lookups in numpy arrays are slow)."""
+        cache = self._lookups
+        found = cache.get((id(spec), r))
+        if found is None or found[0] is not spec:
+            key = (spec_key(spec), r)
+            if spec.name == CHECKER:
+                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), None, {})
+            else:
+                entry = (outcome_name(spec), None, self._passed[key].tolist(), self._evaluable[key].tolist(),
+                         self._reason[key])
+            found = cache[(id(spec), r)] = (spec, entry)      # the spec is kept: its id stays unique
+        return found[1]
+
+    def outcome(self, spec: CheckSpec, i: int, r: int) -> CheckOutcome:
+        name, threshold, values, evaluable, reasons = self._lookup(spec, r)
+        if threshold is not None:
+            p = values[i]
+            if p != p:                                          # NaN: no answer text to score
+                return CheckOutcome(CHECKER, True, UNEVALUABLE)
+            ok = p < threshold
+            return CheckOutcome(CHECKER, ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
+        if not evaluable[i]:
+            return CheckOutcome(name, True, UNEVALUABLE)
+        ok = values[i]
+        return CheckOutcome(name, ok, "" if ok else reasons.get(i, "failed"))
+
+    # ---- arrays (the vectorised sweep) -----------------------------------------------------------
+    def arrays(self, swept: CheckSpec | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(fixed_pass, fixed_npass, swept_count, chk)``: whether every check other than the swept
+        checker passes, how many of them pass, how many swept-checker specs each rung has, and the swept
+        checker's score (NaN = not evaluable, passes at any threshold)."""
+        n, r_count = len(self.data), len(self.rung_specs)
+        fixed_pass = np.ones((n, r_count), dtype=bool)
+        fixed_npass = np.zeros((n, r_count), dtype=np.int64)
+        swept_count = np.zeros(r_count, dtype=np.int64)
+        chk = np.full((n, r_count), np.nan)
+        swept_key = spec_key(swept) if swept is not None else None
+        for r, specs in enumerate(self.rung_specs):
+            for spec in specs:
+                key = (spec_key(spec), r)
+                if key[0] == swept_key:
+                    swept_count[r] += 1
+                    chk[:, r] = self._score[key]
+                    continue
+                if spec.name == CHECKER:
+                    s = self._score[key]
+                    ok = np.isnan(s) | (s < checker_threshold(spec))
+                else:
+                    ok = self._passed[key]
+                fixed_pass[:, r] &= ok
+                fixed_npass[:, r] += ok
+        return fixed_pass, fixed_npass, swept_count, chk

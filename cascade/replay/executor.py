@@ -1,0 +1,144 @@
+"""The replay executor: the live executor's twin that looks outcomes up instead of calling models.
+
+:func:`replay_engine` runs, per request, the real engine (``policies.engine.decide`` with the policy's
+classifier score) and hands the Plan to :class:`ReplayExecutor`, which walks its attempts exactly as
+``LiveExecutor.run`` and ``Router._exhausted`` do: each attempt's recorded answer (or a failed call when
+none was recorded) is checked with the attempt's checks; the first answer passing all of them is
+accepted; when the ladder is exhausted, ``on_exhausted: best_answer`` returns the candidate passing the
+most checks (then the strongest model), ``raise`` fails the request (quality 0). Every attempt made is
+paid for. Each request yields the same :class:`cascade.trace.RouteTrace` the live router writes.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from policies.engine import decide
+from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
+from policies.plan import Plan
+from policies.request import Request
+from policies.schema import Policy
+
+from cascade.replay.checks import UNEVALUABLE, CheckTable
+from cascade.replay.data import ReplayData
+from cascade.trace import AttemptRecord, RouteTrace
+
+OK, BEST_ANSWER, FAILED, REFUSED = 0, 1, 2, 3
+OUTCOMES = ("ok", "best_answer", "failed", "refused")
+
+
+@dataclass
+class Replayed:
+    """Per-request results of one replay (arrays of length N; ``calls`` is (N, R))."""
+
+    outcome: np.ndarray        # OK / BEST_ANSWER / FAILED / REFUSED
+    answered: np.ndarray       # rung whose answer is returned, -1 when none
+    quality_units: np.ndarray  # int64, units of 1e-9
+    cost_nano: np.ndarray      # int64 nano-dollars of every attempt made
+    calls: np.ndarray          # bool: the rung's model was called (a planned attempt was made)
+    escalated: np.ndarray      # bool, as RouteTrace.escalated
+    unevaluated: Counter = field(default_factory=Counter)   # check name -> outcomes counted as passed
+    evaluated: Counter = field(default_factory=Counter)
+    missing_calls: int = 0     # planned calls to a model with nothing recorded (traces)
+
+
+class ReplayExecutor:
+    def __init__(self, policy: Policy, data: ReplayData, checks: CheckTable) -> None:
+        self.policy, self.data, self.checks = policy, data, checks
+        # Python lists: the walk looks up scalars, which numpy arrays serve slowly
+        self._available = data.available.tolist()
+        self._missing = data.missing.tolist()
+        self._cost_nano = data.cost_nano.tolist()
+        self._cost_usd = data.cost_usd.tolist()
+        self._completion = np.maximum(data.completion_tokens, 0).tolist()
+        self._prompt_tokens = data.prompt_tokens.tolist()
+        self.unevaluated: Counter = Counter()
+        self.evaluated: Counter = Counter()
+        self.missing_calls = 0
+        self.called: list[int] = []
+
+    def run(self, i: int, plan: Plan, trace: RouteTrace) -> tuple[int, int, int]:
+        """Walk ``plan`` for request ``i``; fill ``trace``. Returns (outcome, answered rung, cost_nano);
+        ``self.called`` lists the rungs called."""
+        candidates: list[tuple[int, AttemptRecord, int]] = []   # (rung, record, strength)
+        cost = 0
+        self.called = called = []
+        available, missing = self._available[i], self._missing[i]
+        for k, attempt in enumerate(plan.attempts):
+            r = attempt.rung
+            called.append(r)
+            if not available[r]:
+                self.missing_calls += missing[r]
+                why = "no recorded outcome" if missing[r] else "the recorded call failed"
+                trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=why))
+                continue
+            cost += self._cost_nano[i][r]
+            outcomes = self.checks.outcomes(attempt.checks, i, r)
+            failed = []
+            for o in outcomes:
+                (self.unevaluated if o.reason == UNEVALUABLE else self.evaluated)[o.name] += 1
+                if not o.passed:
+                    failed.append(o)
+            reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
+            record = trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason,
+                                             self._prompt_tokens[i], self._completion[i][r], self._cost_usd[i][r],
+                                             0.0, None, outcomes))
+            candidates.append((r, record, attempt.strength))
+            if not failed:
+                trace.model, trace.outcome, trace.escalated = attempt.model, "ok", k > 0
+                return OK, r, cost
+        return self._exhausted(trace, candidates, cost)
+
+    def _exhausted(self, trace: RouteTrace, candidates: list[tuple[int, AttemptRecord, int]],
+                   cost: int) -> tuple[int, int, int]:
+        if candidates and self.policy.escalation.on_exhausted == "best_answer":
+            r, record, _ = max(candidates, key=lambda c: (sum(o.passed for o in c[1].checks), c[2]))
+            trace.model, trace.outcome = record.model, "best_answer"
+            trace.escalated = len(trace.attempts) > 1
+            return BEST_ANSWER, r, cost
+        why = "; ".join(f"{a.model}: {a.status} ({a.error or a.reason})" for a in trace.attempts)
+        trace.outcome, trace.error = "error", f"EscalationExhausted: {why}"
+        return FAILED, -1, cost
+
+
+def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: CheckTable,
+                  tick: Callable[[int], None] | None = None,
+                  on_trace: Callable[[int, RouteTrace], None] | None = None) -> Replayed:
+    """Replay every request through ``decide`` and the :class:`ReplayExecutor`."""
+    n, r_count = data.available.shape
+    executor = ReplayExecutor(policy, data, checks)
+    outcome, answered, quality, cost = [REFUSED] * n, [-1] * n, [0] * n, [0] * n
+    escalated = [False] * n
+    called: list[list[int]] = [[] for _ in range(n)]
+    units = data.quality_units.tolist()
+    texts = data.prompts if data.prompts is not None else [""] * n
+    tokens, score_list = data.plan_tokens.tolist(), np.asarray(scores, dtype=np.float64).tolist()
+    for i in range(n):
+        score = score_list[i]
+        trace = RouteTrace(data.ids[i], policy.name, score, "text")
+        try:
+            plan = decide(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score)
+        except (InvalidRequestError, BudgetExceeded, EscalationExhausted) as exc:
+            trace.outcome, trace.error = "error", f"{type(exc).__name__}: {exc}"
+        else:
+            trace.plan_reason = plan.reason
+            outcome[i], answered[i], cost[i] = executor.run(i, plan, trace)
+            if answered[i] >= 0:
+                quality[i] = units[i][answered[i]]
+            called[i] = executor.called
+            escalated[i] = trace.escalated
+        if on_trace is not None:
+            on_trace(i, trace)
+        if tick is not None and i % 4096 == 4095:
+            tick(4096)
+    if tick is not None:
+        tick(n % 4096)
+    calls = np.zeros((n, r_count), bool)
+    rows = np.repeat(np.arange(n), [len(c) for c in called])
+    calls[rows, np.fromiter((r for c in called for r in c), dtype=np.int64, count=rows.size)] = True
+    return Replayed(np.array(outcome, np.int8), np.array(answered, np.int64), np.array(quality, np.int64),
+                    np.array(cost, np.int64), calls, np.array(escalated, bool), executor.unevaluated,
+                    executor.evaluated, executor.missing_calls)

@@ -1,0 +1,43 @@
+"""Replay on the real MMLU-Pro outcomes (DeepSeek-V2 -> GPT-4o), test split."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cascade.replay.run import replay_report
+from tests.cascade.replay.helpers import data_root
+
+ROOT = data_root()
+
+
+@pytest.fixture(scope="module")
+def mmlu_pro():
+    if ROOT is None:
+        if os.environ.get("CI"):
+            pytest.fail("outcome data missing (set CASCADE_DATA)")
+        pytest.skip("outcome data missing (set CASCADE_DATA)")
+    return ROOT / "mmlu_pro"
+
+
+def test_default_policy_on_mmlu_pro(mmlu_pro, tmp_path):
+    doc = replay_report("default", [mmlu_pro], full_sweep=True)
+    rows = doc["rows"]
+    assert doc["data"]["split"] == "test" and 1400 < doc["data"]["n_requests"] < 1800
+    assert doc["data"]["models"] == [{"deepseek-v2": "DeepSeek-V2-Chat(api,2024-05)", "gpt-4o": "gpt-4o-2024-05-13"}]
+    assert 0.47 < rows["always_cheap"]["quality"] < 0.58 and 0.67 < rows["always_strong"]["quality"] < 0.77
+    assert rows["always_cheap"]["quality"] < rows["policy"]["quality"] < rows["always_strong"]["quality"]
+    assert rows["oracle"]["apgr"] > 1.0 and rows["random"]["apgr"] == pytest.approx(0.5)
+    assert doc["engine_equals_vectorised"] is True
+    assert doc["checks"]["evaluated"]["non_empty"] >= doc["data"]["n_requests"]
+
+    # the same policy with the rule answer checker: cheap answers without an extractable choice escalate
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("extends: default\nname: strict\nescalation:\n  checks: [non_empty, "
+                      "{name: answer_checker, artifact: rules, threshold: 0.5}]\n")
+    checked = replay_report(str(strict), [mmlu_pro], full_sweep=True)
+    op = checked["rows"]["policy"]
+    assert 0.02 < op["escalation_rate"] < 0.3
+    assert op["quality"] > rows["policy"]["quality"] and op["total_usd"] > rows["policy"]["total_usd"]
+    assert len(checked["sweep"]["points"]["t1"]) == 101 * 101
+    assert checked["engine_equals_vectorised"] is True
