@@ -9,7 +9,7 @@ Pure and deterministic: no I/O, no clock, no randomness. The same inputs give th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from policies.budget import UNLIMITED, BudgetSnapshot
 from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
@@ -87,7 +87,11 @@ def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapsho
     chosen = [i for i in usable if i >= first] or [max(usable)]
     reasons = _reasons(policy, ladder, chosen, first, score)
     attempts = [_attempt(policy, request, ladder[i], i, r) for i, r in zip(chosen, reasons)]
-    return _fit_budget(policy, request, ladder, usable, attempts, score, tuple(skipped), budget)
+    plan = _fit_budget(policy, request, ladder, usable, attempts, score, tuple(skipped), budget)
+    if policy.escalation.check_last_rung or not plan.attempts[-1].checks:
+        return plan
+    last = replace(plan.attempts[-1], checks=())      # nothing to escalate to: accept what it says
+    return replace(plan, attempts=plan.attempts[:-1] + (last,))
 
 
 def _reasons(policy: Policy, ladder: tuple[Rung, ...], chosen: list[int], first: int, score: float) -> list[str]:

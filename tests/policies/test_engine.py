@@ -460,3 +460,14 @@ def test_plan_to_dict_is_plain_data():
     doc = decide(THREE, req(needs_json=True), 0.1).to_dict()
     assert json.loads(json.dumps(doc)) == doc
     assert doc["plan"][0]["model"] == "medium" and doc["skipped"] == [{"model": "small", "reason": "lacks json_mode"}]
+
+
+def test_check_last_rung_false_leaves_the_last_attempt_unchecked():
+    from policies.loader import parse_policy
+    from policies.request import Request
+    from policies.engine import decide
+    policy = parse_policy("extends: default\nname: x\nescalation: {check_last_rung: false}\n", source="x.yaml")
+    plan = decide(policy, Request(text="q", prompt_tokens=10), 0.1)
+    assert plan.attempts[0].checks and plan.attempts[-1].checks == ()
+    single = decide(policy, Request(text="q", prompt_tokens=10), 0.9)
+    assert [a.model for a in single.attempts] == ["gpt-4o"] and single.attempts[0].checks == ()
