@@ -148,7 +148,8 @@ class LiveExecutor:
         status = "check_failed" if failed else "ok"
         reason = _joined(attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed), notes)
         record = trace.add(AttemptRecord(attempt.model, status, reason, result.prompt_tokens,
-                                         result.completion_tokens, cost, result.latency_s, None, outcomes))
+                                         result.completion_tokens, cost, result.latency_s, None, outcomes,
+                                         finish_reason=result.finish_reason, answer=answer.text))
         return Candidate(attempt, result, record)
 
     async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,

@@ -5,7 +5,9 @@ One JSON object per request::
     {"v": 1, "request_id", "ts", "user", "policy", "score", "modality", "model", "escalated",
      "cost_usd", "latency_s", "outcome": "ok" | "best_answer" | "error", "error",
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
-                   "latency_s", "error", "checks": [{"name", "passed", "reason", "score"}]}],
+                   "latency_s", "error", "finish_reason", "checks": [{"name", "passed", "reason", "score"}],
+                   "answer"},     # an attempt's answer text: only when the sink keeps text
+                  ],
      "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
 
 Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped.
@@ -33,10 +35,14 @@ class AttemptRecord:
     latency_s: float = 0.0
     error: str | None = None
     checks: list[CheckOutcome] = field(default_factory=list)
+    finish_reason: str | None = None
+    answer: str | None = field(default=None, repr=False)   # written only by a sink that keeps text
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         d = asdict(self)
         d["checks"] = [asdict(c) for c in self.checks]
+        if not with_text:
+            d.pop("answer")
         return d
 
 
@@ -61,12 +67,12 @@ class RouteTrace:
         self.cost_usd = sum(a.cost_usd for a in self.attempts)
         return record
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         return {"v": 1, "request_id": self.request_id, "user": self.user, "policy": self.policy,
                 "score": self.score, "modality": self.modality, "model": self.model,
                 "escalated": self.escalated, "cost_usd": self.cost_usd, "latency_s": self.latency_s,
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
-                "attempts": [a.to_dict() for a in self.attempts]}
+                "attempts": [a.to_dict(with_text=with_text) for a in self.attempts]}
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -89,7 +95,7 @@ class TraceSink:
         self._lock = threading.Lock()
 
     def write(self, trace: RouteTrace, *, ts: float, prompt: str | None = None, answer: str | None = None) -> None:
-        doc = trace.to_dict()
+        doc = trace.to_dict(with_text=self.keep_text)
         doc["ts"] = ts
         if self.keep_text:
             doc["prompt"], doc["answer"] = prompt, answer

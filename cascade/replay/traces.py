@@ -103,7 +103,9 @@ def _build(rows: list[dict], path: Path, aliases: tuple[str, ...], names: list[s
                 completion[i, j] = int(last.get("completion_tokens") or 0)
                 checks[j][i] = {c.get("name"): (bool(c.get("passed")), c.get("score"))
                                 for c in last.get("checks") or () if isinstance(c, dict)}
-                if doc.get("model") == name and isinstance(doc.get("answer"), str):
+                if isinstance(last.get("answer"), str):            # per-attempt text (newer traces)
+                    responses[j][i] = last["answer"]
+                elif doc.get("model") == name and isinstance(doc.get("answer"), str):
                     responses[j][i] = doc["answer"]
     scores = np.array([float(doc.get("score") or 0.0) for doc in rows])
     return ReplayData(
