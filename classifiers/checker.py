@@ -1,0 +1,74 @@
+"""The trained answer checker: (prompt, answer) -> P(answer inadequate), rules included.
+
+A :class:`~classifiers.linear.LinearStack` over the *answer's* hashed n-grams and dense features
+(the answer's structural features, the prompt's structural features, and the rule signals of
+:mod:`classifiers.rules`). A failed rule (empty answer, refusal, multiple-choice answer with no
+extractable final choice) overrides the model: the score is then 1.0.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from classifiers.base import check_pairs
+from classifiers.features import STRUCT_NAMES, FeatureSpec, struct_matrix
+from classifiers.linear import LinearStack, sigmoid
+from classifiers.rules import answer_letters, extract_choice, is_multiple_choice, is_refusal
+
+#: names of the extra dense columns after the answer's structural features
+EXTRA_NAMES: tuple[str, ...] = tuple(f"prompt_{n}" for n in STRUCT_NAMES) + (
+    "multiple_choice", "no_choice", "empty", "refusal", "log_answer_prompt_ratio",
+    "distinct_letters",
+)
+#: the prompt-structure featuriser of the extra columns (fixed: the prompt is context here)
+PROMPT_SPEC = FeatureSpec(bits=8, char_ngrams=(), word_ngrams=(1,), head=2048, tail=1024)
+
+
+def rule_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """Per pair: multiple_choice, no_choice, empty, refusal, log length ratio, distinct letters."""
+    out = np.zeros((len(prompts), 6))
+    for i, (p, a) in enumerate(zip(prompts, answers)):
+        mc = is_multiple_choice(p)
+        empty = not a.strip()
+        out[i, 0] = mc
+        out[i, 1] = mc and not empty and extract_choice(a) is None
+        out[i, 2] = empty
+        out[i, 3] = (not empty) and is_refusal(a)
+        out[i, 4] = math.log1p(len(a)) - math.log1p(len(p))
+        out[i, 5] = min(len(answer_letters(a)), 5)
+    return out
+
+
+def extra_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """The dense columns :data:`EXTRA_NAMES` (prompt structure and rule signals)."""
+    return np.hstack([struct_matrix(prompts, PROMPT_SPEC), rule_columns(prompts, answers)])
+
+
+class LinearAnswerChecker:
+    """Trained answer checker (:class:`classifiers.base.AnswerChecker`) read from an artifact."""
+
+    def __init__(self, stack: LinearStack, name: str = "linear-checker") -> None:
+        if stack.struct_mean.shape[0] != len(STRUCT_NAMES) + len(EXTRA_NAMES):
+            raise ValueError("answer checker dense features do not match EXTRA_NAMES")
+        self.stack = stack
+        self.name = name
+
+    def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+        if isinstance(prompts, str) or isinstance(answers, str):
+            raise TypeError("score() takes sequences; use score_one() for one pair")
+        prompts, answers = list(prompts), list(answers)
+        check_pairs(prompts, answers)
+        extra = extra_columns(prompts, answers)
+        scores = sigmoid(self.stack.logits(answers, extra))
+        failed = extra[:, len(STRUCT_NAMES) + 1: len(STRUCT_NAMES) + 4].any(axis=1)
+        scores[failed] = 1.0
+        return scores
+
+    def score_one(self, prompt: str, answer: str) -> float:
+        return float(self.score([prompt], [answer])[0])
+
+    @classmethod
+    def from_artifact(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "LinearAnswerChecker":
+        return cls(LinearStack.from_artifact(meta, arrays), name=str(meta.get("name", "linear-checker")))

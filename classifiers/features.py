@@ -1,0 +1,365 @@
+"""Vectorised text features shared by training and inference (numpy only).
+
+A text yields, per *kind* of hashed n-gram (character 3/4/5-grams and word 1/2-grams of the
+normalised text), one bucket number in ``[0, 2**bits)`` per occurrence, each occurrence worth
+``1 / sqrt(number of n-grams of that kind in that text)``; plus a small dense vector of
+*structural* features (length, option count, digit / math-symbol / uppercase density...).
+
+Normalisation: ASCII lower-case, every digit -> ``0``, whitespace and NUL -> space; bytes >= 0x80
+(UTF-8) are kept and count as word bytes. A word is hashed from its first 8 bytes (a crude
+stemmer). Texts longer than ``head + tail`` bytes keep their first ``head`` and last ``tail``
+bytes (the length feature still sees the full length). Hashes are fixed 64-bit multiplicative
+hashes (independent of Python's hash seed), so artifacts are portable.
+
+Two implementations of the same arithmetic: :class:`Batch` (many texts in one NUL-separated
+byte buffer, a few dozen whole-array numpy calls per cache-sized chunk) and :class:`Single` (one
+text, the fewest numpy calls). They agree to rounding (summation order).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+# one odd multiplier per char n-gram order: every kind hashes into the same table differently
+_MULT = [np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                0xD6E8FEB86659FD93, 0xA0761D6478BD642F, 0xE7037ED1A0B428DB,
+                                0x8EBC6AF09C88C6E3, 0x589965CC75374CC3, 0x1D8E4E27C47D124F)]
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_SALT_W1 = np.uint64(0x5851F42D4C957F2D)
+_SALT_W2 = np.uint64(0x2545F4914F6CDD1D)
+_P = np.uint64(0x100000001B3)
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+
+_NORM = np.arange(256, dtype=np.uint8)
+_NORM[ord("A"):ord("Z") + 1] += 32
+_NORM[ord("0"):ord("9") + 1] = ord("0")
+_NORM[[0, 9, 10, 11, 12, 13]] = 32
+_WORD = np.zeros(256, dtype=bool)
+_WORD[ord("a"):ord("z") + 1] = True
+_WORD[ord("0")] = True
+_WORD[128:] = True
+
+# byte categories for the structural counts (each byte in at most one): digit, math symbol,
+# upper-case letter, non-ASCII, code punctuation, newline, question mark
+_CAT = np.zeros(256, dtype=np.intp)
+for _code, _members in enumerate((b"0123456789", b"=+*/^\\$<>%|", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                                  bytes(range(128, 256)), b"{}();[]_#`", b"\n", b"?"), start=1):
+    _CAT[list(_members)] = _code
+N_CATS = 8
+# An option line starts (at the text start or after a newline) with "A." / "B)" / "(C)" ... (letters
+# A..J), followed by a space, newline, NUL or the end: options_of() and Batch.options() agree.
+
+#: names of the dense structural features, in column order
+STRUCT_NAMES: tuple[str, ...] = (
+    "log_chars", "log_words", "options", "log_newlines", "log_questions", "digit_frac",
+    "math_frac", "upper_frac", "nonascii_frac", "code_frac", "mean_word_len", "stem_frac",
+    "truncated",
+)
+CHUNK_BYTES = 1 << 16  # a batch is processed in chunks of about this many bytes (cache-sized)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Featuriser parameters (stored in the artifact; training and inference must agree)."""
+
+    bits: int = 16
+    char_ngrams: tuple[int, ...] = (3, 4, 5)
+    word_ngrams: tuple[int, ...] = (1, 2)
+    head: int = 2048
+    tail: int = 1024
+
+    def __post_init__(self) -> None:
+        if not all(1 <= n <= 8 for n in self.char_ngrams):
+            raise ValueError("char n-gram orders must be in 1..8")
+        if not set(self.word_ngrams) <= {1, 2}:
+            raise ValueError("word n-gram orders must be 1 and/or 2")
+        if not 8 <= self.bits <= 24:
+            raise ValueError("bits must be in 8..24")
+        if self.head < 0 or self.tail < 0:
+            raise ValueError("head and tail must be >= 0")
+
+    @property
+    def n_buckets(self) -> int:
+        return 1 << self.bits
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(f"c{n}" for n in self.char_ngrams) + tuple(f"w{n}" for n in self.word_ngrams)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "FeatureSpec":
+        return cls(bits=int(d["bits"]), char_ngrams=tuple(int(n) for n in d["char_ngrams"]),
+                   word_ngrams=tuple(int(n) for n in d["word_ngrams"]),
+                   head=int(d["head"]), tail=int(d["tail"]))
+
+    def clip(self, text: str) -> tuple[bytes, bool]:
+        """The UTF-8 bytes the features read (head + tail of long texts) and whether cut."""
+        b = text.encode("utf-8", "surrogatepass")
+        if len(b) > self.head + self.tail:
+            return b[: self.head] + b" " + (b[-self.tail:] if self.tail else b""), True
+        return b, False
+
+
+def options_of(b: bytes) -> tuple[int, int]:
+    """(number of option lines, byte offset of the first option letter or len(b)) of one text."""
+    count, first, pos = 0, len(b), 0
+    for line in b.split(b"\n"):
+        k = 1 if line[:1] == b"(" else 0
+        if (len(line) >= k + 2 and 65 <= line[k] <= 74 and line[k + 1] in (46, 41)
+                and (len(line) == k + 2 or line[k + 2] in (32, 0))):
+            if not count:
+                first = pos + k
+            count += 1
+        pos += len(line) + 1
+    return count, first
+
+
+def struct_from_counts(chars: np.ndarray, lengths: np.ndarray, cats: np.ndarray,
+                       n_words: np.ndarray, word_bytes: np.ndarray, options: np.ndarray,
+                       first_option: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """The structural matrix (:data:`STRUCT_NAMES` order) from per-text counts; ``cats`` is
+    (n, N_CATS) byte-category counts of the clipped bytes."""
+    length = np.maximum(lengths, 1).astype(np.float64)
+    out = np.empty((lengths.shape[0], len(STRUCT_NAMES)))
+    out[:, 0] = np.log1p(chars)
+    out[:, 1] = np.log1p(n_words)
+    out[:, 2] = np.minimum(options, 12)
+    out[:, 3] = np.log1p(cats[:, 6])
+    out[:, 4] = np.log1p(cats[:, 7])
+    out[:, 5:10] = cats[:, 1:6] / length[:, None]
+    out[:, 10] = word_bytes / np.maximum(n_words, 1)
+    out[:, 11] = first_option / length
+    out[:, 12] = truncated
+    return out
+
+
+@dataclass(frozen=True)
+class KindBuckets:
+    """The occurrences of one n-gram kind in a batch. Either contiguous per text (``starts``:
+    text i owns ``buckets[starts[i]:starts[i+1]]``, every text at least one entry) or tagged
+    (``rows``: the text of each entry). Entries at ``invalid`` are not real occurrences."""
+
+    buckets: np.ndarray        # intp
+    starts: np.ndarray | None  # intp per text, or None
+    rows: np.ndarray | None    # intp per entry, or None
+    invalid: np.ndarray        # intp
+    scale: np.ndarray          # float64 per text: 1 / sqrt(real occurrences) (1 if none)
+
+    def weighted_sums(self, table: np.ndarray) -> np.ndarray:
+        """Per text: scale * sum of ``table`` over its real occurrences."""
+        g = table.take(self.buckets)
+        g[self.invalid] = 0.0
+        if self.starts is not None:
+            return np.add.reduceat(g, self.starts) * self.scale
+        return np.bincount(self.rows, weights=g, minlength=self.scale.size) * self.scale
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, bucket, value) of every real occurrence (training)."""
+        if self.rows is not None:
+            rows = self.rows
+        else:
+            rows = np.repeat(np.arange(self.scale.size), np.diff(self.starts, append=self.buckets.size))
+        keep = np.ones(self.buckets.size, dtype=bool)
+        keep[self.invalid] = False
+        return rows[keep], self.buckets[keep], self.scale[rows[keep]]
+
+
+class Batch:
+    """Many texts in one NUL-separated byte buffer; each feature group computed on demand."""
+
+    def __init__(self, texts: Sequence[str], spec: FeatureSpec) -> None:
+        self.spec, self.texts, self.n = spec, texts, len(texts)
+        clipped = [spec.clip(t) for t in texts]
+        self.clipped = [b for b, _ in clipped]
+        self.truncated = [cut for _, cut in clipped]
+        self.lengths = np.fromiter(map(len, self.clipped), dtype=np.intp, count=self.n)
+        joined = b"\0".join(self.clipped) + b"\0"
+        self.joined = joined
+        self.size = len(joined)
+        norm = np.zeros(self.size + 16, dtype=np.uint8)
+        norm[: self.size] = _NORM[np.frombuffer(joined, dtype=np.uint8)]
+        self.starts = np.cumsum(self.lengths + 1) - (self.lengths + 1)  # each text + its NUL
+        norm[self.starts + self.lengths] = 0  # separators are 0 in the normalised buffer
+        self.norm = norm
+        # uint64 per position: the 8 normalised bytes starting there (overlapping unaligned view)
+        self.packed = np.ndarray((self.size,), dtype="<u8", buffer=norm, strides=(1,))
+        self._words: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def words(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(word hash, text index, word length) of every word, in order."""
+        if self._words is None:
+            is_word = _WORD[self.norm[: self.size + 1]]  # ends with a 0 (non-word) byte
+            edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
+            if is_word[0]:
+                edges = np.concatenate(([0], edges))
+            begin, length = edges[0::2], edges[1::2] - edges[0::2]
+            h = self.packed[begin] & _MASKS[np.minimum(length, 8)]
+            rows = np.searchsorted(self.starts, begin, side="right") - 1
+            self._words = (h, rows, length)
+        return self._words
+
+    def kind(self, name: str) -> KindBuckets:
+        n, shift = int(name[1:]), np.uint64(64 - self.spec.bits)
+        if name[0] == "c":
+            buckets = (((self.packed & _MASKS[n]) * _MULT[n]) >> shift).view(np.intp)
+            # an n-gram starting in the last n-1 bytes of a text (or on its NUL) crosses its end
+            ends = self.starts + self.lengths
+            invalid = (ends[:, None] - np.arange(n, dtype=np.intp)).ravel()
+            count = np.maximum(self.lengths - n + 1, 1)
+            return KindBuckets(buckets, self.starts, None, invalid[invalid >= 0], 1.0 / np.sqrt(count))
+        h, rows, _ = self.words()
+        count = np.bincount(rows, minlength=self.n)
+        if n == 1:
+            keys = ((h ^ _SALT_W1) * _M1) >> shift
+            return KindBuckets(keys.view(np.intp), None, rows, np.zeros(0, np.intp),
+                               1.0 / np.sqrt(np.maximum(count, 1)))
+        keys = ((h[:-1] * _P + h[1:]) ^ _SALT_W2) * _M1 >> shift
+        invalid = np.flatnonzero(rows[1:] != rows[:-1])  # pairs straddling two texts
+        return KindBuckets(keys.view(np.intp), None, rows[:-1], invalid,
+                           1.0 / np.sqrt(np.maximum(count - 1, 1)))
+
+    def hashed_sum(self, table: np.ndarray) -> np.ndarray:
+        """Per text: the sum over kinds of its scaled n-gram weights (char kinds computed in
+        place in two reused buffers: the same arithmetic as :meth:`kind`, fewer allocations)."""
+        total = np.zeros(self.n)
+        shift = np.uint64(64 - self.spec.bits)
+        keys = np.empty(self.size, dtype=np.uint64)
+        weights = np.empty(self.size, dtype=np.float64)
+        ends = self.starts + self.lengths
+        for n in self.spec.char_ngrams:
+            np.bitwise_and(self.packed, _MASKS[n], out=keys)
+            np.multiply(keys, _MULT[n], out=keys)
+            np.right_shift(keys, shift, out=keys)
+            table.take(keys.view(np.intp), out=weights)
+            for k in range(n):  # n-grams crossing a text's end (see kind())
+                idx = ends - k
+                weights[idx[idx >= 0]] = 0.0
+            total += np.add.reduceat(weights, self.starts) / np.sqrt(np.maximum(self.lengths - n + 1, 1))
+        for n in self.spec.word_ngrams:
+            total += self.kind(f"w{n}").weighted_sums(table)
+        return total
+
+    def options(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`options_of` of every text, vectorised over the buffer."""
+        raw = np.zeros(self.size + 4, dtype=np.uint8)
+        raw[1:self.size + 1] = np.frombuffer(self.joined, dtype=np.uint8)  # raw[k + 1] is byte k
+        raw[0] = 10
+        raw[self.starts] = 10  # the byte before each text reads as a newline
+        cand = np.flatnonzero((raw >= 65) & (raw <= 74)) - 1  # byte offsets of A..J
+        nxt, nxt2, prev = raw[cand + 2], raw[cand + 3], raw[cand]
+        prev2 = raw[np.maximum(cand - 1, 0)]
+        ok = ((nxt == 46) | (nxt == 41)) & ((nxt2 == 32) | (nxt2 == 0) | (nxt2 == 10))
+        ok &= (prev == 10) | ((prev == 40) & (prev2 == 10) & (cand > 0))
+        pos = cand[ok]
+        text = np.searchsorted(self.starts, pos, side="right") - 1
+        count = np.bincount(text, minlength=self.n)
+        first = self.lengths.copy()
+        if pos.size:
+            is_first = np.concatenate(([True], text[1:] != text[:-1]))
+            first[text[is_first]] = pos[is_first] - self.starts[text[is_first]]
+        return count, first
+
+    def struct(self) -> np.ndarray:
+        """Dense structural features, shape (n, len(STRUCT_NAMES)), float64."""
+        _, rows, length = self.words()
+        raw = np.frombuffer(self.joined, dtype=np.uint8)
+        text_of_byte = np.repeat(np.arange(0, self.n * N_CATS, N_CATS), self.lengths + 1)
+        cats = np.bincount(text_of_byte + _CAT[raw], minlength=self.n * N_CATS).reshape(self.n, N_CATS)
+        cats[:, 0] = 0
+        options, first = self.options()
+        return struct_from_counts(np.fromiter(map(len, self.texts), np.float64, self.n), self.lengths,
+                                  cats, np.bincount(rows, minlength=self.n),
+                                  np.bincount(rows, weights=length, minlength=self.n), options,
+                                  first, np.array(self.truncated, dtype=np.float64))
+
+
+class Single:
+    """One text, with the same arithmetic as :class:`Batch` and the fewest numpy calls."""
+
+    def __init__(self, text: str, spec: FeatureSpec) -> None:
+        self.spec, self.text, self.n = spec, text, 1
+        self.clipped, self.truncated = spec.clip(text)
+        size = len(self.clipped)
+        norm = np.zeros(size + 16, dtype=np.uint8)
+        norm[:size] = _NORM[np.frombuffer(self.clipped, dtype=np.uint8)]
+        self.size = size
+        self.norm = norm
+        self.packed = np.ndarray((size,), dtype="<u8", buffer=norm, strides=(1,))
+        is_word = _WORD[norm[: size + 1]]
+        edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
+        if size and is_word[0]:
+            edges = np.concatenate(([0], edges))
+        self.word_begin, self.word_len = edges[0::2], edges[1::2] - edges[0::2]
+
+    def hashed_sum(self, table: np.ndarray) -> np.ndarray:
+        shift, total = np.uint64(64 - self.spec.bits), 0.0
+        for n in self.spec.char_ngrams:
+            count = self.size - n + 1
+            if count > 0:
+                keys = ((self.packed[:count] & _MASKS[n]) * _MULT[n]) >> shift
+                total += table.take(keys.view(np.intp)).sum() / math.sqrt(count)
+        n_words = self.word_begin.size
+        if n_words and self.spec.word_ngrams:
+            h = self.packed[self.word_begin] & _MASKS[np.minimum(self.word_len, 8)]
+            if 1 in self.spec.word_ngrams:
+                total += table.take((((h ^ _SALT_W1) * _M1) >> shift).view(np.intp)).sum() / math.sqrt(n_words)
+            if 2 in self.spec.word_ngrams and n_words > 1:
+                keys = ((h[:-1] * _P + h[1:]) ^ _SALT_W2) * _M1 >> shift
+                total += table.take(keys.view(np.intp)).sum() / math.sqrt(n_words - 1)
+        return np.array([total])
+
+    def struct(self) -> np.ndarray:
+        b = self.clipped
+        cats = np.bincount(_CAT[np.frombuffer(b, dtype=np.uint8)], minlength=N_CATS)[None, :]
+        cats[:, 0] = 0
+        options, first = options_of(b)
+        return struct_from_counts(np.array([len(self.text)], np.float64), np.array([len(b)]), cats,
+                                  np.array([self.word_begin.size]), np.array([self.word_len.sum()]),
+                                  np.array([options]), np.array([first]),
+                                  np.array([float(self.truncated)]))
+
+
+def chunks(texts: Sequence[str], spec: FeatureSpec) -> Iterator[tuple[int, Batch | Single]]:
+    """Cache-sized pieces of ``texts``: yields (offset, :class:`Batch` or :class:`Single`)."""
+    if len(texts) == 1:
+        yield 0, Single(texts[0], spec)
+        return
+    limit = spec.head + spec.tail + 2
+    i, n = 0, len(texts)
+    while i < n:
+        j, size = i, 0
+        while j < n and (size < CHUNK_BYTES or j == i):
+            size += min(len(texts[j]), limit) + 1  # characters: a lower bound on bytes
+            j += 1
+        yield i, Batch(texts[i:j], spec)
+        i = j
+
+
+def sparse_matrix(texts: Sequence[str], spec: FeatureSpec) -> Any:
+    """All hashed kinds of ``texts`` as a scipy CSR matrix of shape (n, 2**bits) (the kinds share
+    the table; occurrences in one bucket add up). Training only (imports scipy)."""
+    from scipy import sparse
+
+    blocks = []
+    for _, batch in chunks(texts, spec):
+        batch = batch if isinstance(batch, Batch) else Batch([batch.text], spec)
+        parts = [batch.kind(name).entries() for name in spec.kinds]
+        rows, cols, vals = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        blocks.append(sparse.csr_matrix((vals, (rows, cols)), shape=(batch.n, spec.n_buckets)))
+    if not blocks:
+        return sparse.csr_matrix((0, spec.n_buckets))
+    return sparse.vstack(blocks).tocsr()
+
+
+def struct_matrix(texts: Sequence[str], spec: FeatureSpec) -> np.ndarray:
+    """Structural features of ``texts``, shape (n, len(STRUCT_NAMES))."""
+    out = np.empty((len(texts), len(STRUCT_NAMES)))
+    for off, batch in chunks(texts, spec):
+        out[off:off + batch.n] = batch.struct()
+    return out
