@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from policies.budget import BudgetSnapshot, Cap, CapUsage, from_nano, to_nano, window_bucket
 from policies.errors import BudgetExceeded, ConfigError, InvalidRequestError
@@ -106,28 +106,35 @@ class BudgetStore(Protocol):
 
 
 class BudgetStoreBase:
-    """Shared behaviour: async twins run the sync method in a worker thread; context manager."""
+    """Shared behaviour: async twins run the sync method in a worker thread (or inline when the store
+    never blocks: ``inline_async``); context manager."""
 
     url: str = ""
+    inline_async = False
+
+    async def _offload(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.inline_async:
+            return fn(*args, **kwargs)
+        return await self._offload(fn, *args, **kwargs)
 
     async def areserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
                        caps: Sequence[Cap], ttl_s: float = 300.0,
                        now: float | None = None) -> Reservation:
-        return await _to_thread(
+        return await self._offload(
             self.reserve, request_id=request_id, user=user, model=model,  # type: ignore[attr-defined]
             amount_usd=amount_usd, caps=caps, ttl_s=ttl_s, now=now)
 
     async def acommit(self, reservation: Reservation | str, cost_usd: float, *,
                       now: float | None = None) -> LedgerEntry:
-        return await _to_thread(self.commit, reservation, cost_usd,  # type: ignore[attr-defined]
+        return await self._offload(self.commit, reservation, cost_usd,  # type: ignore[attr-defined]
                                 now=now)
 
     async def arelease(self, reservation: Reservation | str) -> None:
-        await _to_thread(self.release, reservation)  # type: ignore[attr-defined]
+        await self._offload(self.release, reservation)  # type: ignore[attr-defined]
 
     async def asnapshot(self, *, user: str | None, caps: Sequence[Cap],
                         now: float | None = None) -> BudgetSnapshot:
-        return await _to_thread(self.snapshot, user=user, caps=caps,  # type: ignore[attr-defined]
+        return await self._offload(self.snapshot, user=user, caps=caps,  # type: ignore[attr-defined]
                                 now=now)
 
     def __enter__(self):
