@@ -115,7 +115,7 @@ class BudgetStoreBase:
     async def _offload(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if self.inline_async:
             return fn(*args, **kwargs)
-        return await self._offload(fn, *args, **kwargs)
+        return await _to_thread(fn, *args, **kwargs)
 
     async def areserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
                        caps: Sequence[Cap], ttl_s: float = 300.0,
