@@ -4,6 +4,8 @@
                       [--json] [--plot PNG] [--html FILE] [--quiet]
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
+    cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
+    cascade budget    [--budget-store URL] [--policy P] [--user U] [--json]              (cascade.server.cli)
 
 Typed errors (CascadeError) are printed without a traceback and exit with code 2.
 """
@@ -29,6 +31,9 @@ def register(app: typer.Typer) -> None:
     for name, fn in (("replay", replay_cmd), ("calibrate", calibrate_cmd), ("train", train_cmd)):
         if name not in present:
             app.command(name)(fn)
+    if "serve" not in present:
+        from cascade.server.cli import register as register_server   # typer only; FastAPI loads in the command
+        register_server(app)
 
 
 def _guard(fn: Callable[[], Any]) -> Any:

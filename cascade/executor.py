@@ -16,7 +16,7 @@ import tenacity
 from policies.budget import Cap
 from policies.checks import Answer, Check, CheckOutcome, build_check
 from policies.errors import (AuthenticationError, BudgetExceeded, ContextWindowExceeded, ProviderError,
-                             RateLimitError)
+                             ProviderTimeout, RateLimitError)
 from policies.plan import Attempt, Plan
 from policies.schema import CheckSpec, Policy
 
@@ -152,6 +152,23 @@ class LiveExecutor:
                                          finish_reason=result.finish_reason, answer=answer.text))
         return Candidate(attempt, result, record)
 
+    async def _timed_call(self, fn: Callable[..., Awaitable[Any]], attempt: Attempt, ctx: CallContext,
+                          timeout: float, kwargs: dict[str, Any]) -> Any:
+        """The call, given up on after ``timeout``. The provider call itself may run a grace period
+        longer: if it is answered after all, the gate records what it cost (the provider bills it)."""
+        call = asyncio.ensure_future(fn(timeout_s=timeout + _late_grace(timeout), **kwargs))
+        try:
+            done, _ = await asyncio.wait({call}, timeout=timeout)
+        except BaseException:
+            call.cancel()
+            raise
+        if call in done:
+            return call.result()
+        self.gate.settle_late(call, request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
+                              price=self.policy.catalog[attempt.model].price)
+        raise ProviderTimeout(f"{attempt.model}: no answer within {timeout:.2f}s (a late answer is still "
+                              f"recorded in the ledger)", model=attempt.model)
+
     async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,
                                  call: Callable[..., Awaitable[Any]] | None = None) -> Any:
         strategy = RetryStrategy(self.policy.retries, deadline_at=ctx.deadline_at, clock=self._clock, rng=self._rng)
@@ -175,15 +192,19 @@ class LiveExecutor:
                               max(0.001, ctx.deadline_at - self._clock()))
                 started[0] = self._clock()
                 try:
-                    return await (call or self._call)(
+                    return await self._timed_call(call or self._call, attempt, ctx, timeout, dict(
                         litellm_model=attempt.litellm_model, messages=ctx.messages, api_base=api_base,
-                        api_key=api_key, timeout_s=timeout, params=params, model_alias=attempt.model,
-                        stream=ctx.stream)
+                        api_key=api_key, params=params, model_alias=attempt.model, stream=ctx.stream))
                 except ProviderError as exc:
                     if _counts_against_health(exc):
                         self.health.failure(attempt.model)
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+def _late_grace(timeout: float) -> float:
+    """How long past our timeout an abandoned call may still finish (and be billed and recorded)."""
+    return min(max(timeout, 1.0), 30.0)
 
 
 def _counts_against_health(exc: ProviderError) -> bool:

@@ -23,6 +23,43 @@ class BudgetGate:
         self.store = store
         self.fail_open = fail_open
         self.ttl_s = ttl_s
+        self._late: set[asyncio.Task] = set()
+
+    def settle_late(self, call: "asyncio.Future[Any]", *, request_id: str, user: str | None, model: str,
+                    caps: Any, price: Any) -> None:
+        """A call we stopped waiting for (our timeout) may still be answered — and billed — by the
+        provider. Let it finish in the background and record what it cost, so the ledger never shows
+        less than the provider charged."""
+        task = asyncio.ensure_future(self._record_late(call, request_id, user, model, caps, price))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _record_late(self, call: "asyncio.Future[Any]", request_id: str, user: str | None, model: str,
+                           caps: Any, price: Any) -> None:
+        try:
+            result = await call
+            if hasattr(result, "__anext__"):          # a stream opened late: drain it for its usage
+                async for _ in result:
+                    pass
+                result = result._final()
+        except BaseException:  # noqa: BLE001 - it failed after all: nothing was billed
+            return
+        cost = price.cost(result.prompt_tokens, result.completion_tokens)
+        try:
+            try:
+                reservation = await self.store.areserve(request_id=request_id, user=user, model=model,
+                                                        amount_usd=0.0, caps=caps, ttl_s=self.ttl_s)
+            except Exception:  # noqa: BLE001 - over a cap already: still record the money
+                reservation = await self.store.areserve(request_id=request_id, user=user, model=model,
+                                                        amount_usd=0.0, caps=(), ttl_s=self.ttl_s)
+            await self.store.acommit(reservation, cost)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("late answer of %s for request %s ($%.9f) not recorded: %s", model, request_id, cost, exc)
+
+    async def drain(self) -> None:
+        """Wait for late answers still being recorded (call before reading the ledger at shutdown)."""
+        while self._late:
+            await asyncio.gather(*list(self._late), return_exceptions=True)
 
     async def reserve(self, notes: list[str], **kwargs: Any) -> Any:
         """A reservation, or None when the store is down and the policy fails open."""

@@ -34,8 +34,7 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
         max_tokens = params.get("max_completion_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequestError(f"user must be a string, got {type(user).__name__}")
+    validate_user(user)
     response_format = params.get("response_format")
     needs_json = isinstance(response_format, Mapping) and response_format.get("type") in ("json_object", "json_schema")
     counts = dict(n_messages=len(messages), n_images=facts.n_images, n_documents=facts.n_documents)
@@ -45,6 +44,19 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
     return Request(text=facts.text, prompt_tokens=tokens, max_tokens=max_tokens, n_images=facts.n_images,
                    n_documents=facts.n_documents, needs_tools=bool(params.get("tools")), needs_json=needs_json,
                    stream=bool(params.get("stream")), user=user)
+
+
+def validate_user(user: Any) -> None:
+    """The user name keys budgets and traces: a string of valid text, or None."""
+    if user is None:
+        return
+    if not isinstance(user, str):
+        raise InvalidRequestError(f"user must be a string, got {type(user).__name__}")
+    if not user.isascii():
+        try:
+            user.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError("user is not valid text (it holds a lone surrogate)") from None
 
 
 def _fits_everywhere(policy: Policy, bound: int, max_tokens: int | None, facts: Any) -> bool:

@@ -225,16 +225,34 @@ def _message(what: str, model: str, status: int | None, exc: BaseException,
 
 
 def _scrub(chain: list[BaseException], secrets: list[str]) -> None:
-    """Best effort: redact the chained originals too (tracebacks print them as our __cause__)."""
+    """Redact the chained originals too (tracebacks print them as our __cause__, error reporters read
+    their attributes): args and every string / dict / list attribute (``message``, ``body``, ``text``)."""
     for e in chain:
         try:
             if any(isinstance(a, str) and redact(a, secrets) != a for a in e.args):
                 e.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in e.args)
-            message = getattr(e, "message", None)
-            if isinstance(message, str) and redact(message, secrets) != message:
-                e.message = redact(message, secrets)  # type: ignore[attr-defined]
+            for name, value in list(vars(e).items()):
+                clean = _redact_value(value, secrets)
+                if clean is not value:
+                    setattr(e, name, clean)
         except (AttributeError, TypeError):
             continue
+
+
+def _redact_value(value: Any, secrets: list[str], depth: int = 0) -> Any:
+    """``value`` with secrets redacted in its strings (same object when nothing changed)."""
+    if isinstance(value, str):
+        clean = redact(value, secrets)
+        return value if clean == value else clean
+    if depth > 8 or not isinstance(value, (dict, list, tuple)):
+        return value
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    cleaned = {k: _redact_value(v, secrets, depth + 1) for k, v in items}
+    if all(cleaned[k] is v for k, v in (value.items() if isinstance(value, dict) else enumerate(value))):
+        return value
+    if isinstance(value, dict):
+        return cleaned
+    return type(value)(cleaned[i] for i in range(len(value)))
 
 
 def _retry_after(chain: list[BaseException]) -> float | None:

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import os
 import random
 import threading
@@ -24,7 +26,7 @@ from policies.schema import Policy
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor
 from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
-from cascade.planning import Routed, route
+from cascade.planning import Routed, route, validate_user
 from cascade.trace import RouteTrace, TraceSink
 
 _PLAN_PARAMS = ("max_tokens", "max_completion_tokens", "stream")
@@ -65,8 +67,9 @@ class Router:
     def _caps(self, global_cap: float | None, user_cap: float | None, window: str) -> tuple[Cap, ...]:
         b = self.policy.budgets
         for name, value in (("global_cap_usd", global_cap), ("user_cap_usd", user_cap)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-                raise ConfigError(f"{name} must be a non-negative number of USD, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise ConfigError(f"{name} must be a finite, non-negative number of USD, got {value!r}")
         if window not in ("minute", "hour", "day", "month", "total"):
             raise ConfigError(f"cap_window must be minute/hour/day/month/total, got {window!r}")
         glob = [Cap("global", window, float(global_cap))] if global_cap is not None else \
@@ -97,11 +100,13 @@ class Router:
     # ---- planning ------------------------------------------------------------------------------
     def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
         """Dry run: what the router would do with these messages now, and why. No model is called."""
+        validate_user(user)
         snapshot = self.store.snapshot(user=user, caps=self.caps) if self.caps else None
         kwargs = {"budget": snapshot} if snapshot is not None else {}
         return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
 
     async def _aroute(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict) -> Routed:
+        validate_user(user)
         kwargs: dict[str, Any] = {}
         if self.caps:
             snapshot = await self._store_call(self.store.asnapshot(user=user, caps=self.caps))
@@ -207,10 +212,16 @@ class Router:
         raise exc
 
     def _write(self, trace: RouteTrace, routed: Routed, chosen: Candidate | None) -> None:
+        """Append the trace line. A failing sink (full disk, ...) is logged, never raised: the answer
+        was paid for and must reach the caller."""
         if self.sink is None:
             return
         answer = chosen.result.content if chosen is not None else None
-        self.sink.write(trace, ts=self._wall(), prompt=routed.request.text, answer=answer)
+        try:
+            self.sink.write(trace, ts=self._wall(), prompt=routed.request.text, answer=answer)
+        except Exception as exc:  # noqa: BLE001
+            logging.getLogger("cascade.trace").error("trace line for %s not written: %s: %s",
+                                                     trace.request_id, type(exc).__name__, exc)
 
     # ---- sync twin -----------------------------------------------------------------------------
     def complete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Any:
@@ -230,6 +241,11 @@ class Router:
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=self._loop.run_forever, name="cascade-router", daemon=True).start()
             return self._loop
+
+    async def aclose(self) -> None:
+        """Wait for late answers still being recorded, then close what the router opened."""
+        await self.gate.drain()
+        self.close()
 
     def close(self) -> None:
         if self._loop is not None:

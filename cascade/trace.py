@@ -99,7 +99,7 @@ class TraceSink:
         doc["ts"] = ts
         if self.keep_text:
             doc["prompt"], doc["answer"] = prompt, answer
-        line = redact(json.dumps(doc, ensure_ascii=False, default=str), self._secrets) + "\n"
+        line = redact(json.dumps(doc, ensure_ascii=True, default=str), self._secrets) + "\n"
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
 

@@ -145,10 +145,12 @@ def resolve_callable(ref: str) -> Callable[..., Any]:
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise ValueError(f"callable {ref!r} must look like 'package.module:function'")
+    if module_name.startswith("."):
+        raise ValueError(f"callable {ref!r}: use an absolute module path, not a relative one")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import callable {ref!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any import-time failure of user code is a config error
+        raise ValueError(f"cannot import callable {ref!r}: {type(exc).__name__}: {exc}") from None
     if not callable(fn):
         raise ValueError(f"{ref!r} is not callable")
     return fn
@@ -201,8 +203,19 @@ def validate_check_params(name: str, params: dict) -> None:
             jsonschema.validators.validator_for(params["schema"]).check_schema(params["schema"])
         except jsonschema.SchemaError as exc:
             raise ValueError(f"check 'json_schema': invalid JSON Schema: {exc.message}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a non-string $schema
+            raise ValueError(f"check 'json_schema': invalid JSON Schema: {type(exc).__name__}: {exc}") from None
 
 
 def build_check(name: str, params: dict) -> Check:
+    """The check's callable, guarded: a check that raises (user code, an unresolvable ``$ref``) is a
+    failed check with the error as its reason, never an exception after the answer was paid for."""
     factory, _ = CHECK_FACTORIES[name]
-    return factory(params)
+    check = factory(params)
+
+    def guarded(answer: Answer) -> CheckOutcome:
+        try:
+            return check(answer)
+        except Exception as exc:  # noqa: BLE001
+            return CheckOutcome(name, False, f"check raised {type(exc).__name__}: {str(exc)[:120]}")
+    return guarded

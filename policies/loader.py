@@ -33,7 +33,7 @@ def load_policy(source: "str | os.PathLike[str] | Policy", env: Mapping[str, str
         path = builtin_policy_path(text_source)
     else:
         path = Path(text_source).expanduser()
-        if not path.is_file():
+        if not _is_file(path):
             raise ConfigError(f"{text_source}: no such policy file (built-in policies: "
                               f"{', '.join(BUILTIN_POLICIES)})", source=text_source)
     try:
@@ -41,6 +41,13 @@ def load_policy(source: "str | os.PathLike[str] | Policy", env: Mapping[str, str
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read policy file: {exc}", source=str(path)) from None
     return parse_policy(text, source=str(path), env=env)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):          # name too long, NUL byte, ...
+        return False
 
 
 def parse_policy(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Policy:
@@ -78,7 +85,7 @@ def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int,
         base_path = builtin_policy_path(base_ref)
     else:
         base_path = (Path(source).parent / base_ref).expanduser()
-    if not base_path.is_file():
+    if not _is_file(base_path):
         raise ConfigError(f"{where}: extends: no such policy {base_ref!r} (built-in policies: "
                           f"{', '.join(BUILTIN_POLICIES)})", source=source)
     try:
@@ -99,8 +106,9 @@ def _merge(base: Any, over: Any) -> Any:
 
 
 def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{source}:1: the policy file is empty", source=source)
@@ -114,7 +122,8 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     except RecursionError:
         raise ConfigError(f"{source}: the YAML refers to itself (recursive anchor)", source=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[Path_, int] = {}
     _record_lines(node, (), lines, set())
     return data, lines

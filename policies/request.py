@@ -59,6 +59,9 @@ def describe_messages(messages: Any) -> MessageFacts:
         role = message.get("role")
         if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequestError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r}")
+        for key, value in message.items():
+            if key != "content":
+                _check_json(value, f"{where}.{key}")
         t, im, doc = _describe_content(message.get("content"), f"{where}.content", role)
         texts.extend(t)
         images += im
@@ -120,7 +123,31 @@ def _image_url(part: dict, where: str) -> str:
     return url
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_json(value: Any, where: str, depth: int = 0) -> None:
+    """Fields other than content go to the provider as JSON: refuse what cannot be sent."""
+    if depth > 32:
+        raise InvalidRequestError(f"{where} nests deeper than 32 levels")
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidRequestError(f"{where} has a non-string key {k!r}")
+            _check_json(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]", depth + 1)
+    elif not isinstance(value, _JSON_SCALARS):
+        raise InvalidRequestError(f"{where} must be JSON (string, number, bool, null, list or object), "
+                                  f"got {type(value).__name__}")
+
+
 def _check_text(text: str, where: str) -> None:
+    if text.isascii():
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

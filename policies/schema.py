@@ -19,9 +19,9 @@ from policies.checks import CHECK_NAMES, validate_check_params
 Capability = Literal["text", "vision", "document_ocr", "json_mode", "tools", "streaming"]
 Modality = Literal["text", "vision", "document"]
 MODALITY_CAPABILITY: dict[str, str] = {"text": "text", "vision": "vision", "document": "document_ocr"}
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -80,6 +80,9 @@ class CheckSpec(_Strict):
         if isinstance(data, str):
             return {"name": data}
         if isinstance(data, dict) and "params" not in data:
+            bad = [k for k in data if not isinstance(k, str)]
+            if bad:
+                raise ValueError(f"check parameter names must be strings, got {bad[0]!r}")
             rest = {k: v for k, v in data.items() if k != "name"}
             return {"name": data.get("name"), "params": tuple(sorted(rest.items()))}
         return data

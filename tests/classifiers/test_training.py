@@ -72,7 +72,7 @@ def test_single_and_batch_agree():
     for i, text in enumerate(TEXTS):
         single = Single(text, spec)
         assert single.hashed_sum(table)[0] == pytest.approx(sums[i], abs=1e-12)
-        assert np.array_equal(single.struct()[0], struct[i])
+        assert np.allclose(single.struct()[0], struct[i], rtol=0, atol=1e-12)
     # the sparse training matrix is the same linear map
     assert np.allclose(sparse_matrix(TEXTS, spec) @ table, sums, atol=1e-12)
 

@@ -273,3 +273,19 @@ async def test_concurrent_requests_never_overspend_a_global_cap(make_router, fak
     assert router.store.open_reservations() == 0
     assert router.store.total_spent() == pytest.approx(sum(r.cascade.cost_usd for r in ok), abs=1e-12)
     assert len(ok) >= 1
+
+
+async def test_an_answer_arriving_after_our_timeout_is_still_recorded(make_router, fake_provider):
+    policy = parse_policy("extends: default\nname: late\nretries: {timeout: {attempts: 1}, attempt_timeout_s: 0.3}\n",
+                          source="late.yaml")
+    fake_provider.script("deepseek-chat", answer("late but billed", latency=0.6, prompt_tokens=100, completion_tokens=50))
+    fake_provider.script("gpt-4o", answer("on time", prompt_tokens=100, completion_tokens=10))
+    router = make_router(policy, score=0.1)
+    resp = await router.acomplete(user_msg("q"))
+    assert resp.cascade.model == "gpt-4o" and "ProviderTimeout" in resp.cascade.attempts[0].error
+    await router.gate.drain()
+    tally = fake_provider.tally
+    assert tally["deepseek-chat"].n_completions == 1          # the provider served (and billed) it
+    provider_side = (price((tally["deepseek-chat"].prompt_tokens, tally["deepseek-chat"].completion_tokens), V2_PRICE)
+                     + price((tally["gpt-4o"].prompt_tokens, tally["gpt-4o"].completion_tokens), GPT4O_PRICE))
+    assert router.store.total_spent() == pytest.approx(provider_side, abs=1e-12)

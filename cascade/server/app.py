@@ -1,0 +1,312 @@
+"""The OpenAI-compatible HTTP server: ``create_app(settings | router_factory) -> FastAPI``.
+
+    POST /v1/chat/completions   OpenAI request/response; ``stream: true`` answers with SSE
+    GET  /v1/models             ``cascade`` and ``cascade/<policy name>``
+    GET  /healthz               200 {"status": "ok", store reachable, breaker states} (503 if the store is not)
+    GET  /metrics               Prometheus text (the app's own CollectorRegistry)
+
+``model`` must be ``cascade`` or ``cascade/<policy name>`` (else 404 ``model_not_found``). The answer's
+``model`` is ``cascade/<alias>`` of the model that answered, its ``id`` is ``chatcmpl-<trace request_id>``,
+and the RouteTrace rides along as the ``cascade`` field (the last SSE chunk for streams) and, compact, in
+the ``x-cascade-trace`` header (see :mod:`cascade.server.wire`). The user charged for the request is the
+API key's user when the app has keys, else the body's ``user``.
+
+One Router per app, made in the lifespan (so one per process under uvicorn) and closed at shutdown.
+``/v1/*`` needs ``Authorization: Bearer <key>`` when the app has keys (see :mod:`cascade.server.auth`);
+``/healthz`` and ``/metrics`` never do. Errors are OpenAI-shaped (see :mod:`cascade.server.errors`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from policies.errors import BudgetExceeded, CascadeError, EscalationExhausted
+
+from cascade.server.auth import KeyRing, load_keys
+from cascade.server.errors import ApiError, error_json, error_reply
+from cascade.server.metrics import CONTENT_TYPE_LATEST, ServerMetrics
+from cascade.server.schemas import ChatCompletionRequest, router_params
+from cascade.server.streaming import SSEResponse, SSEStream
+from cascade.server.wire import TRACE_HEADER, completion_body, trace_header
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ServerSettings", "create_app"]
+
+log = logging.getLogger("cascade.server")
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What ``cascade serve`` is started with; :meth:`make_router` builds the process's Router."""
+
+    policy: str = "default"
+    budget_store: str | None = None
+    keys_file: str | None = None
+    global_cap_usd: float | None = None
+    user_cap_usd: float | None = None
+    cap_window: str = "total"
+    trace_path: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def make_router(self) -> Any:
+        from cascade.router import Router
+        return Router(self.policy, budget_store=self.budget_store, trace_path=self.trace_path,
+                      global_cap_usd=self.global_cap_usd, user_cap_usd=self.user_cap_usd,
+                      cap_window=self.cap_window)
+
+
+class ServerState:
+    """Everything a request handler needs, bound once (the Router at start-up)."""
+
+    def __init__(self, keys: KeyRing | None, max_body_bytes: int, metrics: ServerMetrics) -> None:
+        self.keys, self.max_body_bytes, self.metrics = keys, max_body_bytes, metrics
+        self.router: Any = None
+        self.model_ids: tuple[str, ...] = ("cascade",)
+
+    def bind(self, router: Any) -> None:
+        self.router = router
+        self.model_ids = ("cascade", f"cascade/{router.policy.name}")
+
+    def authenticate(self, request: Request) -> str | None:
+        """The key's user (None when the app has no keys); ApiError 401 for a missing or wrong key."""
+        if self.keys is None:
+            return None
+        authorization = request.headers.get("authorization")
+        user = self.keys.user_for(authorization)
+        if user is None:
+            message = ("Incorrect API key provided." if authorization else
+                       "You didn't provide an API key: send it as 'Authorization: Bearer <key>'.")
+            raise ApiError(401, message, code="invalid_api_key", outcome="unauthorized",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+
+def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
+               keys: KeyRing | Mapping[str, str] | None = None, max_body_bytes: int | None = None,
+               warm_up: bool = True) -> FastAPI:
+    """The ASGI app. ``config``: ServerSettings, or a zero-argument factory returning a Router (tests
+    pass one wired to their fake provider). ``keys`` (a KeyRing or key → user mapping) overrides the
+    settings' keys file. ``warm_up`` imports litellm at start-up rather than on the first request."""
+    settings = config if isinstance(config, ServerSettings) else ServerSettings()
+    factory: Callable[[], Any] = config if callable(config) and not isinstance(config, ServerSettings) \
+        else settings.make_router
+    if keys is not None and not isinstance(keys, KeyRing):
+        keys = KeyRing(keys)
+    if keys is None and settings.keys_file is not None:
+        keys = load_keys(settings.keys_file)
+    limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
+    state = ServerState(keys, int(limit), ServerMetrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        router = factory()
+        state.bind(router)
+        if warm_up:
+            from cascade.providers import warm_up as import_litellm
+            await asyncio.to_thread(import_litellm)
+        try:
+            yield
+        finally:
+            router.close()
+
+    app = FastAPI(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.cascade = state
+    _add_routes(app, state)
+    _add_error_handlers(app)
+    return app
+
+
+def _error_response(exc: BaseException) -> Response:
+    reply = error_reply(exc)
+    return Response(reply.content(), status_code=reply.status, headers=reply.headers, media_type=_JSON)
+
+
+def _add_routes(app: FastAPI, state: ServerState) -> None:
+    metrics = state.metrics
+
+    async def chat_completions(request: Request) -> Response:
+        started = time.perf_counter()
+        metrics.in_flight.inc()
+        wants_stream = streaming = False
+        try:
+            user = state.authenticate(request)
+            data = _parse_json(await _read_body(request, state.max_body_bytes))
+            if data.get("model") not in state.model_ids:
+                raise _model_not_found(data.get("model"), state.model_ids)
+            req = ChatCompletionRequest.model_validate(data)
+            user = user if state.keys is not None else req.user
+            wants_stream = req.stream
+            if req.stream:
+                response = await _open_stream(state, req, user, started)
+                streaming = True
+                return response
+            resp = await state.router.acomplete(req.messages, user=user, **router_params(req))
+            trace = resp.cascade
+            body = completion_body(resp, trace)
+            metrics.record(outcome=trace.outcome, trace=trace, seconds=time.perf_counter() - started, stream=False)
+            return Response(body, media_type=_JSON, headers={TRACE_HEADER: trace_header(trace)})
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI-style error body
+            return _failed(state, exc, started, stream=wants_stream)
+        finally:
+            if not streaming:     # a stream decrements when its last byte is out
+                metrics.in_flight.dec()
+
+    async def models(request: Request) -> Response:
+        try:
+            state.authenticate(request)
+        except ApiError as exc:
+            return _error_response(exc)
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "deepseek-cascade"} for m in state.model_ids]
+        return Response(json.dumps({"object": "list", "data": data}), media_type=_JSON)
+
+    async def healthz(request: Request) -> Response:
+        doc, ok = await _health(state)
+        return Response(json.dumps(doc), status_code=200 if ok else 503, media_type=_JSON)
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    # Plain Starlette routes (no dependency injection to solve per request: the handlers take the Request)
+    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_route("/v1/models", models, methods=["GET"])
+    app.add_route("/healthz", healthz, methods=["GET"])
+    app.add_route("/metrics", prometheus, methods=["GET"])
+
+
+async def _open_stream(state: ServerState, req: ChatCompletionRequest, user: str | None,
+                       started: float) -> Response:
+    """Start the stream and wait for its first chunk, so that failures before any output (budget,
+    every model down) still get their HTTP status; then hand the rest to SSE."""
+    stream = await state.router.acomplete(req.messages, user=user, **router_params(req))
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except BaseException as exc:
+        await _aclose(stream)
+        raise _budget_refusal(exc) or exc
+    trace = stream.cascade
+    headers = {TRACE_HEADER: trace_header(trace), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    events = SSEStream(stream, first, include_usage=req.include_usage, on_done=_stream_done(state, started))
+    return SSEResponse(events, headers)
+
+
+def _stream_done(state: ServerState, started: float) -> Callable[[str, Any], None]:
+    def done(outcome: str, trace: Any) -> None:
+        state.metrics.record(outcome=outcome, trace=trace, seconds=time.perf_counter() - started, stream=True)
+        state.metrics.in_flight.dec()
+    return done
+
+
+async def _aclose(stream: Any) -> None:
+    try:
+        await stream.aclose()
+    except Exception:  # noqa: BLE001 - closing a failed stream must not hide its error
+        pass
+
+
+def _budget_refusal(exc: BaseException) -> BudgetExceeded | None:
+    """A direct (unchecked) stream reports a plan whose every attempt a cap refused as
+    EscalationExhausted; the client should see what it is: a budget refusal (429)."""
+    if isinstance(exc, EscalationExhausted) and exc.attempts and all(
+            a.status == "skipped" and str(a.reason).startswith("budget:") for a in exc.attempts):
+        return BudgetExceeded(str(exc.attempts[0].reason).removeprefix("budget: "))
+    return None
+
+
+def _failed(state: ServerState, exc: BaseException, started: float, *, stream: bool) -> Response:
+    reply = error_reply(exc)
+    if reply.status == 500:
+        log.error("internal error serving a chat completion: %s", type(exc).__name__, exc_info=exc)
+    if isinstance(exc, BudgetExceeded):
+        state.metrics.refused(exc.scope, exc.window)
+    trace = getattr(exc, "trace", None) if isinstance(exc, CascadeError) else None
+    state.metrics.record(outcome=reply.outcome, trace=trace, seconds=time.perf_counter() - started, stream=stream)
+    headers = reply.headers if trace is None else {**reply.headers, TRACE_HEADER: trace_header(trace)}
+    return Response(reply.content(), status_code=reply.status, headers=headers, media_type=_JSON)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes (before parsing)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "invalid Content-Length header")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"request body exceeds the server's limit of {limit:,} bytes",
+                    code="request_too_large", outcome="too_large")
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "We could not parse the JSON body of your request: expected a JSON object.",
+                       code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def _model_not_found(model: Any, known: tuple[str, ...]) -> ApiError:
+    shown = model if isinstance(model, str) and len(model) <= 200 else type(model).__name__
+    if model is None:
+        return ApiError(400, "Missing required parameter: 'model'.", param="model",
+                        code="missing_required_parameter")
+    return ApiError(404, f"The model {shown!r} does not exist; this server serves {', '.join(known)}.",
+                    param="model", code="model_not_found", outcome="not_found")
+
+
+async def _health(state: ServerState) -> tuple[dict[str, Any], bool]:
+    router = state.router
+    store: dict[str, Any] = {"url": getattr(router.store, "url", "?"), "reachable": True}
+    try:
+        store["open_reservations"] = await asyncio.wait_for(asyncio.to_thread(router.store.open_reservations), 5)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        store["reachable"], store["error"] = False, type(exc).__name__
+    breakers = {alias: router.health.state(alias) for alias in router.policy.catalog}
+    ok = store["reachable"]
+    doc = {"status": "ok" if ok else "degraded", "policy": router.policy.name, "store": store, "breakers": breakers}
+    return doc, ok
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
+        body = error_json(str(exc.detail), "invalid_request_error", None, kind)
+        return Response(json.dumps(body), status_code=exc.status_code, media_type=_JSON,
+                        headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        body = error_json("invalid request", "invalid_request_error", None, "invalid_value")
+        return Response(json.dumps(body), status_code=400, media_type=_JSON)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:
+        log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+        return _error_response(exc)
+

@@ -1,0 +1,154 @@
+"""The ``serve`` and ``budget`` commands; ``register(app)`` adds them to a Typer app.
+
+    cascade serve  --policy P --host H --port N [--budget-store URL] [--keys FILE] [--global-cap-usd X]
+                   [--user-cap-usd X] [--cap-window total|minute|hour|day|month] [--trace PATH]
+                   [--max-body-bytes N] [--access-log] [--timeout-keep-alive 75] [--log-level info]
+    cascade budget [--budget-store URL] [--policy P] [--user U ...] [--global-cap-usd X] [--user-cap-usd X]
+                   [--cap-window W] [--json]
+
+Typed errors (a bad policy, store URL or keys file) print one line and exit 2, never a traceback.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from typing import Any, Callable, Optional
+
+import typer
+
+from policies.errors import CascadeError, ConfigError
+
+__all__ = ["register", "serve_cmd", "budget_cmd"]
+
+_WINDOW_HELP = "Window of the --global-cap-usd / --user-cap-usd overrides: total, minute, hour, day or month."
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``budget`` to ``app`` (their machinery is imported inside the commands)."""
+    app.command("serve")(serve_cmd)
+    app.command("budget")(budget_cmd)
+
+
+def _fail(exc: CascadeError) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except CascadeError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(ConfigError(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": ")))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_cmd(
+        policy: str = typer.Option("default", "--policy", "-p", help="Built-in policy name or YAML path."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: every interface)."),
+        port: int = typer.Option(8000, "--port", help="TCP port."),
+        budget_store: Optional[str] = typer.Option(None, "--budget-store",
+                                                   help="memory://, sqlite:///path or redis://host:port/db "
+                                                        "(default: the policy's)."),
+        keys: Optional[str] = typer.Option(None, "--keys", help="YAML/JSON file mapping API key -> user name; "
+                                                                "requests then need 'Authorization: Bearer <key>'."),
+        global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD), replaces the policy's."),
+        user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD), replaces the policy's."),
+        cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
+        trace: Optional[str] = typer.Option(None, "--trace", help="Append one JSON trace line per request here."),
+        max_body_bytes: int = typer.Option(8 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."),
+        access_log: bool = typer.Option(False, "--access-log", help="Log one line per request (never headers or keys)."),
+        keep_alive_s: int = typer.Option(75, "--timeout-keep-alive",
+                                           help="Close idle keep-alive connections after this many seconds "
+                                                "(longer than clients' own idle timeouts, so that a client never "
+                                                "reuses a connection the server is closing)."),
+        log_level: str = typer.Option("info", "--log-level", help="uvicorn log level.")) -> None:
+    """Serve the cascade as an OpenAI-compatible API (POST /v1/chat/completions, /v1/models, /healthz, /metrics)."""
+    import uvicorn
+
+    from cascade.server.app import ServerSettings, create_app
+    from cascade.server.auth import load_keys
+
+    settings = ServerSettings(policy=policy, budget_store=budget_store,
+                              global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
+                              trace_path=trace, max_body_bytes=max_body_bytes)
+    if max_body_bytes < 1:
+        _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
+    keyring = None if keys is None else _guard(lambda: load_keys(keys))
+    router = _guard(settings.make_router)        # a bad policy / store URL / cap: one line, exit 2
+    app = create_app(lambda: router, keys=keyring, max_body_bytes=max_body_bytes)
+    auth = "no auth" if keys is None else f"{len(app.state.cascade.keys)} API keys"
+    if keys is None and not is_loopback(host):
+        typer.echo(f"warning: serving on {host} without --keys: anyone who can reach this port can spend "
+                   "your provider budget", err=True)
+    typer.echo(f"cascade serve: policy {router.policy.name!r}, budget store {router.store.url}, {auth}, "
+               f"http://{host}:{port}/v1", err=True)
+    uvicorn.run(app, host=host, port=port, loop="auto", http="auto", access_log=access_log,
+                log_level=log_level, lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s,
+                timeout_graceful_shutdown=5)
+
+
+def budget_cmd(
+        budget_store: Optional[str] = typer.Option(None, "--budget-store", help="Store URL (default: the policy's)."),
+        policy: str = typer.Option("default", "--policy", "-p", help="Policy whose caps to show (built-in name or YAML)."),
+        user: list[str] = typer.Option([], "--user", "-u", help="Show this user (repeatable; default: every user with spend)."),
+        global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD) instead of the policy's."),
+        user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD) instead of the policy's."),
+        cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Show spend and remaining budget per user and globally."""
+    from cascade.budget import open_budget_store
+    from cascade.budget_report import budget_caps, budget_report
+    from policies.loader import load_policy
+
+    def run() -> dict[str, Any]:
+        pol = load_policy(policy)
+        caps = budget_caps(pol, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window)
+        store = open_budget_store(budget_store or pol.budgets.store)
+        try:
+            return budget_report(store, caps, users=user or None)
+        finally:
+            store.close()
+    doc = _guard(run)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    print_budget(doc)
+
+
+def print_budget(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(f"budget store {doc['store']}: ${doc['total_spent_usd']:.6f} spent in all; "
+                  f"open reservations: {doc['open_reservations']}", highlight=False, markup=False, soft_wrap=True)
+    table = Table("who", "spent (all time)", "cap window", "limit", "spent (window)", "reserved", "remaining")
+    glob = doc["global"] or [None]
+    for i, row in enumerate(glob):
+        table.add_row("global" if i == 0 else "", f"${doc['total_spent_usd']:.6f}" if i == 0 else "", *_cap_cells(row))
+    for u in doc["users"]:
+        for i, row in enumerate(u["caps"] or [None]):
+            table.add_row(u["user"] if i == 0 else "", f"${u['spent_usd']:.6f}" if i == 0 else "", *_cap_cells(row))
+    if doc["unattributed_spent_usd"]:
+        table.add_row("(no user)", f"${doc['unattributed_spent_usd']:.6f}", *_cap_cells(None))
+    console.print(table)
+
+
+def _cap_cells(row: dict[str, Any] | None) -> list[str]:
+    if row is None:
+        return ["no cap", "-", "-", "-", "-"]
+    return [row["window"], f"${row['limit_usd']:.6f}", f"${row['spent_usd']:.6f}", f"${row['reserved_usd']:.6f}",
+            f"${row['remaining_usd']:.6f}"]

@@ -1,0 +1,63 @@
+"""Prometheus metrics of one ``cascade serve`` app, in its own ``CollectorRegistry``.
+
+    cascade_requests_total{model, outcome}          requests answered or refused; ``model`` is the
+                                                    catalog alias that answered ("none" if none did);
+                                                    outcome: ok | best_answer | budget_exceeded |
+                                                    invalid_request | unauthorized | not_found |
+                                                    too_large | provider_error | exhausted |
+                                                    store_unavailable | error
+    cascade_escalations_total                       answers that needed more than one model
+    cascade_spend_usd_total                         USD committed by this process's requests
+    cascade_budget_refusals_total{scope, window}    BudgetExceeded refusals
+    cascade_request_duration_seconds{stream}        latency histogram (to the last byte for streams)
+    cascade_requests_in_flight                      chat completions being served now
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["ServerMetrics", "CONTENT_TYPE_LATEST"]
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
+
+
+class ServerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("cascade_requests", "Chat completion requests by answering model and outcome.",
+                                ("model", "outcome"), registry=r)
+        self.escalations = Counter("cascade_escalations", "Answers that needed more than one model.", registry=r)
+        self.spend = Counter("cascade_spend_usd", "USD committed by the requests of this process.", registry=r)
+        self.refusals = Counter("cascade_budget_refusals", "Requests refused by a budget cap.",
+                                ("scope", "window"), registry=r)
+        self.latency = Histogram("cascade_request_duration_seconds", "Chat completion latency (seconds).",
+                                 ("stream",), buckets=_BUCKETS, registry=r)
+        self.in_flight = Gauge("cascade_requests_in_flight", "Chat completions being served now.", registry=r)
+        self._latency = {True: self.latency.labels("true"), False: self.latency.labels("false")}
+        self._by_outcome: dict[tuple[str, str], Any] = {}
+
+    def record(self, *, outcome: str, trace: Any = None, seconds: float, stream: bool) -> None:
+        """Count one finished request (``trace``: its RouteTrace, when the Router made one)."""
+        model = "none"
+        if trace is not None:
+            model = trace.model or "none"
+            if trace.cost_usd:
+                self.spend.inc(trace.cost_usd)
+            if trace.escalated:
+                self.escalations.inc()
+        key = (model, outcome)
+        child = self._by_outcome.get(key)
+        if child is None:
+            child = self._by_outcome[key] = self.requests.labels(model, outcome)
+        child.inc()
+        self._latency[stream].observe(seconds)
+
+    def refused(self, scope: str | None, window: str | None) -> None:
+        self.refusals.labels(scope or "unknown", window or "unknown").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,85 @@
+"""Request shape of ``POST /v1/chat/completions`` and the helpers that turn it into Router arguments.
+
+Validation is deliberately shallow here (types of the top-level fields); the messages themselves are
+validated by the Router (``policies.request.describe_messages``), which names the exact place of a
+problem (``messages[2].content[0].type``). Unknown top-level parameters are refused (400,
+``unsupported_parameter``) rather than silently dropped, as OpenAI does.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ChatCompletionRequest", "PASSTHROUGH", "IGNORED", "ValidationError", "router_params",
+           "validation_problem"]
+
+#: Parameters handed to ``Router.acomplete`` (and from there to the provider) as they are.
+PASSTHROUGH = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "response_format",
+               "tools", "tool_choice", "parallel_tool_calls", "seed", "presence_penalty",
+               "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "functions", "function_call")
+
+#: OpenAI-platform parameters accepted and ignored (they have no meaning behind the cascade).
+IGNORED = ("store", "metadata", "service_tier", "safety_identifier", "prompt_cache_key")
+
+Stop = Union[str, list[str], None]
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI chat-completions request, as far as the cascade serves it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    user: str | None = None
+    n: Literal[1] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: Stop = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Union[str, dict[str, Any], None] = None
+    parallel_tool_calls: bool | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    functions: list[dict[str, Any]] | None = None
+    function_call: Union[str, dict[str, Any], None] = None
+    store: bool | None = None
+    metadata: dict[str, Any] | None = None
+    service_tier: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.get("include_usage"))
+
+
+def router_params(req: ChatCompletionRequest) -> dict[str, Any]:
+    """The keyword arguments for ``Router.acomplete`` besides ``messages`` and ``user``."""
+    params = {name: value for name in PASSTHROUGH if (value := getattr(req, name)) is not None}
+    if req.stream:
+        params["stream"] = True
+    return params
+
+
+def validation_problem(exc: ValidationError) -> tuple[str, str | None, str]:
+    """(message, param, code) for the first error of a pydantic ValidationError."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    if first.get("type") == "extra_forbidden":
+        return f"Unrecognized request argument supplied: {loc}", loc or None, "unsupported_parameter"
+    if first.get("type") == "missing":
+        return f"Missing required parameter: {loc!r}.", loc or None, "missing_required_parameter"
+    if loc == "n":
+        return "Only n=1 is supported by the cascade.", "n", "unsupported_value"
+    return f"Invalid value for {loc!r}: {first.get('msg', 'invalid')}.", loc or None, "invalid_value"

@@ -1,0 +1,160 @@
+"""``cascade budget`` and ``cascade serve`` through a local Typer app (``register``), and as a subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cascade.budget import MemoryBudgetStore, open_budget_store
+from cascade.budget_report import budget_caps, budget_report
+from cascade.server.cli import is_loopback, register
+from policies.budget import Cap
+from policies.loader import load_policy
+
+from .conftest import ALICE_KEY, ROOT
+
+app = typer.Typer()
+register(app)
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+def spend(store, user, usd, *, commit=True):
+    res = store.reserve(request_id=f"r-{user}-{usd}", user=user, model="deepseek-v2", amount_usd=usd, caps=())
+    if commit:
+        store.commit(res, usd)
+    return res
+
+
+def populated(store):
+    spend(store, "alice", 0.20)
+    spend(store, "alice", 0.05)
+    spend(store, "bob", 0.10)
+    spend(store, None, 0.01)
+    spend(store, "bob", 0.03, commit=False)              # still reserved
+    return store
+
+
+def test_budget_report_on_a_memory_store():
+    store = populated(MemoryBudgetStore())
+    caps = budget_caps(load_policy("default"), global_cap_usd=1.0, user_cap_usd=0.25, cap_window="day")
+    assert caps == (Cap("global", "day", 1.0), Cap("user", "day", 0.25))
+    doc = budget_report(store, caps)
+    assert doc["store"] == "memory://" and doc["open_reservations"] == 1
+    assert doc["total_spent_usd"] == pytest.approx(0.36) and doc["unattributed_spent_usd"] == pytest.approx(0.01)
+    [glob] = doc["global"]
+    assert glob["window"] == "day" and glob["limit_usd"] == 1.0
+    assert glob["spent_usd"] == pytest.approx(0.0)       # caps=() at reserve: no bucket was charged
+    alice, bob = doc["users"]
+    assert alice["user"] == "alice" and alice["spent_usd"] == pytest.approx(0.25)
+    assert bob["user"] == "bob" and bob["spent_usd"] == pytest.approx(0.10)
+    assert json.loads(json.dumps(doc)) == doc
+
+
+def test_budget_report_counts_cap_buckets_and_reservations():
+    store = MemoryBudgetStore()
+    caps = (Cap("global", "total", 1.0), Cap("user", "total", 0.25))
+    store.commit(store.reserve(request_id="a", user="alice", model="m", amount_usd=0.2, caps=caps), 0.15)
+    store.reserve(request_id="b", user="alice", model="m", amount_usd=0.05, caps=caps)
+    doc = budget_report(store, caps, users=["alice", "carol"])
+    assert doc["global"] == [{"window": "total", "limit_usd": 1.0, "spent_usd": pytest.approx(0.15),
+                              "reserved_usd": pytest.approx(0.05), "remaining_usd": pytest.approx(0.8)}]
+    alice, carol = doc["users"]
+    assert alice["caps"][0]["remaining_usd"] == pytest.approx(0.05)
+    assert carol == {"user": "carol", "spent_usd": 0.0, "caps": [
+        {"window": "total", "limit_usd": 0.25, "spent_usd": 0.0, "reserved_usd": 0.0, "remaining_usd": 0.25}]}
+
+
+def test_budget_caps_default_to_the_policys(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: default\nname: capped\nbudgets:\n  global: [{window: month, usd: 100}]\n"
+                    "  per_user: [{window: day, usd: 2}]\n")
+    assert budget_caps(load_policy(str(path))) == (Cap("global", "month", 100.0), Cap("user", "day", 2.0))
+
+
+def test_budget_cli_json_on_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path}/spend.db"
+    with open_budget_store(url) as store:
+        populated(store)
+    result = runner.invoke(app, ["budget", "--budget-store", url, "--user", "alice", "--global-cap-usd", "1",
+                                 "--user-cap-usd", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["total_spent_usd"] == pytest.approx(0.36) and [u["user"] for u in doc["users"]] == ["alice"]
+    assert doc["users"][0]["caps"][0]["limit_usd"] == 0.5
+
+
+def test_budget_cli_table_on_sqlite_subprocess(tmp_path):
+    url = f"sqlite:///{tmp_path}/spend.db"
+    with open_budget_store(url) as store:
+        populated(store)
+    out = subprocess.run([sys.executable, "-m", "cascade.server", "budget", "--budget-store", url,
+                          "--global-cap-usd", "1", "--user-cap-usd", "0.25", "--cap-window", "day"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "$0.360000 spent in all; open reservations: 1" in lines[0]
+    for who, spent in (("global", "$0.360000"), ("alice", "$0.250000"), ("bob", "$0.100000"), ("(no user)", "$0.010000")):
+        assert any(who in line and spent in line for line in lines), (who, out.stdout)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget-store", "bogus://x"], "unknown budget store URL"),
+    (["--policy", "no-such-policy"], "ConfigError"),
+    (["--cap-window", "fortnight", "--global-cap-usd", "1", "--budget-store", "memory://"], "cap_window"),
+])
+def test_budget_cli_errors_exit_2_without_traceback(args, message):
+    result = runner.invoke(app, ["budget", *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+# ---- serve (uvicorn.run replaced: these check the wiring, the subprocess tests check the serving) ------------
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch):
+    import uvicorn
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    return calls
+
+
+def test_serve_builds_the_app_and_runs_uvicorn(uvicorn_calls, tmp_path):
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"keys:\n  {ALICE_KEY}: alice\n")
+    result = runner.invoke(app, ["serve", "--port", "8123", "--budget-store", "memory://", "--keys", str(keys),
+                                 "--global-cap-usd", "5", "--cap-window", "day"])
+    assert result.exit_code == 0, result.output
+    [(asgi, kw)] = uvicorn_calls
+    assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["access_log"] is False and kw["loop"] == "auto"
+    assert kw["timeout_keep_alive"] == 75
+    state = asgi.state.cascade
+    assert len(state.keys) == 1 and "1 API keys" in result.output and "warning" not in result.output
+    assert ALICE_KEY not in result.output
+
+
+def test_serve_warns_without_keys_on_a_public_interface(uvicorn_calls):
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--budget-store", "memory://"])
+    assert result.exit_code == 0 and "warning: serving on 0.0.0.0 without --keys" in result.output
+    result = runner.invoke(app, ["serve", "--host", "127.0.0.1", "--budget-store", "memory://", "--access-log"])
+    assert "warning" not in result.output and uvicorn_calls[-1][1]["access_log"] is True
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--keys", "/nonexistent/keys.yaml"], "cannot read the keys file"),
+    (["--policy", "no-such-policy"], "ConfigError"),
+    (["--budget-store", "bogus://"], "unknown budget store URL"),
+    (["--global-cap-usd", "-1"], "global_cap_usd"),
+])
+def test_serve_config_errors_exit_2_without_traceback(uvicorn_calls, args, message):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert uvicorn_calls == []
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                            ("0.0.0.0", False), ("10.0.0.5", False), ("example.com", False)])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
