@@ -19,29 +19,17 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from policies.budget import Cap
-from policies.errors import ConfigError
+from policies.budget import Cap, deployment_caps
 
 __all__ = ["budget_caps", "budget_report"]
 
-WINDOWS = ("minute", "hour", "day", "month", "total")
 
 
 def budget_caps(policy: Any, *, global_cap_usd: float | None = None, user_cap_usd: float | None = None,
                 cap_window: str = "total") -> tuple[Cap, ...]:
-    """The caps the Router would enforce: the policy's, each scope replaced by an override when given
-    (the same rule as ``Router(global_cap_usd=, user_cap_usd=, cap_window=)``)."""
-    for name, value in (("global_cap_usd", global_cap_usd), ("user_cap_usd", user_cap_usd)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise ConfigError(f"{name} must be a non-negative number of USD, got {value!r}")
-    if cap_window not in WINDOWS:
-        raise ConfigError(f"cap_window must be minute/hour/day/month/total, got {cap_window!r}")
-    b = policy.budgets
-    glob = [Cap("global", cap_window, float(global_cap_usd))] if global_cap_usd is not None else \
-        [Cap("global", c.window, c.usd) for c in b.global_]
-    user = [Cap("user", cap_window, float(user_cap_usd))] if user_cap_usd is not None else \
-        [Cap("user", c.window, c.usd) for c in b.per_user]
-    return tuple(glob + user)
+    """The caps the Router would enforce (the same rule as ``Router(global_cap_usd=, ...)``)."""
+    return deployment_caps(policy.budgets, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd,
+                           cap_window=cap_window)
 
 
 def budget_report(store: Any, caps: Sequence[Cap], users: Iterable[str] | None = None, *,

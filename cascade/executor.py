@@ -38,6 +38,7 @@ class CallContext:
     deadline_at: float
     prompt_text: str
     stream: bool = False          # buffered streaming: the call drains the stream, checks see the whole text
+    refused: Any = None           # the first BudgetExceeded met (direct streaming reports it)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from policies.engine import Health
 from cascade.health import HealthBoard
 
 log = logging.getLogger("cascade.health")
+DEGRADED_REFRESH_S = 10.0
 
 
 class SharedHealthBoard:
@@ -25,7 +26,9 @@ class SharedHealthBoard:
         self.local = local
         self.config = local.config
         self._key = f"{prefix}circuit"
-        self._client = client or redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # Reads run on the caller's thread (often an event loop): keep them short, and back off while
+        # Redis is unreachable so an outage costs one short timeout per ``DEGRADED_REFRESH_S``.
+        self._client = client or redis.Redis.from_url(url, socket_timeout=0.05, socket_connect_timeout=0.05)
         self._errors = (redis.RedisError, OSError)
         self._wall = wall_clock
         self._refresh_s = refresh_s
@@ -35,7 +38,7 @@ class SharedHealthBoard:
 
     def _open_elsewhere(self) -> dict[str, float]:
         now = self._wall()
-        if now - self._read_at >= self._refresh_s:
+        if now - self._read_at >= (DEGRADED_REFRESH_S if self._degraded else self._refresh_s):
             self._read_at = now
             try:
                 raw = self._client.hgetall(self._key)

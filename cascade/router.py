@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import random
 import threading
@@ -18,7 +17,7 @@ import time
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
-from policies.budget import Cap, window_bucket
+from policies.budget import deployment_caps, window_bucket
 from policies.errors import BudgetExceeded, BudgetStoreUnavailable, ConfigError, EscalationExhausted
 from policies.loader import load_policy
 from policies.schema import Policy
@@ -50,7 +49,8 @@ class Router:
         store = budget_store if budget_store is not None else self.policy.budgets.store
         self._owns_store = isinstance(store, str)
         self.store = open_budget_store(store) if isinstance(store, str) else store
-        self.caps = self._caps(global_cap_usd, user_cap_usd, cap_window)
+        self.caps = deployment_caps(self.policy.budgets, global_cap_usd=global_cap_usd,
+                                    user_cap_usd=user_cap_usd, cap_window=cap_window)
         self.health = health or self._health(store, health_url, clock)
         self.sink = (TraceSink(trace_path, keep_text=trace_text, secrets=self._secrets())
                      if trace_path is not None else None)
@@ -64,20 +64,6 @@ class Router:
         self._loop_lock = threading.Lock()
 
     # ---- configuration -------------------------------------------------------------------------
-    def _caps(self, global_cap: float | None, user_cap: float | None, window: str) -> tuple[Cap, ...]:
-        b = self.policy.budgets
-        for name, value in (("global_cap_usd", global_cap), ("user_cap_usd", user_cap)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value < 0):
-                raise ConfigError(f"{name} must be a finite, non-negative number of USD, got {value!r}")
-        if window not in ("minute", "hour", "day", "month", "total"):
-            raise ConfigError(f"cap_window must be minute/hour/day/month/total, got {window!r}")
-        glob = [Cap("global", window, float(global_cap))] if global_cap is not None else \
-            [Cap("global", c.window, c.usd) for c in b.global_]
-        user = [Cap("user", window, float(user_cap))] if user_cap is not None else \
-            [Cap("user", c.window, c.usd) for c in b.per_user]
-        return tuple(glob + user)
-
     def _health(self, store: Any, health_url: str | None, clock: Callable[[], float]) -> Any:
         """Per-process breakers; shared through Redis when ``health_url`` is given or the budget store
         itself is Redis (one replica's discovery that a provider is down protects the others)."""

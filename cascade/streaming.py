@@ -98,6 +98,8 @@ async def _direct_chunks(router: "Router", routed: Any, ctx: Any, trace: RouteTr
                 return
         why = "; ".join(f"{a.model}: {a.status} ({a.error or a.reason})" for a in trace.attempts)
         trace.outcome, trace.error = "error", f"EscalationExhausted: {why}"
+        if ctx.refused is not None and all(a.status == "skipped" for a in trace.attempts):
+            raise router._with_retry_after(ctx.refused)
         raise EscalationExhausted(f"every attempt failed: {why}", attempts=trace.attempts, trace=trace)
     finally:
         trace.latency_s = router._clock() - started
@@ -145,6 +147,7 @@ async def _direct_attempt(router: "Router", executor: Any, attempt: Attempt, ctx
                                                 model=attempt.model, amount_usd=attempt.est_cost_usd, caps=ctx.caps)
     except BudgetExceeded as exc:
         router.health.release_probe(attempt.model)
+        ctx.refused = ctx.refused or exc
         trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
         return
     except BaseException:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -39,11 +39,15 @@ class AttemptRecord:
     answer: str | None = field(default=None, repr=False)   # written only by a sink that keeps text
 
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        d["checks"] = [asdict(c) for c in self.checks]
-        if not with_text:
-            d.pop("answer")
+        d = {f: getattr(self, f) for f in _ATTEMPT_FIELDS}
+        d["checks"] = [{"name": c.name, "passed": c.passed, "reason": c.reason, "score": c.score} for c in self.checks]
+        if with_text:
+            d["answer"] = self.answer
         return d
+
+
+_ATTEMPT_FIELDS = ("model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
+                   "error", "finish_reason")
 
 
 @dataclass

@@ -9,7 +9,7 @@ import calendar
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Scope = Literal["global", "user"]
 Window = Literal["minute", "hour", "day", "month", "total"]
@@ -88,3 +88,21 @@ class BudgetSnapshot:
 
 
 UNLIMITED = BudgetSnapshot()
+
+
+def deployment_caps(budgets: Any, *, global_cap_usd: float | None = None, user_cap_usd: float | None = None,
+                    cap_window: str = "total") -> tuple[Cap, ...]:
+    """The caps a deployment enforces: the policy's ``budgets`` (per_user / global), each scope replaced
+    by an operator's override when one is given. Bad overrides raise ConfigError."""
+    from policies.errors import ConfigError
+    for name, value in (("global_cap_usd", global_cap_usd), ("user_cap_usd", user_cap_usd)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            raise ConfigError(f"{name} must be a finite, non-negative number of USD, got {value!r}")
+    if cap_window not in WINDOWS:
+        raise ConfigError(f"cap_window must be one of {', '.join(WINDOWS)}, got {cap_window!r}")
+    glob = [Cap("global", cap_window, float(global_cap_usd))] if global_cap_usd is not None else \
+        [Cap("global", c.window, c.usd) for c in budgets.global_]
+    user = [Cap("user", cap_window, float(user_cap_usd))] if user_cap_usd is not None else \
+        [Cap("user", c.window, c.usd) for c in budgets.per_user]
+    return tuple(glob + user)
