@@ -9,7 +9,9 @@ Load them by name or artifact path through the explicit registries below; nothin
 itself on import. ``import classifiers`` is cheap: no numpy-heavy work, no scikit-learn, no I/O;
 artifacts are read on the first ``load_*`` call for their path and cached.
 
-Names: classifiers ``"heuristic"`` (hand-written rules), ``"default"`` (the shipped trained model);
+Names: classifiers ``"heuristic"`` (hand-written rules), ``"default"`` (the shipped trained model,
+all four data sets), ``"mmlu-pro"`` (trained on MMLU-Pro DeepSeek-V2 -> GPT-4o only: better there,
+worse elsewhere);
 answer checkers ``"rules"`` (empty / refusal / no extractable choice), ``"default"`` (the shipped
 trained checker, rules included). Anything else is taken as a path to an artifact: a ``.json``
 metadata file, its ``.npz`` sibling, their common stem, or a directory holding ``model.json``.
@@ -31,6 +33,7 @@ __all__ = ["ARTIFACTS_DIR", "AnswerChecker", "Classifier", "load_answer_checker"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_CLASSIFIER = ARTIFACTS_DIR / "prompt_classifier.json"
 DEFAULT_ANSWER_CHECKER = ARTIFACTS_DIR / "answer_checker.json"
+MMLU_PRO_CLASSIFIER = ARTIFACTS_DIR / "prompt_classifier_mmlu_pro.json"
 
 _cache: dict[tuple[str, Path], Any] = {}
 _cache_lock = threading.Lock()
@@ -50,6 +53,10 @@ def _default_classifier() -> "Classifier":
     return _load_artifact(DEFAULT_CLASSIFIER, "classifier", "default")
 
 
+def _mmlu_pro_classifier() -> "Classifier":
+    return _load_artifact(MMLU_PRO_CLASSIFIER, "classifier", "mmlu-pro")
+
+
 def _default_answer_checker() -> "AnswerChecker":
     return _load_artifact(DEFAULT_ANSWER_CHECKER, "answer_checker", "default")
 
@@ -58,6 +65,7 @@ def _default_answer_checker() -> "AnswerChecker":
 CLASSIFIERS: dict[str, Callable[[], "Classifier"]] = {
     "heuristic": _heuristic,
     "default": _default_classifier,
+    "mmlu-pro": _mmlu_pro_classifier,
 }
 ANSWER_CHECKERS: dict[str, Callable[[], "AnswerChecker"]] = {
     "rules": _rules,
@@ -99,10 +107,11 @@ def _looks_like_path(text: str) -> bool:
 
 def _load_artifact(path: Path, kind: str, label: str) -> Any:
     """Read (once per resolved path and kind) the artifact at ``path``."""
-    key = (kind, path.expanduser().resolve())
+    from classifiers.artifact import artifact_paths, read_scorer
+
+    key = (kind, artifact_paths(path.expanduser())[0].resolve())
     with _cache_lock:
         if key not in _cache:
-            from classifiers.artifact import read_scorer
             _cache[key] = read_scorer(key[1], kind, label)
         return _cache[key]
 

@@ -42,13 +42,21 @@ _WORD[ord("a"):ord("z") + 1] = True
 _WORD[ord("0")] = True
 _WORD[128:] = True
 
-# byte categories for the structural counts (each byte in at most one): digit, math symbol,
-# upper-case letter, non-ASCII, code punctuation, newline, question mark
-_CAT = np.zeros(256, dtype=np.intp)
-for _code, _members in enumerate((b"0123456789", b"=+*/^\\$<>%|", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-                                  bytes(range(128, 256)), b"{}();[]_#`", b"\n", b"?"), start=1):
+# byte categories for the structural counts (each byte in at most one): 1 digit, 2 math symbol,
+# 3 upper-case K..Z, 4 non-ASCII, 5 code punctuation, 6 newline, 7 question mark, 8 upper-case A..J
+# (an upper-case letter that may open an option line)
+_CAT = np.zeros(256, dtype=np.uint8)
+for _code, _members in enumerate((b"0123456789", b"=+*/^\\$<>%|", b"KLMNOPQRSTUVWXYZ",
+                                  bytes(range(128, 256)), b"{}();[]_#`", b"\n", b"?", b"ABCDEFGHIJ"),
+                                 start=1):
     _CAT[list(_members)] = _code
-N_CATS = 8
+N_CATS = 9
+# bytes.translate tables (a C-speed lookup with no index conversion): normalised byte; category
+# or 16 for a word byte without category (non-ASCII bytes are both: category 4, and word bytes
+# are found as "category 4 or >= 16")
+_NORM_BYTES = _NORM.tobytes()
+_CAT_BYTES = _CAT.tobytes()
+_WORDISH = np.where(_WORD[_NORM], 1, 0).astype(np.uint8).tobytes()
 # An option line starts (at the text start or after a newline) with "A." / "B)" / "(C)" ... (letters
 # A..J), followed by a space, newline, NUL or the end: options_of() and Batch.options() agree.
 
@@ -58,7 +66,7 @@ STRUCT_NAMES: tuple[str, ...] = (
     "math_frac", "upper_frac", "nonascii_frac", "code_frac", "mean_word_len", "stem_frac",
     "truncated",
 )
-CHUNK_BYTES = 1 << 16  # a batch is processed in chunks of about this many bytes (cache-sized)
+CHUNK_BYTES = 1 << 18  # a batch is processed in chunks of about this many bytes
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,15 @@ def options_of(b: bytes) -> tuple[int, int]:
     return count, first
 
 
+def struct_scalar(chars: int, length: int, cats: Sequence[int], n_words: int, word_bytes: int,
+                  options: int, first_option: int, truncated: bool) -> list[float]:
+    """:func:`struct_from_counts` for one text, in plain Python floats."""
+    ln = max(length, 1)
+    return [math.log1p(chars), math.log1p(n_words), float(min(options, 12)), math.log1p(cats[6]),
+            math.log1p(cats[7]), cats[1] / ln, cats[2] / ln, (cats[3] + cats[8]) / ln, cats[4] / ln,
+            cats[5] / ln, word_bytes / max(n_words, 1), first_option / ln, float(truncated)]
+
+
 def struct_from_counts(chars: np.ndarray, lengths: np.ndarray, cats: np.ndarray,
                        n_words: np.ndarray, word_bytes: np.ndarray, options: np.ndarray,
                        first_option: np.ndarray, truncated: np.ndarray) -> np.ndarray:
@@ -133,6 +150,7 @@ def struct_from_counts(chars: np.ndarray, lengths: np.ndarray, cats: np.ndarray,
     out[:, 3] = np.log1p(cats[:, 6])
     out[:, 4] = np.log1p(cats[:, 7])
     out[:, 5:10] = cats[:, 1:6] / length[:, None]
+    out[:, 7] = (cats[:, 3] + cats[:, 8]) / length
     out[:, 10] = word_bytes / np.maximum(n_words, 1)
     out[:, 11] = first_option / length
     out[:, 12] = truncated
@@ -175,15 +193,18 @@ class Batch:
 
     def __init__(self, texts: Sequence[str], spec: FeatureSpec) -> None:
         self.spec, self.texts, self.n = spec, texts, len(texts)
-        clipped = [spec.clip(t) for t in texts]
-        self.clipped = [b for b, _ in clipped]
-        self.truncated = [cut for _, cut in clipped]
+        self.clipped = [t.encode("utf-8", "surrogatepass") for t in texts]
         self.lengths = np.fromiter(map(len, self.clipped), dtype=np.intp, count=self.n)
+        self.truncated = np.zeros(self.n)
+        for i in np.flatnonzero(self.lengths > spec.head + spec.tail).tolist():
+            self.clipped[i], _ = spec.clip(texts[i])
+            self.lengths[i] = len(self.clipped[i])
+            self.truncated[i] = 1.0
         joined = b"\0".join(self.clipped) + b"\0"
         self.joined = joined
         self.size = len(joined)
         norm = np.zeros(self.size + 16, dtype=np.uint8)
-        norm[: self.size] = _NORM[np.frombuffer(joined, dtype=np.uint8)]
+        norm[: self.size] = np.frombuffer(joined.translate(_NORM_BYTES), dtype=np.uint8)
         self.starts = np.cumsum(self.lengths + 1) - (self.lengths + 1)  # each text + its NUL
         norm[self.starts + self.lengths] = 0  # separators are 0 in the normalised buffer
         self.norm = norm
@@ -194,13 +215,14 @@ class Batch:
     def words(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(word hash, text index, word length) of every word, in order."""
         if self._words is None:
-            is_word = _WORD[self.norm[: self.size + 1]]  # ends with a 0 (non-word) byte
+            is_word = np.zeros(self.size + 1, dtype=bool)  # separators (NUL) are not word bytes
+            is_word[: self.size] = np.frombuffer(self.joined.translate(_WORDISH), dtype=bool)
             edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
             if is_word[0]:
                 edges = np.concatenate(([0], edges))
             begin, length = edges[0::2], edges[1::2] - edges[0::2]
             h = self.packed[begin] & _MASKS[np.minimum(length, 8)]
-            rows = np.searchsorted(self.starts, begin, side="right") - 1
+            rows = np.repeat(np.arange(self.n, dtype=np.intp), self.lengths + 1)[begin]
             self._words = (h, rows, length)
         return self._words
 
@@ -245,38 +267,37 @@ class Batch:
             total += self.kind(f"w{n}").weighted_sums(table)
         return total
 
-    def options(self) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`options_of` of every text, vectorised over the buffer."""
-        raw = np.zeros(self.size + 4, dtype=np.uint8)
-        raw[1:self.size + 1] = np.frombuffer(self.joined, dtype=np.uint8)  # raw[k + 1] is byte k
-        raw[0] = 10
-        raw[self.starts] = 10  # the byte before each text reads as a newline
-        cand = np.flatnonzero((raw >= 65) & (raw <= 74)) - 1  # byte offsets of A..J
-        nxt, nxt2, prev = raw[cand + 2], raw[cand + 3], raw[cand]
-        prev2 = raw[np.maximum(cand - 1, 0)]
+    def options(self, cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`options_of` of every text, vectorised (``cat``: the byte categories)."""
+        raw = np.frombuffer(self.joined + b"\0\0", dtype=np.uint8)
+        cand = np.flatnonzero(cat == 8)  # byte offsets of A..J
+        text = np.searchsorted(self.starts, cand, side="right") - 1
+        start = self.starts[text]
+        nxt, nxt2 = raw[cand + 1], raw[cand + 2]
+        prev = np.where(cand == start, 10, raw[cand - 1])
+        prev2 = np.where(cand - 1 <= start, 10, raw[cand - 2])
         ok = ((nxt == 46) | (nxt == 41)) & ((nxt2 == 32) | (nxt2 == 0) | (nxt2 == 10))
-        ok &= (prev == 10) | ((prev == 40) & (prev2 == 10) & (cand > 0))
-        pos = cand[ok]
-        text = np.searchsorted(self.starts, pos, side="right") - 1
+        ok &= (prev == 10) | ((prev == 40) & (prev2 == 10))
+        cand, text = cand[ok], text[ok]
         count = np.bincount(text, minlength=self.n)
         first = self.lengths.copy()
-        if pos.size:
+        if cand.size:
             is_first = np.concatenate(([True], text[1:] != text[:-1]))
-            first[text[is_first]] = pos[is_first] - self.starts[text[is_first]]
+            first[text[is_first]] = cand[is_first] - self.starts[text[is_first]]
         return count, first
 
     def struct(self) -> np.ndarray:
         """Dense structural features, shape (n, len(STRUCT_NAMES)), float64."""
         _, rows, length = self.words()
-        raw = np.frombuffer(self.joined, dtype=np.uint8)
-        text_of_byte = np.repeat(np.arange(0, self.n * N_CATS, N_CATS), self.lengths + 1)
-        cats = np.bincount(text_of_byte + _CAT[raw], minlength=self.n * N_CATS).reshape(self.n, N_CATS)
-        cats[:, 0] = 0
-        options, first = self.options()
+        cat = np.frombuffer(self.joined.translate(_CAT_BYTES), dtype=np.uint8)
+        key = np.repeat(np.arange(0, self.n * N_CATS, N_CATS, dtype=np.intp), self.lengths + 1)
+        key += cat
+        cats = np.bincount(key, minlength=self.n * N_CATS).reshape(self.n, N_CATS)
+        options, first = self.options(cat)
         return struct_from_counts(np.fromiter(map(len, self.texts), np.float64, self.n), self.lengths,
                                   cats, np.bincount(rows, minlength=self.n),
                                   np.bincount(rows, weights=length, minlength=self.n), options,
-                                  first, np.array(self.truncated, dtype=np.float64))
+                                  first, self.truncated)
 
 
 class Single:
@@ -298,6 +319,10 @@ class Single:
         self.word_begin, self.word_len = edges[0::2], edges[1::2] - edges[0::2]
 
     def hashed_sum(self, table: np.ndarray) -> np.ndarray:
+        return np.array([self.hashed_total(table)])
+
+    def hashed_total(self, table: np.ndarray) -> float:
+        """The text's sum over kinds of its scaled n-gram weights."""
         shift, total = np.uint64(64 - self.spec.bits), 0.0
         for n in self.spec.char_ngrams:
             count = self.size - n + 1
@@ -312,17 +337,17 @@ class Single:
             if 2 in self.spec.word_ngrams and n_words > 1:
                 keys = ((h[:-1] * _P + h[1:]) ^ _SALT_W2) * _M1 >> shift
                 total += table.take(keys.view(np.intp)).sum() / math.sqrt(n_words - 1)
-        return np.array([total])
+        return float(total)
 
     def struct(self) -> np.ndarray:
+        return np.array([self.struct_list()])
+
+    def struct_list(self) -> list[float]:
         b = self.clipped
-        cats = np.bincount(_CAT[np.frombuffer(b, dtype=np.uint8)], minlength=N_CATS)[None, :]
-        cats[:, 0] = 0
+        cats = np.bincount(_CAT[np.frombuffer(b, dtype=np.uint8)], minlength=N_CATS).tolist()
         options, first = options_of(b)
-        return struct_from_counts(np.array([len(self.text)], np.float64), np.array([len(b)]), cats,
-                                  np.array([self.word_begin.size]), np.array([self.word_len.sum()]),
-                                  np.array([options]), np.array([first]),
-                                  np.array([float(self.truncated)]))
+        return struct_scalar(len(self.text), len(b), cats, int(self.word_begin.size),
+                             int(self.word_len.sum()), options, first, self.truncated)
 
 
 def chunks(texts: Sequence[str], spec: FeatureSpec) -> Iterator[tuple[int, Batch | Single]]:

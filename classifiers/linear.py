@@ -13,12 +13,13 @@ read from a pickle-free artifact (:mod:`classifiers.artifact`); no scikit-learn 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from classifiers.features import STRUCT_NAMES, FeatureSpec, chunks
+from classifiers.features import STRUCT_NAMES, FeatureSpec, Single, chunks
 
 MODEL = "linear-hashed-v1"
 
@@ -59,6 +60,9 @@ class LinearStack:
                 raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
         if not np.all(np.isfinite(self.table)) or not np.all(self.struct_scale > 0):
             raise ValueError("table must be finite and struct_scale positive")
+        # z @ struct_coef + bias == dense @ dense_coef + dense_bias (standardisation folded in)
+        object.__setattr__(self, "dense_coef", self.struct_coef / self.struct_scale)
+        object.__setattr__(self, "dense_bias", self.bias - float(self.struct_mean @ self.dense_coef))
 
     def logits(self, texts: Sequence[str], extra: np.ndarray | None = None) -> np.ndarray:
         """Output logits of ``texts``; ``extra`` are further raw dense columns (answer checker)."""
@@ -67,9 +71,14 @@ class LinearStack:
             dense = batch.struct()
             if extra is not None:
                 dense = np.hstack([dense, extra[off:off + batch.n]])
-            z = (dense - self.struct_mean) / self.struct_scale
-            out[off:off + batch.n] = batch.hashed_sum(self.table) + z @ self.struct_coef + self.bias
+            out[off:off + batch.n] = batch.hashed_sum(self.table) + dense @ self.dense_coef + self.dense_bias
         return out
+
+    def logit_one(self, text: str) -> float:
+        """The logit of one text by the single-text path (no extra dense columns)."""
+        single = Single(text, self.spec)
+        dense = float(np.dot(single.struct_list(), self.dense_coef))
+        return single.hashed_total(self.table) + dense + self.dense_bias
 
     def to_artifact(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"model": MODEL, "features": self.spec.to_json(), "bias": float(self.bias),
@@ -96,10 +105,16 @@ class LinearClassifier:
     def score(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("score() takes a sequence of texts; use score_one() for one text")
+        if len(texts) == 1:  # the single-text path, so score([x])[0] == score_one(x) exactly
+            return np.array([self.score_one(texts[0])])
         return sigmoid(self.stack.logits(list(texts)))
 
     def score_one(self, text: str) -> float:
-        return float(self.score([text])[0])
+        z = self.stack.logit_one(text)
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        ez = math.exp(z)
+        return ez / (1.0 + ez)
 
     @classmethod
     def from_artifact(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "LinearClassifier":

@@ -119,5 +119,6 @@ def test_shipped_artifacts_are_small_and_described():
     card = (art / "MODEL_CARD.md").read_text()
     assert "test" in card.lower() and "python -m classifiers.train" in card
     for path, kind in ((classifiers.DEFAULT_CLASSIFIER, "classifier"),
+                       (classifiers.MMLU_PRO_CLASSIFIER, "classifier"),
                        (classifiers.DEFAULT_ANSWER_CHECKER, "answer_checker")):
         assert read_scorer(path, kind) is not None
