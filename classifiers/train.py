@@ -94,7 +94,7 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     Chosen on calibration: ``C`` and the data-set weighting, by 0.5 x APGR on the first data
     set + 0.5 x mean APGR. Returns the report (also stored in the artifact's metadata).
     """
-    from classifiers.fit import HeadTarget, StackFitter
+    from classifiers.fit import StackFitter
 
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
@@ -103,24 +103,18 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     split = np.concatenate([ps.data.split_names() for ps in pairs])
     qc = np.concatenate([ps.q_cheap for ps in pairs])
     qs = np.concatenate([ps.q_strong for ps in pairs])
-    heads = {"gain": HeadTarget(qs - qc, np.ones(len(texts), dtype=bool))}
-    if gated and len(pairs) > 1:
-        heads.update(_gated_gain_targets(pairs, ds, qs - qc))
-    heads.update({"cheap_log_tokens": _token_target(pairs), "cheap_rule_failure": _failure_target(pairs)})
-    heads = {k: v for k, v in heads.items() if v.mask.any()}
-    hashed, dense = sparse_matrix(texts, spec), struct_matrix(texts, spec)
+    heads = _classifier_heads(pairs, ds, qs - qc, gated)
     train = split == "train"
-    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(hashed, dense, train, heads)
+    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
+        sparse_matrix(texts, spec), struct_matrix(texts, spec), train, heads)
     label = (qs > qc).astype(int)
     grid = []
     for weighting in weightings:
-        weight = _weights(ds, train, weighting)
         for C in Cs:
-            fitter.fit_output(label, train, weight, C)
+            fitter.fit_output(label, train, _weights(ds, train, weighting), C)
             cal = _apgr_by_split(pairs, fitter.output_logits(), ds, split, "calibration")
-            first = cal[pairs[0].folder.name]
             grid.append({"C": C, "weighting": weighting, "calibration_apgr": cal,
-                         "objective": 0.5 * first + 0.5 * float(np.mean(list(cal.values())))})
+                         "objective": _objective(pairs, cal)})
     best = max(grid, key=lambda g: g["objective"])
     fitter.fit_output(label, train, _weights(ds, train, best["weighting"]), best["C"])
     logits = fitter.output_logits()
@@ -137,6 +131,21 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
         meta, arrays = fitter.stack_.to_artifact()
         write_artifact(out, {**meta, "kind": "classifier", "name": name, "report": report}, arrays)
     return report
+
+
+def _objective(pairs: list[PairSet], cal: dict[str, float]) -> float:
+    """Selection objective: 0.5 x calibration APGR of the first data set + 0.5 x the mean."""
+    first = cal.get(pairs[0].folder.name, float(np.mean(list(cal.values()))))
+    return 0.5 * first + 0.5 * float(np.mean(list(cal.values())))
+
+
+def _classifier_heads(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray, gated: bool) -> dict[str, Any]:
+    from classifiers.fit import HeadTarget
+    heads = {"gain": HeadTarget(gain, np.ones(len(ds), dtype=bool))}
+    if gated and len(pairs) > 1:
+        heads.update(_gated_gain_targets(pairs, ds, gain))
+    heads.update({"cheap_log_tokens": _token_target(pairs), "cheap_rule_failure": _failure_target(pairs)})
+    return {k: v for k, v in heads.items() if v.mask.any()}
 
 
 def _gated_gain_targets(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray) -> dict[str, Any]:
@@ -248,7 +257,7 @@ def train_answer_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
     calibration answers in checker order (0.5 x first data set + 0.5 x mean).
     """
     from classifiers.checker import LinearAnswerChecker, extra_columns
-    from classifiers.fit import HeadTarget, StackFitter
+    from classifiers.fit import StackFitter
 
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
@@ -257,19 +266,9 @@ def train_answer_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
         rows = answer_rows(pairs, others)
         dense = np.hstack([struct_matrix(rows.answers, spec), extra_columns(rows.prompts, rows.answers)])
         hashed = sparse_matrix(rows.answers, spec)
-        train = rows.split == "train"
         for target in targets:
-            head, label = _checker_target(rows, target)
-            fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
-                hashed, dense, train, {target: HeadTarget(head, np.ones(len(label), bool))})
-            for C in Cs:
-                fitter.fit_output(label, train, None, C)
-                scores = _checker_scores(LinearAnswerChecker(fitter.stack_), rows)
-                cal = _checker_apgr(pairs, rows, scores, "calibration")
-                first = cal.get(pairs[0].folder.name, float(np.mean(list(cal.values()))))
-                grid.append({"C": C, "other_models": others, "target": target, "rows": len(label),
-                             "calibration_apgr": cal,
-                             "objective": 0.5 * first + 0.5 * float(np.mean(list(cal.values())))})
+            fitter = _checker_grid(pairs, rows, hashed, dense, target, others, Cs, grid,
+                                   StackFitter(spec=spec, alpha=alpha, seed=seed))
             fitted[(others, target)] = (fitter, rows)
     best = max(grid, key=lambda g: g["objective"])
     fitter, rows = fitted[(best["other_models"], best["target"])]
@@ -288,6 +287,24 @@ def train_answer_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
         meta, arrays = fitter.stack_.to_artifact()
         write_artifact(out, {**meta, "kind": "answer_checker", "name": name, "report": report}, arrays)
     return report
+
+
+def _checker_grid(pairs: list[PairSet], rows: AnswerRows, hashed: Any, dense: np.ndarray, target: str,
+                  others: bool, Cs: Sequence[float], grid: list[dict[str, Any]], fitter: Any) -> Any:
+    """Fit the checker's head for ``target``, then its output layer for each C (appended to grid)."""
+    from classifiers.checker import LinearAnswerChecker
+    from classifiers.fit import HeadTarget
+
+    train = rows.split == "train"
+    head, label = _checker_target(rows, target)
+    fitter.fit_heads(hashed, dense, train, {target: HeadTarget(head, np.ones(len(label), bool))})
+    for C in Cs:
+        fitter.fit_output(label, train, None, C)
+        cal = _checker_apgr(pairs, rows, _checker_scores(LinearAnswerChecker(fitter.stack_), rows),
+                            "calibration")
+        grid.append({"C": C, "other_models": others, "target": target, "rows": len(label),
+                     "calibration_apgr": cal, "objective": _objective(pairs, cal)})
+    return fitter
 
 
 def _checker_target(rows: AnswerRows, target: str) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,9 @@ def test_default_policy_on_mmlu_pro(mmlu_pro, tmp_path):
     checked = replay_report(str(strict), [mmlu_pro], full_sweep=True)
     op = checked["rows"]["policy"]
     assert 0.02 < op["escalation_rate"] < 0.3
-    assert op["quality"] > rows["policy"]["quality"] and op["total_usd"] > rows["policy"]["total_usd"]
+    alone = checked["rows"]["classifier"]          # the same thresholds without answer checks
+    assert op["quality"] > alone["quality"] and op["total_usd"] > alone["total_usd"]
+    # the shipped policy (trained checker) keeps more of GPT-4o's quality than its classifier alone
+    assert rows["policy"]["quality"] > rows["classifier"]["quality"]
     assert len(checked["sweep"]["points"]["t1"]) == 101 * 101
     assert checked["engine_equals_vectorised"] is True
