@@ -29,7 +29,10 @@ def test_replaying_router_traces_reproduces_the_live_run(fake_provider, tmp_path
     fake_provider.script("gpt-4o", answer("a strong answer", completion_tokens=11))
     traces = tmp_path / "traces.jsonl"
     scorer = TableScorer(PROMPTS)
-    router = Router("default", classifier=scorer, budget_store="memory://", trace_path=traces, trace_text=True,
+    policy = tmp_path / "pinned.yaml"          # the default catalog, thresholds and rule checks pinned
+    policy.write_text("extends: default\nname: default\nrouting: {thresholds: [0.5]}\n"
+                      "escalation: {checks: [non_empty, not_truncated, no_refusal]}\n")
+    router = Router(str(policy), classifier=scorer, budget_store="memory://", trace_path=traces, trace_text=True,
                     env=provider_env(fake_provider.url), seed=0)
     try:
         for prompt in PROMPTS:
@@ -39,7 +42,7 @@ def test_replaying_router_traces_reproduces_the_live_run(fake_provider, tmp_path
     live = [json.loads(line) for line in traces.read_text().splitlines()]
     assert [t["escalated"] for t in live] == [False, True, False, True, False]
 
-    run = run_replay("default", traces=traces, classifier=scorer)
+    run = run_replay(str(policy), traces=traces, classifier=scorer)
     aliases = run.data.aliases
     assert [aliases[r] for r in run.engine.answered] == [t["model"] for t in live]
     assert run.engine.escalated.tolist() == [t["escalated"] for t in live]
