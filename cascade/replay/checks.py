@@ -116,7 +116,11 @@ class CheckTable:
         if rows and prompts is not None:
             artifact = str(spec.param("artifact", "default"))
             scorer = self._checkers.get(artifact) or load_answer_checker(artifact)
-            scores[rows] = scorer.score([prompts[i] for i in rows], [texts[i] for i in rows])
+            unique: dict[tuple[str, str], int] = {}          # identical (prompt, answer) pairs: scored once
+            slot = [unique.setdefault((prompts[i], texts[i]), len(unique)) for i in rows]
+            pairs = list(unique)
+            scored = scorer.score([q for q, _ in pairs], [a for _, a in pairs])
+            scores[rows] = scored[np.asarray(slot, dtype=np.int64)]
         for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores)).tolist():
             recorded = self._recorded(r, i, CHECKER)
             if recorded is not None and recorded[1] is not None:
