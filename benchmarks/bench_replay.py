@@ -5,7 +5,7 @@
 Builds a synthetic outcome folder in a temp dir from the real MMLU-Pro tables: the 10,683 prompts repeated
 ``--copies`` times with new ids, each copy's scores and completion tokens shuffled per model (31 models:
 4 copies = 1.32M outcome rows), the DeepSeek-V2 / GPT-4o responses repeated beside them. Then, in a fresh
-process, ``replay_report(policy, [folder], split="all", full_sweep=True)``: streaming the Parquet tables,
+process, ``replay_report(policy, [folder], split="all", full_sweep=FULL)`` (``--full``: 101 x 101 points): streaming the Parquet tables,
 the policy classifier's batch scoring (once per distinct prompt text: the copies repeat the texts), the
 answer checks on the recorded responses, the per-request engine replay, the vectorised 101-point sweep
 and the report. Wall time (process start to report) and peak RSS (``resource.getrusage``) are printed
@@ -36,12 +36,12 @@ import json, math, resource, sys, time
 t0 = time.perf_counter()
 from cascade.replay.run import run_replay
 from cascade.replay.report import build_report
-policy, folder, classifier = sys.argv[1], sys.argv[2], sys.argv[3] or None
+policy, folder, classifier, full = sys.argv[1], sys.argv[2], sys.argv[3] or None, sys.argv[4] == "1"
 scorer = None
 if classifier:
     from classifiers import load_classifier
     scorer = load_classifier(classifier)
-run = run_replay(policy, [folder], split="all", full_sweep=True, classifier=scorer)
+run = run_replay(policy, [folder], split="all", full_sweep=full, classifier=scorer)
 doc = build_report(run)
 wall = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -101,6 +101,8 @@ def main() -> None:
     ap.add_argument("--policy", default="default")
     ap.add_argument("--classifier", default="", help="score with this classifier instead of the policy's")
     ap.add_argument("--keep", type=Path, help="build the folder here and keep it")
+    ap.add_argument("--full", action="store_true",
+                    help="also sweep the answer-checker threshold (101 x 101 points; the bar is for 101 points)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +113,8 @@ def main() -> None:
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         root = Path(__file__).resolve().parents[1]
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", CHILD, args.policy, str(folder), args.classifier],
+        proc = subprocess.run([sys.executable, "-c", CHILD, args.policy, str(folder), args.classifier,
+                               "1" if args.full else "0"],
                               capture_output=True, text=True, env=env, cwd=root)
         wall = time.perf_counter() - t
         if proc.returncode:
