@@ -6,7 +6,7 @@ import json
 import mimetypes
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -25,6 +25,16 @@ def fail(exc: CascadeError, code: int = 2) -> None:
     """Print a typed error (never a traceback) and exit."""
     err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
     raise typer.Exit(code)
+
+
+def guard(fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; print a CascadeError (or an OS error, as a ConfigError) without a traceback, exit 2."""
+    try:
+        return fn()
+    except CascadeError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(ConfigError(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": ")))
 
 
 @app.command()

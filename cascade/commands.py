@@ -37,14 +37,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; print a CascadeError (or an OS error, as a ConfigError) without a traceback, exit 2."""
-    from cascade.cli import fail
-    try:
-        return fn()
-    except CascadeError as exc:
-        fail(exc)
-    except OSError as exc:
-        fail(ConfigError(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": ")))
+    from cascade.cli import guard
+    return guard(fn)
 
 
 def _progress(quiet: bool) -> Any:

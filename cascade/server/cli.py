@@ -31,19 +31,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(exc: CascadeError) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
-    raise typer.Exit(2)
+    from cascade.cli import fail
+    fail(exc)
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except CascadeError as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail(ConfigError(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": ")))
+    from cascade.cli import guard
+    return guard(fn)
 
 
 def is_loopback(host: str) -> bool:

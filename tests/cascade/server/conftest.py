@@ -3,7 +3,6 @@ the fake provider), ``cascade serve`` subprocesses, and a private redis-server."
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -164,47 +163,9 @@ def spawn_serve(tmp_path: Path) -> Iterator[Callable[..., list[ServeProcess]]]:
 # ---- redis ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server on a free port (no persistence); its URL with db 0."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server binary not found (apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path_factory.mktemp("redis"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_ping(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_for_ping(port: int, proc: subprocess.Popen) -> None:
-    import redis
-
-    client = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.5)
-    deadline = time.monotonic() + 10
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with status {proc.returncode}")
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not answer PING within 10 s")
-    finally:
-        client.close()
+def redis_url(redis_server) -> str:
+    """The session's private redis-server (tests/harness/redis_server.py); its URL with db 0."""
+    return redis_server.url
 
 
 __all__ = ["ALICE_KEY", "API_KEYS", "BOB_KEY", "KEYS", "Served", "free_port", "subprocess_env", "user_msg"]
