@@ -178,6 +178,19 @@ def bucket_key(scope: str, window: str, label: str, user: str | None) -> str:
     return f"global:{window}:{label}" if scope == "global" else f"user:{window}:{label}:{user}"
 
 
+def reserve_inputs(amount_usd: float, ttl_s: float, now: float | None, caps: Sequence[Cap],
+                   user: str | None) -> tuple[int, float, float, Any]:
+    """What every store's ``reserve`` starts from: the amount in nano-dollars, the checked TTL, the
+    time, and the cap buckets that apply to ``user`` now."""
+    now = clock(now)
+    return money_nano("amount_usd", amount_usd), check_ttl(ttl_s), now, resolve_caps(caps, user, now)
+
+
+def commit_inputs(reservation: "Reservation | str", cost_usd: float, now: float | None) -> tuple[str, int, float]:
+    """What every store's ``commit`` starts from: the reservation id, the cost in nano-dollars, the time."""
+    return reservation_id(reservation), money_nano("cost_usd", cost_usd), clock(now)
+
+
 def resolve_caps(caps: Sequence[Cap], user: str | None, now: float) -> list[CapCheck]:
     """The caps that apply to ``user`` (global always, user caps only for a known user), each with
     the key and end of the bucket that contains ``now``."""

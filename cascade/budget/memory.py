@@ -4,9 +4,9 @@ from __future__ import annotations
 import threading
 from typing import Sequence
 
-from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound,
-                                 check_ttl, clock, exceeded, first_refusal, money_nano,
-                                 new_reservation, reservation_id, resolve_caps, usage_snapshot)
+from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound, clock,
+                                 commit_inputs, exceeded, first_refusal, new_reservation, reservation_id,
+                                 reserve_inputs, resolve_caps, usage_snapshot)
 from policies.budget import BudgetSnapshot, Cap, from_nano
 
 
@@ -29,10 +29,7 @@ class MemoryBudgetStore(BudgetStoreBase):
     def reserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
                 caps: Sequence[Cap], ttl_s: float = 300.0,
                 now: float | None = None) -> Reservation:
-        amount = money_nano("amount_usd", amount_usd)
-        ttl = check_ttl(ttl_s)
-        now = clock(now)
-        checks = resolve_caps(caps, user, now)
+        amount, ttl, now, checks = reserve_inputs(amount_usd, ttl_s, now, caps, user)
         with self._lock:
             self._drop_expired(now)
             spent = [self._spent.get(c.bucket, 0) for c in checks]
@@ -48,9 +45,7 @@ class MemoryBudgetStore(BudgetStoreBase):
 
     def commit(self, reservation: Reservation | str, cost_usd: float, *,
                now: float | None = None) -> LedgerEntry:
-        cost = money_nano("cost_usd", cost_usd)
-        now = clock(now)
-        rid = reservation_id(reservation)
+        rid, cost, now = commit_inputs(reservation, cost_usd, now)
         with self._lock:
             if rid in self._committed:
                 return self._committed[rid]

@@ -24,9 +24,9 @@ import json
 import math
 from typing import Any, Sequence
 
-from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound,
-                                 check_ttl, clock, exceeded, mask_url, money_nano, new_reservation,
-                                 reservation_id, resolve_caps, usage_snapshot)
+from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound, clock,
+                                 commit_inputs, exceeded, mask_url, new_reservation, reservation_id,
+                                 reserve_inputs, resolve_caps, usage_snapshot)
 from policies.budget import BudgetSnapshot, Cap, from_nano
 from policies.errors import BudgetStoreUnavailable
 
@@ -160,10 +160,7 @@ class RedisBudgetStore(BudgetStoreBase):
     def reserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
                 caps: Sequence[Cap], ttl_s: float = 300.0,
                 now: float | None = None) -> Reservation:
-        amount = money_nano("amount_usd", amount_usd)
-        ttl = check_ttl(ttl_s)
-        now = clock(now)
-        checks = resolve_caps(caps, user, now)
+        amount, ttl, now, checks = reserve_inputs(amount_usd, ttl_s, now, caps, user)
         res = new_reservation(request_id=request_id, user=user, model=model, amount_nano=amount,
                               expires_at=now + ttl, checks=checks)
         args: list[Any] = [self.prefix, repr(now), res.id, str(amount), repr(res.expires_at),
@@ -180,9 +177,7 @@ class RedisBudgetStore(BudgetStoreBase):
 
     def commit(self, reservation: Reservation | str, cost_usd: float, *,
                now: float | None = None) -> LedgerEntry:
-        cost = money_nano("cost_usd", cost_usd)
-        now = clock(now)
-        rid = reservation_id(reservation)
+        rid, cost, now = commit_inputs(reservation, cost_usd, now)
         fallback = "" if isinstance(reservation, str) else _meta(reservation)
         status, entry = self._script(self._commit, [self.prefix, rid, str(cost), repr(now), fallback])
         if status == 2:

@@ -23,10 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from cascade.budget.base import (BudgetStoreBase, CapCheck, LedgerEntry, Reservation,
-                                 ReservationNotFound, check_ttl, clock, exceeded, first_refusal,
-                                 money_nano, new_reservation, reservation_id, resolve_caps,
-                                 usage_snapshot)
+from cascade.budget.base import (BudgetStoreBase, CapCheck, LedgerEntry, Reservation, ReservationNotFound,
+                                 clock, commit_inputs, exceeded, first_refusal, new_reservation,
+                                 reservation_id, reserve_inputs, resolve_caps, usage_snapshot)
 from policies.budget import BudgetSnapshot, Cap, from_nano
 from policies.errors import BudgetStoreUnavailable, ConfigError
 
@@ -69,10 +68,7 @@ class SQLiteBudgetStore(BudgetStoreBase):
     def reserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,
                 caps: Sequence[Cap], ttl_s: float = 300.0,
                 now: float | None = None) -> Reservation:
-        amount = money_nano("amount_usd", amount_usd)
-        ttl = check_ttl(ttl_s)
-        now = clock(now)
-        checks = resolve_caps(caps, user, now)
+        amount, ttl, now, checks = reserve_inputs(amount_usd, ttl_s, now, caps, user)
         with self._transaction(immediate=True) as conn:
             conn.execute("DELETE FROM reservations WHERE expires_at < ?", (now,))
             spent, reserved = self._usage(conn, checks, now)
@@ -91,9 +87,7 @@ class SQLiteBudgetStore(BudgetStoreBase):
 
     def commit(self, reservation: Reservation | str, cost_usd: float, *,
                now: float | None = None) -> LedgerEntry:
-        cost = money_nano("cost_usd", cost_usd)
-        now = clock(now)
-        rid = reservation_id(reservation)
+        rid, cost, now = commit_inputs(reservation, cost_usd, now)
         with self._transaction(immediate=True) as conn:
             row = conn.execute(f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE reservation_id = ?",
                                (rid,)).fetchone()
