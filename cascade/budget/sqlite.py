@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -197,7 +199,7 @@ class SQLiteBudgetStore(BudgetStoreBase):
             conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
             try:
-                _prepare(conn, self._busy_ms)
+                _prepare_with_retry(conn, self._busy_ms)
             except BaseException:
                 conn.close()
                 raise
@@ -205,9 +207,34 @@ class SQLiteBudgetStore(BudgetStoreBase):
         return self._conn
 
 
+def _prepare_with_retry(conn: sqlite3.Connection, busy_ms: int) -> None:
+    """`_prepare`, retried while another process holds the lock it needs.
+
+    SQLite answers SQLITE_BUSY at once, without waiting out ``busy_timeout``, when waiting could
+    deadlock: several processes opening a fresh file together each hold a shared lock while switching
+    it to WAL or creating the schema. One of them wins; the others back off and try again here, for as
+    long as the busy timeout allows.
+    """
+    deadline = time.monotonic() + busy_ms / 1000
+    delay = 0.002
+    while True:
+        try:
+            _prepare(conn, busy_ms)
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.1)
+
+
 def _prepare(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("BEGIN IMMEDIATE")
@@ -223,7 +250,8 @@ def _prepare(conn: sqlite3.Connection, busy_ms: int) -> None:
                               f"(v{SCHEMA_VERSION}); upgrade deepseek-cascade")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 

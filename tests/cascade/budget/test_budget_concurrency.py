@@ -93,11 +93,37 @@ def _open(kind: str, location: str, prefix: str) -> BudgetStore:
 
 
 def _hammer(kind: str, location: str, prefix: str, rounds: int, barrier, results) -> None:
-    store = _open(kind, location, prefix)
-    barrier.wait(timeout=60)
-    won = sum(_attempt(store, f"p{os.getpid()}-{i}", f"w{i % 3}") for i in range(rounds))
-    store.close()
+    try:
+        store = _open(kind, location, prefix)
+        barrier.wait(timeout=60)
+        won = sum(_attempt(store, f"p{os.getpid()}-{i}", f"w{i % 3}") for i in range(rounds))
+        store.close()
+    except BaseException as exc:  # reported to the parent, which fails with it at once
+        results.put(f"{type(exc).__name__}: {exc}")
+        raise
     results.put(won)
+
+
+def _first_open(path: str, barrier, results) -> None:
+    """Open a store on a file nobody has opened yet, at the same moment as the other processes."""
+    from cascade.budget.sqlite import SQLiteBudgetStore
+
+    try:
+        store = SQLiteBudgetStore(path)
+        barrier.wait(timeout=60)
+        won = sum(_attempt(store, f"f{os.getpid()}-{i}", None) for i in range(5))
+        store.close()
+    except BaseException as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+        raise
+    results.put(won)
+
+
+def _collect(results, n: int) -> list[int]:
+    got = [results.get(timeout=120) for _ in range(n)]
+    errors = [g for g in got if isinstance(g, str)]
+    assert not errors, errors
+    return got
 
 
 def _spin(kind: str, location: str, prefix: str, started) -> None:
@@ -124,12 +150,34 @@ def test_processes_never_overspend(shared_location):
              for _ in range(4)]
     for p in procs:
         p.start()
-    won = [results.get(timeout=120) for _ in procs]
+    won = _collect(results, len(procs))
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
     assert sum(won) == 100
     _assert_ledger_consistent(store, committed=100)
+
+
+def test_processes_opening_a_fresh_sqlite_file_together(tmp_path):
+    """Processes starting at once on a new ledger file: one creates it (WAL, schema), none sees
+    'database is locked' — SQLite refuses some of those lock upgrades at once rather than waiting."""
+    from cascade.budget.sqlite import SQLiteBudgetStore
+
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(6):
+        path = tmp_path / f"fresh{trial}" / "ledger.db"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_first_open, args=(str(path), barrier, results)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        won = _collect(results, len(procs))
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+        assert sum(won) == 30
+        store = SQLiteBudgetStore(path)
+        assert len(store.ledger()) == 30
+        store.close()
 
 
 @pytest.mark.slow
