@@ -193,9 +193,12 @@ class LiveExecutor:
                               max(0.001, ctx.deadline_at - self._clock()))
                 started[0] = self._clock()
                 try:
-                    return await self._timed_call(call or self._call, attempt, ctx, timeout, dict(
-                        litellm_model=attempt.litellm_model, messages=ctx.messages, api_base=api_base,
-                        api_key=api_key, params=params, model_alias=attempt.model, stream=ctx.stream))
+                    kwargs = dict(litellm_model=attempt.litellm_model, messages=ctx.messages,
+                                  api_base=api_base, api_key=api_key, params=params,
+                                  model_alias=attempt.model, stream=ctx.stream)
+                    if spec.transport != "litellm":   # only then: custom call functions never see it
+                        kwargs["transport"] = spec.transport
+                    return await self._timed_call(call or self._call, attempt, ctx, timeout, kwargs)
                 except ProviderError as exc:
                     if _counts_against_health(exc):
                         self.health.failure(attempt.model)

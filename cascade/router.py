@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 from policies.budget import deployment_caps, window_bucket
 from policies.errors import BudgetExceeded, BudgetStoreUnavailable, ConfigError, EscalationExhausted
 from policies.loader import load_policy
-from policies.schema import Policy
+from policies.schema import Policy, with_transport
 
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor
 from cascade.gate import BudgetGate
@@ -39,10 +40,15 @@ class Router:
                  cap_window: str = "total", health: Any | None = None, health_url: str | None = None,
                  env: Mapping[str, str] | None = None, call: Callable[..., Any] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None) -> None:
+                 sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None,
+                 transport: str | None = None) -> None:
         from classifiers import load_classifier
         from cascade.budget import open_budget_store
         self.policy = load_policy(policy)
+        if transport is not None:       # an operator's override of the catalog's transports
+            if transport not in ("litellm", "direct"):
+                raise ConfigError(f"transport must be 'litellm' or 'direct', got {transport!r}")
+            self.policy = with_transport(self.policy, transport)
         self._env = os.environ if env is None else env
         self.classifier = (load_classifier(classifier or self.policy.routing.classifier)
                            if classifier is None or isinstance(classifier, str) else classifier)
@@ -231,10 +237,15 @@ class Router:
     async def aclose(self) -> None:
         """Wait for late answers still being recorded, then close what the router opened."""
         await self.gate.drain()
+        await _close_direct_sessions()
         self.close()
 
     def close(self) -> None:
         if self._loop is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(_close_direct_sessions(), self._loop).result(timeout=5)
+            except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless
+                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
         if self._owns_store:
@@ -246,7 +257,17 @@ def _plan_params(routed: Routed) -> dict[str, Any]:
     return {k: v for k, v in (("max_tokens", r.max_tokens),) if v is not None}
 
 
-async def _default_call(*, stream: bool = False, **kwargs: Any) -> Any:
+async def _close_direct_sessions() -> None:
+    """Close this loop's direct-transport session, if the direct transport ever opened one."""
+    direct = sys.modules.get("cascade.direct")
+    if direct is not None:
+        await direct.aclose()
+
+
+async def _default_call(*, stream: bool = False, transport: str = "litellm", **kwargs: Any) -> Any:
+    if transport == "direct" and not stream:
+        from cascade import direct
+        return await direct.acall(**kwargs)
     from cascade.providers import acall
     if not stream:
         return await acall(**kwargs)

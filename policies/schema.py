@@ -18,6 +18,10 @@ from policies.checks import CHECK_NAMES, validate_check_params
 
 Capability = Literal["text", "vision", "document_ocr", "json_mode", "tools", "streaming"]
 Modality = Literal["text", "vision", "document"]
+Transport = Literal["litellm", "direct"]
+# Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
+# call them without litellm's per-call pipeline (cascade.direct).
+DIRECT_PROVIDERS = frozenset({"deepseek", "openai"})
 MODALITY_CAPABILITY: dict[str, str] = {"text": "text", "vision": "vision", "document": "document_ocr"}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -52,6 +56,9 @@ class ModelSpec(_Strict):
     capabilities: frozenset[Capability]
     strength: Annotated[int, Field(ge=0)]
     timeout_s: Positive | None = None
+    # litellm (any provider, streaming) or direct (deepseek/ and openai/ models, non-streaming calls;
+    # a tenth of litellm's CPU per call; streams still go through litellm)
+    transport: Transport = "litellm"
 
     @field_validator("api_base_env", "api_key_env")
     @classmethod
@@ -63,6 +70,11 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _output_fits(self) -> "ModelSpec":
+        provider, sep, _ = self.litellm_model.partition("/")
+        if self.transport == "direct" and not (sep and provider in DIRECT_PROVIDERS):
+            raise ValueError(f"transport: direct speaks the OpenAI API of {sorted(DIRECT_PROVIDERS)} "
+                             f"(litellm_model 'deepseek/...' or 'openai/...'), not {self.litellm_model!r}; "
+                             "use transport: litellm")
         if self.max_output_tokens > self.context_window:
             raise ValueError(f"max_output_tokens ({self.max_output_tokens}) exceeds context_window ({self.context_window})")
         return self
@@ -236,3 +248,14 @@ class Policy(_Strict):
 
     def checks_for(self, rung: Rung) -> tuple[CheckSpec, ...]:
         return self.escalation.checks if rung.checks is None else rung.checks
+
+
+def with_transport(policy: Policy, transport: Transport) -> Policy:
+    """``policy`` with ``transport`` on every catalog model that can use it (an operator's override:
+    ``cascade serve --transport direct`` leaves models of other providers on litellm)."""
+    data = policy.model_dump()
+    for spec in data["catalog"].values():
+        provider, sep, _ = spec["litellm_model"].partition("/")
+        if transport == "litellm" or (sep and provider in DIRECT_PROVIDERS):
+            spec["transport"] = transport
+    return Policy.model_validate(data)

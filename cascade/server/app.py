@@ -58,12 +58,13 @@ class ServerSettings:
     cap_window: str = "total"
     trace_path: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    transport: str | None = None
 
     def make_router(self) -> Any:
         from cascade.router import Router
         return Router(self.policy, budget_store=self.budget_store, trace_path=self.trace_path,
                       global_cap_usd=self.global_cap_usd, user_cap_usd=self.user_cap_usd,
-                      cap_window=self.cap_window)
+                      cap_window=self.cap_window, transport=self.transport)
 
 
 class ServerState:
@@ -118,6 +119,8 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
         try:
             yield
         finally:
+            from cascade import direct
+            await direct.aclose()       # this loop's direct-transport session, if one was opened
             router.close()
 
     app = FastAPI(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -63,6 +63,11 @@ def serve_cmd(
         cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
         trace: Optional[str] = typer.Option(None, "--trace", help="Append one JSON trace line per request here."),
         max_body_bytes: int = typer.Option(8 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."),
+        transport: Optional[str] = typer.Option(None, "--transport",
+                                                help="litellm or direct: the transport of every catalog model "
+                                                     "that can use it (direct: deepseek/ and openai/ models, "
+                                                     "non-streaming, ~1/10 of litellm's CPU per call). "
+                                                     "Default: each model's own (the policy's)."),
         access_log: bool = typer.Option(False, "--access-log", help="Log one line per request (never headers or keys)."),
         keep_alive_s: int = typer.Option(75, "--timeout-keep-alive",
                                            help="Close idle keep-alive connections after this many seconds "
@@ -77,7 +82,7 @@ def serve_cmd(
 
     settings = ServerSettings(policy=policy, budget_store=budget_store,
                               global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
-                              trace_path=trace, max_body_bytes=max_body_bytes)
+                              trace_path=trace, max_body_bytes=max_body_bytes, transport=transport)
     if max_body_bytes < 1:
         _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
     keyring = None if keys is None else _guard(lambda: load_keys(keys))

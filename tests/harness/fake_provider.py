@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from .scripts import (Behaviour, ModelScript, answer, behaviour_from_json,
+from .scripts import (Behaviour, message_text, ModelScript, answer, behaviour_from_json,
                       context_length_exceeded, drop, empty, http_error, malformed, rate_limited,
                       script_from_json, scripts_from_json, timeout, truncated, wrong_format)
 from .sse import completion_body, stream_completion
@@ -175,7 +175,9 @@ class FakeProvider:
         seq = self.tally.record_request(
             model=model, path=request.path, headers={k.lower(): v for k, v in request.headers.items()},
             raw_body=raw, body=body, outcome=_outcome(behaviour), stream=stream)
-        delay = script.draw_latency(behaviour.latency)
+        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        delay = script.draw_latency(behaviour.latency, message_text(users[-1]) if users else "")
         if delay > 0:
             await asyncio.sleep(delay)
         return await self._respond(request, behaviour, body, model, seq, stream)

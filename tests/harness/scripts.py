@@ -17,18 +17,20 @@ A :class:`ModelScript` says what a model does per request: first the behaviours 
     malformed()                     200 with a body that is not JSON
 
 Every kind also takes ``latency`` (seconds, or a ``(low, high)`` range drawn from the script's
-seeded ``random.Random``). The JSON form (subprocess mode) is the keyword form of the same
+seeded ``random.Random``, or ``("keyed", low, high)``: a point of that range fixed by the last user
+message, :func:`keyed_latency`, so a benchmark knows each request's provider time). The JSON form (subprocess mode) is the keyword form of the same
 constructors: ``{"kind": "http_error", "status": 429, "retry_after": 2}``; see :func:`script_from_json`.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, Union
 
 Content = Union[str, Callable[[list], str], None]
-Latency = Union[float, tuple[float, float]]
+Latency = Union[float, tuple[float, float], tuple[str, float, float]]
 
 ANSWER_KINDS = frozenset({"answer", "truncated", "empty", "wrong_format"})
 KINDS = ANSWER_KINDS | {"http_error", "timeout", "drop", "malformed"}
@@ -162,11 +164,19 @@ class ModelScript:
                         return behaviour
             return self.default
 
-    def draw_latency(self, latency: Latency) -> float:
+    def draw_latency(self, latency: Latency, key: str = "") -> float:
+        if isinstance(latency, (tuple, list)) and len(latency) == 3 and latency[0] == "keyed":
+            return keyed_latency(key, float(latency[1]), float(latency[2]))
         if isinstance(latency, (tuple, list)):
             with self._lock:
                 return self._rng.uniform(float(latency[0]), float(latency[1]))
         return float(latency)
+
+
+def keyed_latency(text: str, low: float, high: float) -> float:
+    """A latency in [low, high] that depends only on ``text`` (blake2b), the same in every process."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return low + (high - low) * (int.from_bytes(digest, "big") / 2.0 ** 64)
 
 
 def _resolve(key: Union[str, Behaviour]) -> Behaviour:
