@@ -264,7 +264,8 @@ def tally_nano(tally: dict[str, Any], policy: Any) -> tuple[int, dict[str, dict[
 
 
 def run_soak(n: int = 5000, concurrency: int = 64, store: str = "memory", seed: int = 0, *,
-             mix: dict[str, float] | None = None, progress: bool = False, warm: bool = True) -> dict[str, Any]:
+             mix: dict[str, float] | None = None, progress: bool = False, warm: bool = True,
+             transport: str | None = None) -> dict[str, Any]:
     """One soak run; returns every figure and ``problems`` (empty when every check holds)."""
     from cascade.router import Router
     from policies.budget import to_nano
@@ -276,7 +277,8 @@ def run_soak(n: int = 5000, concurrency: int = 64, store: str = "memory", seed: 
             store_url(store, Path(tmp)) as url:
         traces = Path(tmp) / "traces.jsonl"
         router = Router(policy, budget_store=url, env=provider_env(server.url), global_cap_usd=1_000.0,
-                        user_cap_usd=100.0, cap_window="day", seed=seed, trace_path=traces, trace_text=True)
+                        user_cap_usd=100.0, cap_window="day", seed=seed, trace_path=traces, trace_text=True,
+                        transport=transport)
         try:
             from cascade.providers import warm_up
             warm_up()                                   # litellm's import is not part of the run
@@ -467,10 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seeds the provider's faults and the router's jitter")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--cold", action="store_true", help="no warm-up calls: litellm's first-call costs land in the run")
+    ap.add_argument("--transport", choices=("litellm", "direct"), default=None,
+                    help="every model's transport (default: the policy's, litellm)")
     args = ap.parse_args(argv)
     print(f"soak: {args.n} requests at concurrency {args.concurrency}, store {args.store}, seed {args.seed}; "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {platform.machine()}", file=sys.stderr)
-    doc = run_soak(args.n, args.concurrency, args.store, args.seed, progress=not args.json, warm=not args.cold)
+    doc = run_soak(args.n, args.concurrency, args.store, args.seed, progress=not args.json, warm=not args.cold,
+                   transport=args.transport)
     doc["python"], doc["cpus"] = sys.version.split()[0], os.cpu_count()
     doc["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     print(json.dumps(doc, indent=2) if args.json else render(doc))

@@ -13,6 +13,7 @@ the cost map. Errors go through the same :func:`cascade.provider_errors.map_prov
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import json
 import os
@@ -33,6 +34,7 @@ PROVIDERS: dict[str, tuple[str, str, str]] = {
 }
 assert set(PROVIDERS) == DIRECT_PROVIDERS
 _MAX_ERROR_BODY = 4096
+_AT_EXIT = None
 _SESSIONS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -125,6 +127,9 @@ def _session() -> Any:
     loop = asyncio.get_running_loop()
     session = _SESSIONS.get(loop)
     if session is None or session.closed:
+        global _AT_EXIT
+        if not _AT_EXIT:
+            _AT_EXIT = atexit.register(_forget_closed_loops)  # loops closed without aclose(): no warnings
         _forget_closed_loops()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         # trust_env=False: aiohttp would re-read the proxy variables and ~/.netrc in a thread on every

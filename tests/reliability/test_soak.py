@@ -65,6 +65,11 @@ def test_soak_sqlite_400_at_concurrency_32():
     check(soak.run_soak(n=400, concurrency=32, store="sqlite", seed=1))
 
 
+def test_soak_direct_transport_300_at_concurrency_32():
+    """The same faults and books over ``transport: direct`` (our aiohttp calls instead of litellm's)."""
+    check(soak.run_soak(n=300, concurrency=32, store="memory", seed=3, transport="direct"))
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server binary not found")
 def test_soak_redis_200_at_concurrency_16():
