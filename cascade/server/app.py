@@ -23,7 +23,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -123,11 +123,29 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
             await direct.aclose()       # this loop's direct-transport session, if one was opened
             router.close()
 
-    app = FastAPI(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = CascadeApp(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.cascade = state
-    _add_routes(app, state)
+    app.chat_handler = _add_routes(app, state)
     _add_error_handlers(app)
     return app
+
+
+class CascadeApp(FastAPI):
+    """FastAPI, with ``POST /v1/chat/completions`` served straight from the ASGI call: its handler
+    authenticates, limits the body and turns every failure into an OpenAI-style error itself, so the
+    middleware stack and the router's matching (about a tenth of the server's CPU per request) are
+    skipped on the one hot route. Everything else goes through FastAPI as usual."""
+
+    chat_handler: Callable[[Request], Awaitable[Response]] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (scope["type"] == "http" and scope["method"] == "POST" and self.chat_handler is not None
+                and scope["path"] == "/v1/chat/completions"):
+            scope["app"] = self
+            response = await self.chat_handler(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _error_response(exc: BaseException) -> Response:
@@ -135,7 +153,7 @@ def _error_response(exc: BaseException) -> Response:
     return Response(reply.content(), status_code=reply.status, headers=reply.headers, media_type=_JSON)
 
 
-def _add_routes(app: FastAPI, state: ServerState) -> None:
+def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitable[Response]]:
     metrics = state.metrics
 
     async def chat_completions(request: Request) -> Response:
@@ -185,6 +203,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     app.add_route("/v1/models", models, methods=["GET"])
     app.add_route("/healthz", healthz, methods=["GET"])
     app.add_route("/metrics", prometheus, methods=["GET"])
+    return chat_completions
 
 
 async def _open_stream(state: ServerState, req: ChatCompletionRequest, user: str | None,
