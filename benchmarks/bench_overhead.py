@@ -12,7 +12,8 @@ it does not share the client's GIL) over real HTTP, with the same prompt set, at
   to separate what the Router's own work costs from what its litellm call costs;
 * ``cascade.Router("default").acomplete(...)``: the ``default`` policy with its own classifier (every
   prompt of the set scores cheap-first, so DeepSeek-V2 answers; the answer passes the policy's checks),
-  once with a ``memory://`` budget store and once with the embedded default, ``sqlite:///<tmp>/spend.db``.
+  once with a ``memory://`` budget store and once with the embedded default, ``sqlite:///<tmp>/spend.db``;
+  and once more with ``memory://`` and ``transport="direct"`` (no litellm in the call: cascade.direct).
 
 In each round every contender serves ``--n`` requests, in blocks of ``--block`` that alternate between
 the contenders (the order rotates each round), so load from elsewhere on the machine hits them alike; the
@@ -100,10 +101,11 @@ def cascade_acall(url: str) -> Contender:
     return Contender("cascade providers.acall", "-", call)
 
 
-def cascade_router(url: str, store: str, policy: str, classifier: str | None) -> Contender:
+def cascade_router(url: str, store: str, policy: str, classifier: str | None,
+                   transport: str | None = None) -> Contender:
     from cascade.router import Router
     env = {"DEEPSEEK_API_BASE": url, "DEEPSEEK_API_KEY": KEY, "OPENAI_API_BASE": url, "OPENAI_API_KEY": KEY}
-    router = Router(policy, budget_store=store, env=env, classifier=_classifier(classifier))
+    router = Router(policy, budget_store=store, env=env, classifier=_classifier(classifier), transport=transport)
 
     async def call(messages: list) -> Any:
         return await router.acomplete(messages)
@@ -113,7 +115,8 @@ def cascade_router(url: str, store: str, policy: str, classifier: str | None) ->
         if t.model != "deepseek-v2" or t.escalated or t.outcome != "ok":
             return f"answered by {t.model} (escalated={t.escalated}, outcome={t.outcome}, score={t.score:.2f})"
         return None
-    return Contender("cascade Router.acomplete", store, call, check, router.close)
+    name = "cascade Router.acomplete" + (f" ({transport})" if transport else "")
+    return Contender(name, store, call, check, router.close)
 
 
 class FixedScore:
@@ -220,10 +223,10 @@ def report(contenders: list[Contender], args: argparse.Namespace, new_clients: i
 
 
 def print_table(contenders: list[Contender], args: argparse.Namespace) -> None:
-    print(f"{'contender':28s} {'budget store':13s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} "
+    print(f"{'contender':34s} {'budget store':13s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} "
           f"{'CPU ms/req':>10s} {'errors':>6s}")
     for c in contenders:
-        print(f"{c.name:28s} {_short(c.store):13s} {med(c, 'p50'):8.2f} {med(c, 'p99'):8.2f} {med(c, 'rps'):8.1f} "
+        print(f"{c.name:34s} {_short(c.store):13s} {med(c, 'p50'):8.2f} {med(c, 'p99'):8.2f} {med(c, 'rps'):8.1f} "
               f"{med(c, 'cpu'):10.2f} {c.errors + c.unexpected:6d}")
     stores = sorted({c.store for c in contenders if c.store != "-"})
     print("budget stores: " + "; ".join(f"{_short(s)} = {s}" for s in stores))
@@ -231,7 +234,7 @@ def print_table(contenders: list[Contender], args: argparse.Namespace) -> None:
     print("\nper round (order rotates each round), p50 ms / req/s / CPU ms per request:")
     for c in contenders:
         rounds = "   ".join(f"{r['p50']:7.2f} / {r['rps']:6.1f} / {r['cpu']:5.2f}" for r in c.rounds)
-        print(f"  {c.name:28s} {_short(c.store):13s} {rounds}")
+        print(f"  {c.name:34s} {_short(c.store):13s} {rounds}")
 
 
 def print_ratios(contenders: list[Contender]) -> bool:
@@ -291,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp, FakeProviderProcess(script) as server:
         contenders = [bare_litellm(litellm, server.url), litellm_router(litellm, server.url), cascade_acall(server.url),
                       cascade_router(server.url, "memory://", args.policy, args.classifier),
-                      cascade_router(server.url, f"sqlite:///{tmp}/spend.db", args.policy, args.classifier)]
+                      cascade_router(server.url, f"sqlite:///{tmp}/spend.db", args.policy, args.classifier),
+                      cascade_router(server.url, "memory://", args.policy, args.classifier, transport="direct")]
         classifier = args.classifier or "policy's own"
         print(f"bench_overhead: {args.n} requests per contender per round, {args.rounds} rounds, concurrency "
               f"{args.concurrency}, contenders alternating every {args.block} requests")
