@@ -28,19 +28,24 @@ def load_policy(source: "str | os.PathLike[str] | Policy", env: Mapping[str, str
     """A Policy from a built-in name (``default``), a YAML path, or a Policy (returned as is)."""
     if isinstance(source, Policy):
         return source
-    text_source = str(source)
-    if text_source in BUILTIN_POLICIES:
-        path = builtin_policy_path(text_source)
-    else:
-        path = Path(text_source).expanduser()
-        if not _is_file(path):
-            raise ConfigError(f"{text_source}: no such policy file (built-in policies: "
-                              f"{', '.join(BUILTIN_POLICIES)})", source=text_source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read policy file: {exc}", source=str(path)) from None
+    path, text = _read_policy(str(source), Path(), what=f"{source}: ", source=str(source))
     return parse_policy(text, source=str(path), env=env)
+
+
+def _read_policy(ref: str, base_dir: Path, *, what: str, source: str) -> tuple[Path, str]:
+    """The file a policy reference names (a built-in name, else a path relative to ``base_dir``) and
+    its text. ``what`` starts every error message (``"ref: "`` or ``"file:line: extends: 'ref': "``)."""
+    if ref in BUILTIN_POLICIES:
+        path = builtin_policy_path(ref)
+    else:
+        path = (base_dir / Path(ref).expanduser()).expanduser()
+        if not _is_file(path):
+            raise ConfigError(f"{what}no such policy file (built-in policies: "
+                              f"{', '.join(BUILTIN_POLICIES)})", source=source)
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}cannot read policy file {path}: {exc}", source=source) from None
 
 
 def _is_file(path: Path) -> bool:
@@ -81,17 +86,8 @@ def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int,
     where = _where(("extends",), lines or {}, source)
     if not isinstance(base_ref, str) or depth > 8:
         raise ConfigError(f"{where}: extends: must name one policy (and chains stop at 8 levels)", source=source)
-    if base_ref in BUILTIN_POLICIES:
-        base_path = builtin_policy_path(base_ref)
-    else:
-        base_path = (Path(source).parent / base_ref).expanduser()
-    if not _is_file(base_path):
-        raise ConfigError(f"{where}: extends: no such policy {base_ref!r} (built-in policies: "
-                          f"{', '.join(BUILTIN_POLICIES)})", source=source)
-    try:
-        base_text = base_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: extends: cannot read {base_path}: {exc}", source=source) from None
+    base_path, base_text = _read_policy(base_ref, Path(source).parent, what=f"{where}: extends: {base_ref!r}: ",
+                                        source=source)
     base_data, base_lines = _compose(base_text, str(base_path))
     if not isinstance(base_data, dict):
         raise ConfigError(f"{where}: extends: {base_path} is not a policy mapping", source=source)
