@@ -47,8 +47,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -130,43 +128,14 @@ def provider_env(url: str) -> dict[str, str]:
 
 # ── a private redis-server ──────────────────────────────────────────────────────────────────
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
-    """A private redis-server (no persistence) on a free port; yields its URL."""
-    import redis
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """A private redis-server (no persistence) on a free port (the tests' harness); yields its URL."""
+    from tests.harness.redis_server import private_redis_server
+    if shutil.which("redis-server") is None:
         raise SystemExit("--store redis needs the redis-server binary (apt-get install redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.exceptions.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with private_redis_server(workdir) as server:
+        yield server.url
 
 
 @contextmanager

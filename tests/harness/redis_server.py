@@ -10,7 +10,9 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -69,13 +71,22 @@ def redis_server_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def _run_redis_server(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         message = "redis-server binary not found (apt-get install redis-server)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    workdir = tmp_path_factory.mktemp("redis")
+    with private_redis_server(tmp_path_factory.mktemp("redis"), *extra) as server:
+        yield server
+
+
+@contextmanager
+def private_redis_server(workdir: Path, *extra: str) -> Iterator[RedisServer]:
+    """A redis-server subprocess (no persistence) on a free port of 127.0.0.1, stopped on exit. Also
+    used outside pytest (benchmarks/soak.py)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server binary not found (apt-get install redis-server)")
     port = _free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
