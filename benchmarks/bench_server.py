@@ -102,12 +102,15 @@ def start_server(provider_url: str, policy: str, store: str, extra: list[str]) -
 
 
 def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    """user + system CPU seconds so far of a process and its live descendants (``--workers``);
+    Linux /proc, NaN elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def request_text(i: int) -> str:
@@ -177,7 +180,7 @@ def report(res: dict[str, dict[str, float]], args: argparse.Namespace, latency_m
     spread = f" (x 1 +- {args.jitter:g}, fixed per request)" if latency_ms and args.jitter else ""
     print(f"\ncascade serve overhead: provider latency {latency_ms:g} ms{spread}; n={args.n} per round, "
           f"concurrency {args.concurrency}, {args.rounds} round(s), policy {args.policy}, "
-          f"store {args.budget_store}, transport {transport}, {os.cpu_count()} cores")
+          f"store {args.budget_store}, transport {transport}, {args.workers} worker(s), {os.cpu_count()} cores")
     print(f"{'':28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'overhead p50':>14}{'p99':>8}{'errors':>8}"
           f"{'CPU ms/req: provider':>22}{'server':>8}")
     for name, label in (("direct", "(a) provider directly"), ("served", "(b) through cascade serve")):
@@ -202,6 +205,8 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.5, help="latency spread: mean x (1 +- jitter)")
     parser.add_argument("--policy", default="default")
     parser.add_argument("--budget-store", default="memory://")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="cascade serve --workers (more than 1 needs --budget-store sqlite:///... or redis://)")
     parser.add_argument("--transport", default="direct", choices=("direct", "litellm", "both"),
                         help="cascade serve --transport (both: one server of each, same run)")
     args = parser.parse_args()
@@ -213,7 +218,8 @@ def main() -> None:
         script: dict[str, Any] = {"fallback": {"default": {"kind": "answer", "latency": ["keyed", low, high]}}}
         for transport in transports:
             with FakeProviderProcess(script) as provider:
-                proc, server = start_server(provider.url, args.policy, args.budget_store, ["--transport", transport])
+                proc, server = start_server(provider.url, args.policy, args.budget_store,
+                                            ["--transport", transport, "--workers", str(args.workers)])
                 try:
                     pids = {"provider": provider.proc.pid, "server": proc.pid}
                     res = asyncio.run(bench(args, latency_ms / 1e3, provider.url, server, pids))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -91,6 +92,15 @@ class ServerState:
             raise ApiError(401, message, code="invalid_api_key", outcome="unauthorized",
                            headers={"WWW-Authenticate": "Bearer"})
         return user
+
+
+SETTINGS_ENV = "CASCADE_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``cascade serve --workers N`` worker: the settings the parent process validated,
+    passed as JSON in ``CASCADE_SERVE_SETTINGS`` (uvicorn imports this factory in every worker)."""
+    return create_app(ServerSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
 def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,

@@ -10,10 +10,14 @@ Typed errors (a bad policy, store URL or keys file) print one line and exit 2, n
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import json
+import os
 import sys
-from typing import Any, Callable, Optional
+import tempfile
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -73,11 +77,14 @@ def serve_cmd(
                                            help="Close idle keep-alive connections after this many seconds "
                                                 "(longer than clients' own idle timeouts, so that a client never "
                                                 "reuses a connection the server is closing)."),
+        workers: int = typer.Option(1, "--workers", help="Server processes (uvicorn workers) sharing the port; "
+                                                           "more than one needs a shared budget store "
+                                                           "(sqlite:/// or redis://)."),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level.")) -> None:
     """Serve the cascade as an OpenAI-compatible API (POST /v1/chat/completions, /v1/models, /healthz, /metrics)."""
     import uvicorn
 
-    from cascade.server.app import ServerSettings, create_app
+    from cascade.server.app import SETTINGS_ENV, ServerSettings, create_app
     from cascade.server.auth import load_keys
 
     settings = ServerSettings(policy=policy, budget_store=budget_store,
@@ -86,7 +93,14 @@ def serve_cmd(
     if max_body_bytes < 1:
         _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
     keyring = None if keys is None else _guard(lambda: load_keys(keys))
+    if workers < 1:
+        _fail(ConfigError(f"--workers must be at least 1, got {workers}"))
     router = _guard(settings.make_router)        # a bad policy / store URL / cap: one line, exit 2
+    if workers > 1 and router.store.url.startswith("memory://"):
+        router.close()
+        _fail(ConfigError(f"--workers {workers} needs a budget store the workers share (--budget-store "
+                          "sqlite:///path or redis://host:port/db): memory:// is per process, so every "
+                          "worker would enforce the caps on its own"))
     app = create_app(lambda: router, keys=keyring, max_body_bytes=max_body_bytes)
     auth = "no auth" if keys is None else f"{len(app.state.cascade.keys)} API keys"
     if keys is None and not is_loopback(host):
@@ -94,9 +108,32 @@ def serve_cmd(
                    "your provider budget", err=True)
     typer.echo(f"cascade serve: policy {router.policy.name!r}, budget store {router.store.url}, {auth}, "
                f"http://{host}:{port}/v1", err=True)
-    uvicorn.run(app, host=host, port=port, loop="auto", http="auto", access_log=access_log,
-                log_level=log_level, lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s,
-                timeout_graceful_shutdown=5)
+    options = dict(host=host, port=port, loop="auto", http="auto", access_log=access_log, log_level=log_level,
+                   lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=5)
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    router.close()              # each worker builds its own from the same settings
+    settings_json = json.dumps(dataclasses.asdict(dataclasses.replace(settings, keys_file=keys)))
+    with tempfile.TemporaryDirectory(prefix="cascade-metrics-") as metrics_dir, \
+            _environ({SETTINGS_ENV: settings_json,      # the workers inherit both
+                      "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", metrics_dir)}):
+        uvicorn.run("cascade.server.app:app_from_env", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the block (the worker processes read them), then restored."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def budget_cmd(

@@ -11,9 +11,14 @@
     cascade_budget_refusals_total{scope, window}    BudgetExceeded refusals
     cascade_request_duration_seconds{stream}        latency histogram (to the last byte for streams)
     cascade_requests_in_flight                      chat completions being served now
+
+Under ``cascade serve --workers N`` the workers write their values to PROMETHEUS_MULTIPROC_DIR
+(prometheus_client's multiprocess mode, set up by the parent) and every worker's /metrics reports
+the sum over all of them.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -36,7 +41,8 @@ class ServerMetrics:
                                 ("scope", "window"), registry=r)
         self.latency = Histogram("cascade_request_duration_seconds", "Chat completion latency (seconds).",
                                  ("stream",), buckets=_BUCKETS, registry=r)
-        self.in_flight = Gauge("cascade_requests_in_flight", "Chat completions being served now.", registry=r)
+        self.in_flight = Gauge("cascade_requests_in_flight", "Chat completions being served now.", registry=r,
+                               multiprocess_mode="livesum")
         self._latency = {True: self.latency.labels("true"), False: self.latency.labels("false")}
         self._by_outcome: dict[tuple[str, str], Any] = {}
 
@@ -60,4 +66,9 @@ class ServerMetrics:
         self.refusals.labels(scope or "unknown", window or "unknown").inc()
 
     def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):      # several workers: the sum over all of them
+            from prometheus_client import multiprocess
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -158,3 +158,14 @@ def test_serve_config_errors_exit_2_without_traceback(uvicorn_calls, args, messa
                                             ("0.0.0.0", False), ("10.0.0.5", False), ("example.com", False)])
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_serve_workers_need_a_shared_budget_store(uvicorn_calls, tmp_path):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--workers", "2"])
+    assert result.exit_code == 2 and "memory:// is per process" in result.output and uvicorn_calls == []
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--workers", "0"])
+    assert result.exit_code == 2 and "--workers must be at least 1" in result.output
+    result = runner.invoke(app, ["serve", "--budget-store", f"sqlite:///{tmp_path}/s.db", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    [(target, kw)] = uvicorn_calls
+    assert target == "cascade.server.app:app_from_env" and kw["workers"] == 2 and kw["factory"] is True

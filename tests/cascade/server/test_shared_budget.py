@@ -78,3 +78,23 @@ def _metric_sum(replicas: list[Any], name: str) -> float:
             if line.startswith(name + "{"):
                 total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+@pytest.mark.slow
+def test_workers_share_one_sqlite_cap_and_sum_their_metrics(tmp_path, spawn_fake_provider, spawn_serve):
+    """``cascade serve --workers 2``: two processes behind one port, one SQLite ledger and one cap, and
+    /metrics of either worker counts the requests of both."""
+    store_url = f"sqlite:///{tmp_path}/spend.db"
+    provider = spawn_fake_provider(SCRIPT)
+    cap = 60 * COST + COST / 2       # room for 60 requests' real cost; their worst case reserves more
+    [served] = spawn_serve(provider.url, ["--budget-store", store_url, "--global-cap-usd", str(cap),
+                                          "--workers", "2", "--transport", "direct"])
+    responses = asyncio.run(hammer([served.url], 200))
+    ok = [r for r in responses if r.status_code == 200]
+    assert len(ok) + sum(r.status_code == 429 for r in responses) == 200
+    with open_budget_store(store_url) as store:
+        assert store.open_reservations() == 0
+        assert store.total_spent() == pytest.approx(sum(r.json()["cascade"]["cost_usd"] for r in ok), abs=1e-9)
+        assert store.total_spent() <= cap
+    assert 40 <= len(ok) <= 60
+    assert _metric_sum([served], "cascade_requests_total") == 200
