@@ -36,7 +36,7 @@ from policies.errors import InvalidRequestError, ProviderConnectionError, Provid
 from cascade.provider_errors import (map_provider_error, parse_retry_after, redact)
 
 __all__ = ["CallResult", "AsyncCallStream", "CallStream", "acall", "call", "map_provider_error",
-           "redact", "parse_retry_after", "warm_up"]
+           "redact", "parse_retry_after", "warm_up", "is_loaded"]
 
 RESERVED_PARAMS = frozenset({"model", "messages", "api_base", "base_url", "api_key", "timeout",
                              "stream", "stream_options", "num_retries", "max_retries"})
@@ -63,6 +63,11 @@ def _litellm() -> Any:
                 _install_quiet_hooks(litellm)
                 _LITELLM = litellm
     return _LITELLM
+
+
+def is_loaded() -> bool:
+    """Whether :func:`_litellm` has imported litellm already."""
+    return _LITELLM is not None
 
 
 def warm_up() -> None:

@@ -63,6 +63,7 @@ class Router:
         self._clock, self._wall = clock, wall_clock
         self.gate = BudgetGate(self.store, fail_open=self.policy.budgets.on_store_unavailable == "fail_open",
                                ttl_s=self.policy.budgets.reservation_ttl_s)
+        self._uses_providers = call is None
         self._executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy),
                                       call or _default_call, self._credentials, clock=clock, sleep=sleep,
                                       rng=random.Random(seed))
@@ -128,6 +129,8 @@ class Router:
     async def _run(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict,
                    *, stream: bool = False) -> tuple[Candidate, RouteTrace]:
         """Plan and execute; returns the chosen candidate and the trace (written to the sink)."""
+        if self._uses_providers and not providers_loaded():
+            await _load_providers()       # litellm's import: not on the clock of the first attempt
         started = self._clock()
         try:
             routed = await self._aroute(messages, user, params)
@@ -255,6 +258,19 @@ class Router:
 def _plan_params(routed: Routed) -> dict[str, Any]:
     r = routed.request
     return {k: v for k, v in (("max_tokens", r.max_tokens),) if v is not None}
+
+
+def providers_loaded() -> bool:
+    """Whether litellm (6-9 s to import) is imported and configured already."""
+    providers = sys.modules.get("cascade.providers")
+    return providers is not None and providers.is_loaded()
+
+
+async def _load_providers() -> None:
+    """Import litellm in a worker thread (the event loop keeps serving) before the first call, so that
+    an attempt's timeout never counts the import."""
+    from cascade import providers
+    await asyncio.to_thread(providers.warm_up)
 
 
 async def _close_direct_sessions() -> None:

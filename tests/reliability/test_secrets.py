@@ -173,6 +173,10 @@ async def _run_requests(router: Router, fake: Any) -> tuple[list[Any], list[Base
         ([echo(401, DS, text=True)], [echo(500, OA)] * 2, {"stream": True}),    # stream, all fail
     ]
     responses, errors = [], []
+    # one plain request first: litellm's first call on a cold process can stall longer than this
+    # policy's 0.5 s attempt timeout, which would turn the first scenario into a retry
+    fake.script("deepseek-chat", ModelScript(default=answer("warm")))
+    await router.acomplete([{"role": "user", "content": "What is 1+1?"}])
     for ds_queue, oa_queue, kwargs in scenarios:
         fake.script("deepseek-chat", ModelScript(default=answer("late"), queue=list(ds_queue)))
         fake.script("gpt-4o", ModelScript(default=answer("late"), queue=list(oa_queue)))
@@ -209,15 +213,16 @@ async def _run_requests(router: Router, fake: Any) -> tuple[list[Any], list[Base
     return responses, errors
 
 
-async def test_no_key_in_traces_logs_errors_or_responses(secret_env, debug_logs, capfd, tmp_path):
+@pytest.mark.parametrize("transport", [None, "direct"])
+async def test_no_key_in_traces_logs_errors_or_responses(secret_env, debug_logs, capfd, tmp_path, transport):
     fake = secret_env
     trace_path = tmp_path / "traces.jsonl"
     router = Router(parse_policy(POLICY, source="secrets.yaml"), classifier=FixedScore(0.1), trace_path=trace_path,
-                    trace_text=True, sleep=Sleeps(), budget_store="memory://")
+                    trace_text=True, sleep=Sleeps(), budget_store="memory://", transport=transport)
     try:
         responses, errors = await _run_requests(router, fake)
     finally:
-        router.close()
+        await router.aclose()
     assert len(errors) >= 8 and len(responses) >= 3, (len(errors), len(responses))
     auth = {r.authorization for r in fake.tally.requests if r.authorization}
     assert f"Bearer {DS}" in auth and f"Bearer {VL}" in auth, "the keys did reach the provider"

@@ -289,3 +289,28 @@ async def test_an_answer_arriving_after_our_timeout_is_still_recorded(make_route
     provider_side = (price((tally["deepseek-chat"].prompt_tokens, tally["deepseek-chat"].completion_tokens), V2_PRICE)
                      + price((tally["gpt-4o"].prompt_tokens, tally["gpt-4o"].completion_tokens), GPT4O_PRICE))
     assert router.store.total_spent() == pytest.approx(provider_side, abs=1e-12)
+
+
+async def test_litellm_import_is_not_on_the_first_attempts_clock(make_router, fake_provider, monkeypatch):
+    """A cold process imports litellm (6-9 s) before the first request is timed: a policy's attempt
+    timeout never counts it (the import runs in a worker thread; the event loop keeps serving)."""
+    import cascade.router as router_module
+    from cascade.providers import warm_up
+    warm_up()                    # the real import, done here; the router is then told it is still to do
+    loaded, order = [False], []
+
+    async def slow_import() -> None:
+        order.append("import")
+        await asyncio.sleep(1.5)                     # longer than the attempt timeout below
+        loaded[0] = True
+
+    monkeypatch.setattr(router_module, "providers_loaded", lambda: loaded[0])
+    monkeypatch.setattr(router_module, "_load_providers", slow_import)
+    policy = parse_policy("extends: default\nname: tight\nretries: {attempt_timeout_s: 1.0}\n")
+    router = make_router(policy)
+    fake_provider.script("deepseek-chat", answer("The answer is 4."))
+    resp = await router.acomplete(user_msg("What is 2+2?"))
+    await router.acomplete(user_msg("What is 3+3?"))
+    assert order == ["import"]                       # once, before the first request only
+    assert [(a.model, a.status) for a in resp.cascade.attempts][0] == ("deepseek-v2", "ok"), resp.cascade.attempts
+    assert fake_provider.tally["deepseek-chat"].n_requests == 2
