@@ -10,8 +10,9 @@ heads (gain of escalating, answer wrongness) over the answer's hashed n-grams an
 their out-of-fold predictions on the training rows, the dense columns and the answer signals of
 :mod:`classifiers.signals` feed a gradient-boosted tree ensemble (scikit-learn's
 ``GradientBoostingClassifier``, exported to numpy arrays). Rows a rule already fails are left out
-of the trees' training (the rule decides them). Chosen on calibration: the trees' target and
-size. ``model="linear"``: the earlier :class:`classifiers.checker.LinearAnswerChecker`.
+of the trees' training (the rule decides them), and so are prompts that are not multiple choice:
+those are scored by a linear fallback over the same heads. Chosen on calibration: the trees'
+target and size. ``model="linear"``: the earlier :class:`classifiers.checker.LinearAnswerChecker`.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
     """Fit text heads, then trees for each (target, tree size); keep the best on calibration."""
     from classifiers.fit import StackFitter
     from classifiers.signals import signal_matrix
-    from classifiers.tree_checker import _RULE_COLS
+    from classifiers.tree_checker import _MC_COL, _RULE_COLS
 
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
@@ -62,23 +63,28 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
         sparse_matrix(rows.answers, spec), dense, train, _text_heads(rows))
     x = np.hstack([fitter.head_preds_, dense, signal_matrix(rows.prompts, rows.answers)])
-    failed = dense[:, _RULE_COLS].any(axis=1)
+    failed, mc = dense[:, _RULE_COLS].any(axis=1), dense[:, _MC_COL] > 0
+    # the linear fallback for prompts that are not multiple choice: the heads -> logistic (C = 1)
+    fallback = fitter.fit_output(_checker_target(rows, "gain")[1], train, None, 1.0).stack_
+    fallback_logits = fitter.output_logits()
     grid, models = [], {}
     for target in targets:
         for depth, trees, rate in tree_grid:
-            gbm = _fit_trees(x, _checker_target(rows, target)[1], train & ~failed, depth, trees, rate, seed)
-            cal = _checker_apgr(pairs, rows, _with_rules(gbm.decision_function(x), failed), "calibration")
+            gbm = _fit_trees(x, _checker_target(rows, target)[1], train & ~failed & mc, depth, trees, rate, seed)
+            logits = np.where(mc, gbm.decision_function(x), fallback_logits)
+            cal = _checker_apgr(pairs, rows, _with_rules(logits, failed), "calibration")
             grid.append({"target": target, "max_depth": depth, "n_estimators": trees, "learning_rate": rate,
                          "calibration_apgr": cal, "objective": _objective(pairs, cal)})
             models[len(grid) - 1] = gbm
     best = max(range(len(grid)), key=lambda i: grid[i]["objective"])
-    checker = _export_tree_checker(fitter, models[best], x.shape[1], name)
+    checker = _export_tree_checker(fitter, models[best], x.shape[1], name, fallback)
     scores = checker.score(rows.prompts, rows.answers)
-    reference = _with_rules(models[best].decision_function(x), failed)
+    reference = _with_rules(np.where(mc, models[best].decision_function(x), fallback_logits), failed)
     report = {
         "kind": "answer_checker", "model": "trees", "name": name, "seed": seed, "target": grid[best]["target"],
         "data": _data_report(pairs), "alpha": alpha, "heads": list(fitter.head_names_),
         "rules": "empty / refusal / no extractable choice -> 1.0", "features": spec.to_json(),
+        "trees_for": "multiple-choice prompts; the others: linear fallback (heads -> logistic, C = 1)",
         "chosen": {k: grid[best][k] for k in ("target", "max_depth", "n_estimators", "learning_rate")},
         "grid": grid, "calibration_apgr": _checker_apgr(pairs, rows, scores, "calibration"),
         "test_apgr": _checker_apgr(pairs, rows, scores, "test"),
@@ -119,7 +125,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-def _export_tree_checker(fitter: Any, gbm: Any, n_inputs: int, name: str) -> Any:
+def _export_tree_checker(fitter: Any, gbm: Any, n_inputs: int, name: str, fallback: Any = None) -> Any:
     """The numpy-only checker: ridge heads with the standardisation folded in, trees as arrays."""
     from classifiers.tree_checker import TextHeads, TreeAnswerChecker
     from classifiers.trees import from_sklearn
@@ -130,7 +136,7 @@ def _export_tree_checker(fitter: Any, gbm: Any, n_inputs: int, name: str) -> Any
     bias = np.array([fitter.ridges_[n].intercept_ for n in fitter.head_names_]) - dense_coef @ fitter.mean_
     heads = TextHeads(spec=fitter.spec, names=tuple(fitter.head_names_), tables=np.ascontiguousarray(coefs[:, :nb]),
                       dense_coef=dense_coef, bias=bias)
-    return TreeAnswerChecker(heads, from_sklearn(gbm, n_inputs), name=name)
+    return TreeAnswerChecker(heads, from_sklearn(gbm, n_inputs), name=name, fallback=fallback)
 
 
 @dataclass

@@ -11,8 +11,11 @@ Two stages, both numpy only at inference:
    whether the chosen option's text / number appears in the reasoning...), so interactions
    (a hedge in a long numeric answer, a number that matches no option) count.
 
-A failed rule (empty answer, refusal, multiple-choice answer with no extractable choice) sets
-the score to 1.0, as in :class:`classifiers.checker.LinearAnswerChecker`.
+The trees are trained on multiple-choice prompts only (the signals are about options). Other
+prompts (open questions, code) are scored by ``fallback``, a linear stack over the same answer
+features (:class:`classifiers.checker.LinearAnswerChecker`'s model), so a short, plain answer to
+an open question is not judged by trees that never saw one. A failed rule (empty answer,
+refusal, multiple-choice answer with no extractable choice) sets the score to 1.0.
 """
 from __future__ import annotations
 
@@ -24,14 +27,15 @@ import numpy as np
 from classifiers.base import check_pairs
 from classifiers.checker import EXTRA_NAMES, extra_columns
 from classifiers.features import STRUCT_NAMES, FeatureSpec, chunks
-from classifiers.linear import sigmoid
+from classifiers.linear import LinearStack, sigmoid
 from classifiers.signals import SIGNAL_NAMES, signal_matrix
 from classifiers.trees import TreeEnsemble
 
 MODEL = "tree-checker-v1"
 #: dense columns of the heads: the answer's structure, then the extra (prompt + rule) columns
 DENSE_NAMES: tuple[str, ...] = STRUCT_NAMES + EXTRA_NAMES
-_RULE_COLS = slice(len(STRUCT_NAMES) * 2 + 1, len(STRUCT_NAMES) * 2 + 4)  # no_choice, empty, refusal
+_MC_COL = len(STRUCT_NAMES) * 2  # multiple_choice
+_RULE_COLS = slice(_MC_COL + 1, _MC_COL + 4)  # no_choice, empty, refusal
 
 
 @dataclass(frozen=True)
@@ -67,19 +71,22 @@ class TextHeads:
 
 
 class TreeAnswerChecker:
-    """Trained answer checker (:class:`classifiers.base.AnswerChecker`): text heads -> trees."""
+    """Trained answer checker (:class:`classifiers.base.AnswerChecker`): text heads -> trees for
+    multiple-choice prompts, the linear ``fallback`` for the others."""
 
-    def __init__(self, heads: TextHeads, trees: TreeEnsemble, name: str = "tree-checker") -> None:
+    def __init__(self, heads: TextHeads, trees: TreeEnsemble, name: str = "tree-checker",
+                 fallback: LinearStack | None = None) -> None:
         if trees.n_features != len(heads.names) + len(DENSE_NAMES) + len(SIGNAL_NAMES):
             raise ValueError("tree inputs do not match the text heads, dense columns and signals")
-        self.heads, self.trees, self.name = heads, trees, name
+        if fallback is not None and fallback.struct_mean.shape[0] != len(DENSE_NAMES):
+            raise ValueError("the fallback's dense columns do not match DENSE_NAMES")
+        self.heads, self.trees, self.name, self.fallback = heads, trees, name, fallback
 
-    def inputs(self, prompts: Sequence[str], answers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(tree input matrix, rule-failed mask) of the pairs."""
+    def inputs(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+        """The tree input matrix of the pairs: [head values, dense columns, signals]."""
         extra = extra_columns(prompts, answers)
         heads, dense = self.heads.values(answers, extra)
-        failed = dense[:, _RULE_COLS].any(axis=1)
-        return np.hstack([heads, dense, signal_matrix(prompts, answers)]), failed
+        return np.hstack([heads, dense, signal_matrix(prompts, answers)])
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         if isinstance(prompts, str) or isinstance(answers, str):
@@ -88,9 +95,17 @@ class TreeAnswerChecker:
         check_pairs(prompts, answers)
         if not prompts:
             return np.zeros(0)
-        x, failed = self.inputs(prompts, answers)
-        scores = sigmoid(self.trees.raw(x))
-        scores[failed] = 1.0
+        x = self.inputs(prompts, answers)
+        h = len(self.heads.names)
+        dense = x[:, h:h + len(DENSE_NAMES)]
+        logits = self.trees.raw(x)
+        if self.fallback is not None:
+            other = np.flatnonzero(dense[:, _MC_COL] == 0)
+            if other.size:
+                logits[other] = self.fallback.logits([answers[i] for i in other],
+                                                     dense[other, len(STRUCT_NAMES):])
+        scores = sigmoid(logits)
+        scores[dense[:, _RULE_COLS].any(axis=1)] = 1.0
         return scores
 
     def score_one(self, prompt: str, answer: str) -> float:
@@ -102,6 +117,9 @@ class TreeAnswerChecker:
                 "dense_names": list(DENSE_NAMES), "signal_names": list(SIGNAL_NAMES), "trees": tree_meta}
         arrays = {"head_tables": self.heads.tables, "head_dense_coef": self.heads.dense_coef,
                   "head_bias": self.heads.bias, **tree_arrays}
+        if self.fallback is not None:
+            meta["fallback"], sub = self.fallback.to_artifact()
+            arrays.update({f"fallback_{k}": v for k, v in sub.items()})
         return meta, arrays
 
     @classmethod
@@ -112,4 +130,8 @@ class TreeAnswerChecker:
                           tables=np.ascontiguousarray(arrays["head_tables"], dtype=np.float64),
                           dense_coef=np.asarray(arrays["head_dense_coef"], dtype=np.float64),
                           bias=np.asarray(arrays["head_bias"], dtype=np.float64))
-        return cls(heads, TreeEnsemble.from_artifact(meta["trees"], arrays), name=str(meta.get("name", "tree-checker")))
+        fallback = None
+        if meta.get("fallback") is not None:
+            fallback = LinearStack.from_artifact(meta["fallback"], {k: arrays[f"fallback_{k}"] for k in LinearStack.ARRAYS})
+        return cls(heads, TreeEnsemble.from_artifact(meta["trees"], arrays), name=str(meta.get("name", "tree-checker")),
+                   fallback=fallback)

@@ -102,3 +102,37 @@ def test_tree_checker_round_trip_matches_sklearn(tmp_path):
     for i in range(0, len(prompts), 37):
         assert loaded.score_one(prompts[i], answers[i]) == pytest.approx(got[i], abs=1e-12)
     assert failed.any() and np.all(got[failed] == 1.0)
+
+
+def test_tree_checker_sends_open_questions_to_the_fallback():
+    """Prompts that are not multiple choice are scored by the linear fallback, not by the trees."""
+    from classifiers.checker import LinearAnswerChecker
+    from classifiers.features import FeatureSpec
+    from classifiers.linear import LinearStack
+    from classifiers.tree_checker import DENSE_NAMES, TextHeads, TreeAnswerChecker
+    from classifiers.signals import SIGNAL_NAMES
+
+    spec = FeatureSpec(bits=8, char_ngrams=(), word_ngrams=(1, 2), head=64, tail=64)
+    rng = np.random.default_rng(3)
+    heads = TextHeads(spec=spec, names=("gain",), tables=rng.normal(size=(1, 256)),
+                      dense_coef=rng.normal(size=(1, len(DENSE_NAMES))), bias=np.zeros(1))
+    n_in = 1 + len(DENSE_NAMES) + len(SIGNAL_NAMES)
+    trees = TreeEnsemble(feature=np.zeros(1, np.intp), threshold=np.array([np.inf]), left=np.zeros(1, np.intp),
+                         right=np.zeros(1, np.intp), value=np.array([2.0]), roots=np.zeros(1, np.intp), depth=1,
+                         base=0.0, n_features=n_in)  # one leaf: every tree-scored pair gets sigmoid(2)
+    fallback = LinearStack(spec=spec, table=rng.normal(size=256), struct_coef=rng.normal(size=len(DENSE_NAMES)),
+                           struct_mean=np.zeros(len(DENSE_NAMES)), struct_scale=np.ones(len(DENSE_NAMES)), bias=-1.0)
+    checker = TreeAnswerChecker(heads, trees, fallback=fallback)
+    mc = "Pick one.\nA. red\nB. blue\nC. green"
+    prompts = [mc, "Name the largest planet.", mc, "Write a haiku."]
+    answers = ["Blue. The answer is (B).", "Jupiter.", "no letter here", "Rain on the roof"]
+    got = checker.score(prompts, answers)
+    linear = LinearAnswerChecker(fallback).score(prompts, answers)
+    assert got[0] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert got[2] == 1.0  # the rule: no extractable choice
+    assert got[1] == pytest.approx(linear[1], abs=1e-12) and got[3] == pytest.approx(linear[3], abs=1e-12)
+    meta, arrays = checker.to_artifact()
+    again = TreeAnswerChecker.from_artifact(meta, arrays)
+    assert np.array_equal(again.score(prompts, answers), got)
+    for p, a, s in zip(prompts, answers, got):
+        assert again.score_one(p, a) == pytest.approx(s, abs=1e-12)
