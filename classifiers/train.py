@@ -177,18 +177,18 @@ def _gate_expert(rows: _Rows, targets: dict[str, Any], option_gate: tuple[int, i
     if fit_rows.sum() < 200 or not own:
         return None
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(rows.hashed, rows.dense, fit_rows, own)
-    best_C, best_obj = None, main_objective
+    tried = []
     for C in Cs:
         fitter.fit_output(rows.label, fit_rows, None, C)
         mixed = np.where(inside, fitter.output_logits(), main_logits)
         cal = _apgr_by_split(rows.pairs, mixed, rows.ds, rows.split, "calibration")
-        grid.append({"C": C, "option_gate": list(option_gate), "calibration_apgr": cal,
-                     "objective": _objective(rows.pairs, cal)})
-        if grid[-1]["objective"] > best_obj + GATE_MARGIN:
-            best_C, best_obj = C, grid[-1]["objective"]
-    if best_C is None:
+        tried.append({"C": C, "option_gate": list(option_gate), "calibration_apgr": cal,
+                      "objective": _objective(rows.pairs, cal)})
+    grid.extend(tried)
+    best = max(tried, key=lambda g: g["objective"])
+    if best["objective"] <= main_objective + GATE_MARGIN:
         return None
-    fitter.fit_output(rows.label, fit_rows, None, best_C)
+    fitter.fit_output(rows.label, fit_rows, None, best["C"])
     return fitter, inside
 
 

@@ -11,8 +11,8 @@ their out-of-fold predictions on the training rows, the dense columns and the an
 :mod:`classifiers.signals` feed a gradient-boosted tree ensemble (scikit-learn's
 ``GradientBoostingClassifier``, exported to numpy arrays). Rows a rule already fails are left out
 of the trees' training (the rule decides them), and so are prompts that are not multiple choice:
-those are scored by a linear fallback over the same heads. Chosen on calibration: the trees'
-target and size. ``model="linear"``: the earlier :class:`classifiers.checker.LinearAnswerChecker`.
+those are scored by a linear fallback (the earlier linear checker's recipe). Chosen on
+calibration: the trees' target and size. ``model="linear"``: the earlier :class:`classifiers.checker.LinearAnswerChecker`.
 """
 from __future__ import annotations
 
@@ -64,9 +64,7 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
         sparse_matrix(rows.answers, spec), dense, train, _text_heads(rows))
     x = np.hstack([fitter.head_preds_, dense, signal_matrix(rows.prompts, rows.answers)])
     failed, mc = dense[:, _RULE_COLS].any(axis=1), dense[:, _MC_COL] > 0
-    # the linear fallback for prompts that are not multiple choice: the heads -> logistic (C = 1)
-    fallback = fitter.fit_output(_checker_target(rows, "gain")[1], train, None, 1.0).stack_
-    fallback_logits = fitter.output_logits()
+    fallback, fallback_logits = _linear_fallback(rows, dense, spec, alpha, seed)
     grid, models = [], {}
     for target in targets:
         for depth, trees, rate in tree_grid:
@@ -84,7 +82,7 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
         "kind": "answer_checker", "model": "trees", "name": name, "seed": seed, "target": grid[best]["target"],
         "data": _data_report(pairs), "alpha": alpha, "heads": list(fitter.head_names_),
         "rules": "empty / refusal / no extractable choice -> 1.0", "features": spec.to_json(),
-        "trees_for": "multiple-choice prompts; the others: linear fallback (heads -> logistic, C = 1)",
+        "trees_for": "multiple-choice prompts; the others: the linear checker (gain head -> logistic, C = 1)",
         "chosen": {k: grid[best][k] for k in ("target", "max_depth", "n_estimators", "learning_rate")},
         "grid": grid, "calibration_apgr": _checker_apgr(pairs, rows, scores, "calibration"),
         "test_apgr": _checker_apgr(pairs, rows, scores, "test"),
@@ -95,6 +93,20 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
         meta, arrays = checker.to_artifact()
         write_artifact(out, {**meta, "kind": "answer_checker", "name": name, "report": report}, arrays)
     return report
+
+
+def _linear_fallback(rows: "AnswerRows", dense: np.ndarray, spec: FeatureSpec, alpha: float,
+                     seed: int) -> tuple[Any, np.ndarray]:
+    """The scorer of prompts that are not multiple choice: the earlier linear checker's recipe
+    (its calibration choice: gain head -> logistic, C = 1, the cheap model's rows), so plain
+    answers to open questions are scored as before. (stack, logits of every row)."""
+    from classifiers.fit import HeadTarget, StackFitter
+    head, label = _checker_target(rows, "gain")
+    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
+        sparse_matrix(rows.answers, spec), dense, rows.split == "train",
+        {"gain": HeadTarget(head, np.ones(len(label), dtype=bool))})
+    fitter.fit_output(label, rows.split == "train", None, 1.0)
+    return fitter.stack_, fitter.output_logits()
 
 
 def _extra(rows: "AnswerRows") -> np.ndarray:

@@ -13,8 +13,8 @@ Two stages, both numpy only at inference:
 
 The trees are trained on multiple-choice prompts only (the signals are about options). Other
 prompts (open questions, code) are scored by ``fallback``, a linear stack over the same answer
-features (:class:`classifiers.checker.LinearAnswerChecker`'s model), so a short, plain answer to
-an open question is not judged by trees that never saw one. A failed rule (empty answer,
+features (the model of :class:`classifiers.checker.LinearAnswerChecker`, trained the same way),
+so a short, plain answer to an open question is not judged by trees that never saw one. A failed rule (empty answer,
 refusal, multiple-choice answer with no extractable choice) sets the score to 1.0.
 """
 from __future__ import annotations
