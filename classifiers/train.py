@@ -118,17 +118,11 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     train, label = split == "train", (qs > qc).astype(int)
     hashed, dense = sparse_matrix(texts, spec), struct_matrix(texts, spec)
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(hashed, dense, train, targets)
-    grid = []
-    for weighting in weightings:
-        for C in Cs:
-            fitter.fit_output(label, train, _weights(ds, train, weighting), C)
-            cal = _apgr_by_split(pairs, fitter.output_logits(), ds, split, "calibration")
-            grid.append({"C": C, "weighting": weighting, "calibration_apgr": cal,
-                         "objective": _objective(pairs, cal)})
+    rows = _Rows(pairs, ds, split, train, label, hashed, dense)
+    grid = _output_grid(fitter, rows, Cs, weightings)
     best = max(grid, key=lambda g: g["objective"])
     fitter.fit_output(label, train, _weights(ds, train, best["weighting"]), best["C"])
     logits = fitter.output_logits()
-    rows = _Rows(pairs, ds, split, train, label, hashed, dense)
     expert = None if option_gate is None else _gate_expert(rows, targets, option_gate, spec, alpha, seed, Cs,
                                                            logits, best["objective"], grid)
     if expert is not None:
@@ -159,6 +153,18 @@ class _Rows:
     label: np.ndarray
     hashed: Any
     dense: np.ndarray
+
+
+def _output_grid(fitter: Any, rows: "_Rows", Cs: Sequence[float], weightings: Sequence[str]) -> list[dict[str, Any]]:
+    """Fit the output layer for each (weighting, C); their calibration APGR and objective."""
+    grid = []
+    for weighting in weightings:
+        for C in Cs:
+            fitter.fit_output(rows.label, rows.train, _weights(rows.ds, rows.train, weighting), C)
+            cal = _apgr_by_split(rows.pairs, fitter.output_logits(), rows.ds, rows.split, "calibration")
+            grid.append({"C": C, "weighting": weighting, "calibration_apgr": cal,
+                         "objective": _objective(rows.pairs, cal)})
+    return grid
 
 
 def _gate_expert(rows: _Rows, targets: dict[str, Any], option_gate: tuple[int, int], spec: FeatureSpec,

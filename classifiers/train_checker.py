@@ -65,15 +65,9 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
     x = np.hstack([fitter.head_preds_, dense, signal_matrix(rows.prompts, rows.answers)])
     failed, mc = dense[:, _RULE_COLS].any(axis=1), dense[:, _MC_COL] > 0
     fallback, fallback_logits = _linear_fallback(rows, dense, spec, alpha, seed)
-    grid, models = [], {}
-    for target in targets:
-        for depth, trees, rate in tree_grid:
-            gbm = _fit_trees(x, _checker_target(rows, target)[1], train & ~failed & mc, depth, trees, rate, seed)
-            logits = np.where(mc, gbm.decision_function(x), fallback_logits)
-            cal = _checker_apgr(pairs, rows, _with_rules(logits, failed), "calibration")
-            grid.append({"target": target, "max_depth": depth, "n_estimators": trees, "learning_rate": rate,
-                         "calibration_apgr": cal, "objective": _objective(pairs, cal)})
-            models[len(grid) - 1] = gbm
+    grid, models = _tree_grid(pairs, rows, x, train & ~failed & mc,
+                              lambda raw: _with_rules(np.where(mc, raw, fallback_logits), failed),
+                              targets, tree_grid, seed)
     best = max(range(len(grid)), key=lambda i: grid[i]["objective"])
     checker = _export_tree_checker(fitter, models[best], x.shape[1], name, fallback)
     scores = checker.score(rows.prompts, rows.answers)
@@ -107,6 +101,22 @@ def _linear_fallback(rows: "AnswerRows", dense: np.ndarray, spec: FeatureSpec, a
         {"gain": HeadTarget(head, np.ones(len(label), dtype=bool))})
     fitter.fit_output(label, rows.split == "train", None, 1.0)
     return fitter.stack_, fitter.output_logits()
+
+
+def _tree_grid(pairs: list[PairSet], rows: "AnswerRows", x: np.ndarray, fit_rows: np.ndarray, scores: Any,
+               targets: Sequence[str], tree_grid: Sequence[tuple[int, int, float]],
+               seed: int) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Fit trees for each (target, size) on ``fit_rows``; ``scores(raw)`` turns the trees' raw
+    output into the checker's scores. Returns the grid (calibration APGR, objective) and models."""
+    grid, models = [], []
+    for target in targets:
+        for depth, trees, rate in tree_grid:
+            gbm = _fit_trees(x, _checker_target(rows, target)[1], fit_rows, depth, trees, rate, seed)
+            cal = _checker_apgr(pairs, rows, scores(gbm.decision_function(x)), "calibration")
+            grid.append({"target": target, "max_depth": depth, "n_estimators": trees, "learning_rate": rate,
+                         "calibration_apgr": cal, "objective": _objective(pairs, cal)})
+            models.append(gbm)
+    return grid, models
 
 
 def _extra(rows: "AnswerRows") -> np.ndarray:
