@@ -91,8 +91,20 @@ def _linear_checker(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     return LinearAnswerChecker.from_artifact(meta, arrays)
 
 
+def _gated_classifier(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    from classifiers.gated import GatedLinearClassifier
+    return GatedLinearClassifier.from_artifact(meta, arrays)
+
+
+def _tree_checker(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    from classifiers.tree_checker import TreeAnswerChecker
+    return TreeAnswerChecker.from_artifact(meta, arrays)
+
+
 #: (kind, model) -> reader; explicit, so an artifact cannot name arbitrary code.
 _READERS = {
     ("classifier", "linear-hashed-v1"): _linear_classifier,
+    ("classifier", "gated-linear-v1"): _gated_classifier,
     ("answer_checker", "linear-hashed-v1"): _linear_checker,
+    ("answer_checker", "tree-checker-v1"): _tree_checker,
 }

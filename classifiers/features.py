@@ -169,9 +169,15 @@ class KindBuckets:
     invalid: np.ndarray        # intp
     scale: np.ndarray          # float64 per text: 1 / sqrt(real occurrences) (1 if none)
 
-    def weighted_sums(self, table: np.ndarray) -> np.ndarray:
-        """Per text: scale * sum of ``table`` over its real occurrences."""
-        g = table.take(self.buckets)
+    def weighted_sums(self, table: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+        """Per text: scale * sum of ``table`` over its real occurrences (text i reading
+        ``table[offsets[i]:]`` when ``offsets`` is given)."""
+        if offsets is not None:
+            rows = self.rows if self.rows is not None else np.repeat(
+                np.arange(self.scale.size), np.diff(self.starts, append=self.buckets.size))
+            g = table.take(self.buckets + offsets[rows])
+        else:
+            g = table.take(self.buckets)
         g[self.invalid] = 0.0
         if self.starts is not None:
             return np.add.reduceat(g, self.starts) * self.scale
@@ -246,10 +252,14 @@ class Batch:
         return KindBuckets(keys.view(np.intp), None, rows[:-1], invalid,
                            1.0 / np.sqrt(np.maximum(count - 1, 1)))
 
-    def hashed_sum(self, table: np.ndarray) -> np.ndarray:
+    def hashed_sum(self, table: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
         """Per text: the sum over kinds of its scaled n-gram weights (char kinds computed in
-        place in two reused buffers: the same arithmetic as :meth:`kind`, fewer allocations)."""
+        place in two reused buffers: the same arithmetic as :meth:`kind`, fewer allocations).
+        With ``offsets`` (intp per text), text i reads ``table[offsets[i]:]``: one pass over a
+        stack of tables (experts) chosen per text."""
         total = np.zeros(self.n)
+        spread = None if offsets is None or not self.spec.char_ngrams else \
+            np.repeat(offsets, self.lengths + 1).view(np.uint64)
         shift = np.uint64(64 - self.spec.bits)
         keys = np.empty(self.size, dtype=np.uint64)
         weights = np.empty(self.size, dtype=np.float64)
@@ -258,13 +268,15 @@ class Batch:
             np.bitwise_and(self.packed, _MASKS[n], out=keys)
             np.multiply(keys, _MULT[n], out=keys)
             np.right_shift(keys, shift, out=keys)
+            if spread is not None:
+                keys += spread
             table.take(keys.view(np.intp), out=weights)
             for k in range(n):  # n-grams crossing a text's end (see kind())
                 idx = ends - k
                 weights[idx[idx >= 0]] = 0.0
             total += np.add.reduceat(weights, self.starts) / np.sqrt(np.maximum(self.lengths - n + 1, 1))
         for n in self.spec.word_ngrams:
-            total += self.kind(f"w{n}").weighted_sums(table)
+            total += self.kind(f"w{n}").weighted_sums(table, offsets)
         return total
 
     def options(self, cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from classifiers.artifact import write_artifact
 from classifiers.data import RoutingData, load_dataset, load_responses
-from classifiers.features import FeatureSpec, sparse_matrix, struct_matrix
+from classifiers.features import STRUCT_NAMES, FeatureSpec, sparse_matrix, struct_matrix
 from classifiers.metrics import apgr
 from classifiers.rules import rule_failure
 
@@ -32,6 +32,14 @@ from classifiers.rules import rule_failure
 # and cost 3x the scoring time.
 CLASSIFIER_SPEC = FeatureSpec(bits=16, char_ngrams=(), word_ngrams=(1, 2), head=2048, tail=1024)
 CHECKER_SPEC = FeatureSpec(bits=16, char_ngrams=(), word_ngrams=(1, 2), head=512, tail=1536)
+#: the ridge head groups a prompt classifier can be given (see :func:`_classifier_heads`)
+HEAD_GROUPS = ("gated", "tokens", "failure", "difficulty", "pair_scores", "task")
+#: the shipped choice, on calibration (difficulty and pair_scores lowered the objective)
+DEFAULT_HEADS = ("gated", "tokens", "failure", "task")
+#: prompts with this many lettered options (long multiple-choice exams) get their own expert
+OPTION_GATE = (6, 11)
+#: the gate expert is kept only when it raises the calibration objective by more than this
+GATE_MARGIN = 0.002
 
 
 @dataclass
@@ -83,16 +91,19 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
                      strong: str | None = None, out: str | Path | None = None, seed: int = 0,
                      *, spec: FeatureSpec = CLASSIFIER_SPEC, alpha: float = 10.0,
                      Cs: Sequence[float] = (0.1, 1.0), weightings: Sequence[str] = ("none",),
-                     gated: bool = True, name: str = "default") -> dict[str, Any]:
+                     gated: bool = True, heads: Sequence[str] = DEFAULT_HEADS,
+                     option_gate: tuple[int, int] | None = OPTION_GATE,
+                     name: str = "default") -> dict[str, Any]:
     """Train the prompt classifier on the train splits of ``data_dirs``; write it to ``out``.
 
-    Label: strong score > cheap score. Ridge heads: quality gain (all rows); with ``gated``, one
-    gain head per data set whose target is that set's centred gain on its rows and 0 on the
-    others (so it learns to speak only on prompts that look like its data set: a linear stand-in
-    for a gated mixture); the cheap model's log answer length (where known); the cheap answer's
-    rule failure (where responses exist).
-    Chosen on calibration: ``C`` and the data-set weighting, by 0.5 x APGR on the first data
-    set + 0.5 x mean APGR. Returns the report (also stored in the artifact's metadata).
+    Label: strong score > cheap score. Ridge heads: quality gain (all rows) and the ``heads``
+    groups of :func:`_classifier_heads`; with ``gated``, one gain head per data set whose target
+    is that set's centred gain on its rows and 0 on the others (a linear stand-in for a gated
+    mixture). With ``option_gate=(low, high)``, a second expert is fitted on the training prompts
+    with ``low..high`` lettered options (long multiple-choice exams) and used for those prompts
+    (:class:`classifiers.gated.GatedLinearClassifier`), if that raises the calibration objective.
+    Chosen on calibration: ``C``, the data-set weighting and the gate, by 0.5 x APGR on the first
+    data set + 0.5 x mean APGR. Returns the report (also stored in the artifact's metadata).
     """
     from classifiers.fit import StackFitter
 
@@ -103,34 +114,97 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     split = np.concatenate([ps.data.split_names() for ps in pairs])
     qc = np.concatenate([ps.q_cheap for ps in pairs])
     qs = np.concatenate([ps.q_strong for ps in pairs])
-    heads = _classifier_heads(pairs, ds, qs - qc, gated)
-    train = split == "train"
-    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
-        sparse_matrix(texts, spec), struct_matrix(texts, spec), train, heads)
-    label = (qs > qc).astype(int)
-    grid = []
-    for weighting in weightings:
-        for C in Cs:
-            fitter.fit_output(label, train, _weights(ds, train, weighting), C)
-            cal = _apgr_by_split(pairs, fitter.output_logits(), ds, split, "calibration")
-            grid.append({"C": C, "weighting": weighting, "calibration_apgr": cal,
-                         "objective": _objective(pairs, cal)})
+    targets = _classifier_heads(pairs, ds, qs - qc, gated, heads)
+    train, label = split == "train", (qs > qc).astype(int)
+    hashed, dense = sparse_matrix(texts, spec), struct_matrix(texts, spec)
+    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(hashed, dense, train, targets)
+    rows = _Rows(pairs, ds, split, train, label, hashed, dense)
+    grid = _output_grid(fitter, rows, Cs, weightings)
     best = max(grid, key=lambda g: g["objective"])
     fitter.fit_output(label, train, _weights(ds, train, best["weighting"]), best["C"])
     logits = fitter.output_logits()
+    expert = None if option_gate is None else _gate_expert(rows, targets, option_gate, spec, alpha, seed, Cs,
+                                                           logits, best["objective"], grid)
+    if expert is not None:
+        logits = np.where(expert[1], expert[0].output_logits(), logits)
     report = {
         "kind": "classifier", "name": name, "seed": seed, "label": "strong score > cheap score",
-        "data": _data_report(pairs), "heads": list(heads), "alpha": alpha,
-        "features": spec.to_json(),
-        "chosen": {"C": best["C"], "weighting": best["weighting"]}, "grid": grid,
+        "data": _data_report(pairs), "heads": list(targets), "alpha": alpha, "features": spec.to_json(),
+        "chosen": {"C": best["C"], "weighting": best["weighting"],
+                   "option_gate": None if expert is None else list(option_gate)}, "grid": grid,
         "calibration_apgr": _apgr_by_split(pairs, logits, ds, split, "calibration"),
         "test_apgr": _apgr_by_split(pairs, logits, ds, split, "test"),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
     if out is not None:
-        meta, arrays = fitter.stack_.to_artifact()
+        meta, arrays = _classifier_artifact(fitter, expert, option_gate, name)
         write_artifact(out, {**meta, "kind": "classifier", "name": name, "report": report}, arrays)
     return report
+
+
+@dataclass
+class _Rows:
+    """The classifier's training rows (all data sets), shared by the main fit and the gate expert."""
+
+    pairs: list[PairSet]
+    ds: np.ndarray
+    split: np.ndarray
+    train: np.ndarray
+    label: np.ndarray
+    hashed: Any
+    dense: np.ndarray
+
+
+def _output_grid(fitter: Any, rows: "_Rows", Cs: Sequence[float], weightings: Sequence[str]) -> list[dict[str, Any]]:
+    """Fit the output layer for each (weighting, C); their calibration APGR and objective."""
+    grid = []
+    for weighting in weightings:
+        for C in Cs:
+            fitter.fit_output(rows.label, rows.train, _weights(rows.ds, rows.train, weighting), C)
+            cal = _apgr_by_split(rows.pairs, fitter.output_logits(), rows.ds, rows.split, "calibration")
+            grid.append({"C": C, "weighting": weighting, "calibration_apgr": cal,
+                         "objective": _objective(rows.pairs, cal)})
+    return grid
+
+
+def _gate_expert(rows: _Rows, targets: dict[str, Any], option_gate: tuple[int, int], spec: FeatureSpec,
+                 alpha: float, seed: int, Cs: Sequence[float], main_logits: np.ndarray, main_objective: float,
+                 grid: list[dict[str, Any]]) -> tuple[Any, np.ndarray] | None:
+    """Fit the expert for prompts inside the option gate; (fitter, in-gate mask) if it raises
+    the calibration objective of the mixture by more than :data:`GATE_MARGIN` (each C tried is
+    appended to ``grid``), else None."""
+    from classifiers.fit import HeadTarget, StackFitter
+    from classifiers.gated import OptionGate
+
+    inside = OptionGate(*option_gate).experts(rows.dense[:, STRUCT_NAMES.index("options")]).astype(bool)
+    fit_rows = rows.train & inside
+    own = {k: HeadTarget(t.values, t.mask & inside) for k, t in targets.items()
+           if np.unique(t.values[fit_rows & t.mask]).size > 1}  # constant inside the gate: no head
+    if fit_rows.sum() < 200 or not own:
+        return None
+    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(rows.hashed, rows.dense, fit_rows, own)
+    tried = []
+    for C in Cs:
+        fitter.fit_output(rows.label, fit_rows, None, C)
+        mixed = np.where(inside, fitter.output_logits(), main_logits)
+        cal = _apgr_by_split(rows.pairs, mixed, rows.ds, rows.split, "calibration")
+        tried.append({"C": C, "option_gate": list(option_gate), "calibration_apgr": cal,
+                      "objective": _objective(rows.pairs, cal)})
+    grid.extend(tried)
+    best = max(tried, key=lambda g: g["objective"])
+    if best["objective"] <= main_objective + GATE_MARGIN:
+        return None
+    fitter.fit_output(rows.label, fit_rows, None, best["C"])
+    return fitter, inside
+
+
+def _classifier_artifact(fitter: Any, expert: tuple[Any, np.ndarray] | None, option_gate: tuple[int, int] | None,
+                         name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if expert is None:
+        return fitter.stack_.to_artifact()
+    from classifiers.gated import GatedLinearClassifier, OptionGate
+    gated = GatedLinearClassifier([fitter.stack_, expert[0].stack_], OptionGate(*option_gate), name)
+    return gated.to_artifact()
 
 
 def _objective(pairs: list[PairSet], cal: dict[str, float]) -> float:
@@ -139,13 +213,60 @@ def _objective(pairs: list[PairSet], cal: dict[str, float]) -> float:
     return 0.5 * first + 0.5 * float(np.mean(list(cal.values())))
 
 
-def _classifier_heads(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray, gated: bool) -> dict[str, Any]:
+def _classifier_heads(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray, gated: bool,
+                      groups: Sequence[str] = HEAD_GROUPS) -> dict[str, Any]:
+    """The gain head plus the named ``groups`` of training-only targets (the prompt is the
+    only input at inference): per-data-set gated gains, the cheap answer's log length and rule
+    failure, the difficulty (mean score of every model outside the pair), each model of the
+    pair's own score, and the training mean gain of the prompt's task."""
     from classifiers.fit import HeadTarget
     heads = {"gain": HeadTarget(gain, np.ones(len(ds), dtype=bool))}
-    if gated and len(pairs) > 1:
+    if "gated" in groups and gated and len(pairs) > 1:
         heads.update(_gated_gain_targets(pairs, ds, gain))
-    heads.update({"cheap_log_tokens": _token_target(pairs), "cheap_rule_failure": _failure_target(pairs)})
+    if "tokens" in groups:
+        heads["cheap_log_tokens"] = _token_target(pairs)
+    if "failure" in groups:
+        heads["cheap_rule_failure"] = _failure_target(pairs)
+    if "difficulty" in groups:
+        heads["difficulty"] = difficulty_target(pairs)
+    if "pair_scores" in groups:
+        every = np.ones(len(ds), dtype=bool)
+        heads["cheap_score"] = HeadTarget(np.concatenate([ps.q_cheap for ps in pairs]), every)
+        heads["strong_score"] = HeadTarget(np.concatenate([ps.q_strong for ps in pairs]), every)
+    if "task" in groups:
+        heads["task_gain"] = _task_gain_target(pairs, gain)
     return {k: v for k, v in heads.items() if v.mask.any()}
+
+
+def difficulty_target(pairs: list[PairSet]) -> Any:
+    """Per prompt: the mean score of every model outside its pair, centred per data set (known
+    where at least one such model has a score; a far less noisy target than the pair's gain)."""
+    from classifiers.fit import HeadTarget
+    vals, known = [], []
+    for ps in pairs:
+        others = [j for j, m in enumerate(ps.data.models) if m not in (ps.cheap, ps.strong)]
+        scores = ps.data.scores[:, others]
+        has = np.isfinite(scores).any(axis=1) if others else np.zeros(len(ps.data), dtype=bool)
+        mean = np.zeros(len(ps.data))
+        if has.any():
+            mean[has] = np.nanmean(scores[has], axis=1)
+            mean[has] -= mean[has].mean()
+        vals.append(mean)
+        known.append(has)
+    return HeadTarget(np.concatenate(vals), np.concatenate(known))
+
+
+def _task_gain_target(pairs: list[PairSet], gain: np.ndarray) -> Any:
+    """Per prompt: the mean gain of its task over the training rows (known where the task has
+    training rows): a topic prior, e.g. MMLU-Pro law vs biology."""
+    from classifiers.fit import HeadTarget
+    tasks = np.concatenate([ps.data.tasks.astype(str) for ps in pairs])
+    train = np.concatenate([ps.data.split_names() for ps in pairs]) == "train"
+    names, inverse = np.unique(tasks, return_inverse=True)
+    sums = np.bincount(inverse[train], weights=gain[train], minlength=names.size)
+    counts = np.bincount(inverse[train], minlength=names.size)
+    known = counts[inverse] > 0
+    return HeadTarget(np.where(known, sums[inverse] / np.maximum(counts[inverse], 1), 0.0), known)
 
 
 def _gated_gain_targets(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray) -> dict[str, Any]:
@@ -189,135 +310,10 @@ def _data_report(pairs: list[PairSet]) -> list[dict[str, Any]]:
             for ps in pairs]
 
 
-@dataclass
-class AnswerRows:
-    """(prompt, answer) training rows of the answer checker; ``cheap`` marks the cheap model's."""
-
-    prompts: list[str]
-    answers: list[str]
-    score: np.ndarray
-    ds: np.ndarray
-    split: np.ndarray
-    cheap: np.ndarray
-    q_strong: np.ndarray
-
-
-def answer_rows(pairs: list[PairSet], other_models: bool) -> AnswerRows:
-    """The cheap model's answers (and with ``other_models`` every other model's) where the data
-    set has a responses table; each row scored by that model's score."""
-    import pyarrow.parquet as pq
-
-    cols: dict[str, list[Any]] = {k: [] for k in ("prompts", "answers", "score", "ds", "split",
-                                                  "cheap", "q_strong")}
-    for i, ps in enumerate(pairs):
-        path = ps.folder / "responses.parquet"
-        if not path.exists():
-            continue
-        models = sorted(set(pq.read_table(path, columns=["model"]).column("model").to_pylist()))
-        models = [m for m in models if m in ps.data.models and (other_models or m == ps.cheap)]
-        split = ps.data.split_names()
-        for model in models:
-            responses = load_responses(ps.folder, ps.data, model)
-            scores = ps.data.score_of(model)
-            for j, answer in enumerate(responses):
-                if answer is None or np.isnan(scores[j]):
-                    continue
-                for key, val in (("prompts", ps.data.prompts[j]), ("answers", answer),
-                                 ("score", scores[j]), ("ds", i), ("split", split[j]),
-                                 ("cheap", model == ps.cheap), ("q_strong", ps.q_strong[j])):
-                    cols[key].append(val)
-    if not cols["prompts"]:
-        raise ValueError("no responses.parquet with the cheap model's answers in the data folders")
-    return AnswerRows(cols["prompts"], cols["answers"], *(np.array(cols[k]) for k in
-                      ("score", "ds", "split", "cheap", "q_strong")))
-
-
-def _checker_apgr(pairs: list[PairSet], rows: AnswerRows, scores: np.ndarray, name: str) -> dict[str, float]:
-    """Per data set: APGR of escalating the cheap answers in the order of the checker's score."""
-    out = {}
-    for i, ps in enumerate(pairs):
-        sel = (rows.ds == i) & rows.cheap & (rows.split == name)
-        if sel.any():
-            out[ps.folder.name] = apgr(scores[sel], rows.score[sel], rows.q_strong[sel])
-    return out
-
-
-def train_answer_checker(data_dirs: Sequence[str | Path], cheap: str | None = None,
-                         strong: str | None = None, out: str | Path | None = None, seed: int = 0,
-                         *, spec: FeatureSpec = CHECKER_SPEC, alpha: float = 10.0,
-                         Cs: Sequence[float] = (0.1, 1.0), other_models: Sequence[bool] = (False,),
-                         targets: Sequence[str] = ("inadequate", "gain"),
-                         name: str = "default") -> dict[str, Any]:
-    """Train the answer checker on the train splits of the folders with responses; write it.
-
-    Target ``inadequate``: the answer's score < 0.5; target ``gain``: the strong model's score
-    beats the answer's (what escalating it would recover). Features: the answer's hashed n-grams and
-    structure, the prompt's structure, the rule signals. Chosen on calibration: ``C`` and whether
-    other models' answers join the training rows, by the APGR of escalating the cheap model's
-    calibration answers in checker order (0.5 x first data set + 0.5 x mean).
-    """
-    from classifiers.checker import LinearAnswerChecker, extra_columns
-    from classifiers.fit import StackFitter
-
-    t0 = time.perf_counter()
-    pairs = load_pairs(data_dirs, cheap, strong)
-    grid, fitted = [], {}
-    for others in other_models:
-        rows = answer_rows(pairs, others)
-        dense = np.hstack([struct_matrix(rows.answers, spec), extra_columns(rows.prompts, rows.answers)])
-        hashed = sparse_matrix(rows.answers, spec)
-        for target in targets:
-            fitter = _checker_grid(pairs, rows, hashed, dense, target, others, Cs, grid,
-                                   StackFitter(spec=spec, alpha=alpha, seed=seed))
-            fitted[(others, target)] = (fitter, rows)
-    best = max(grid, key=lambda g: g["objective"])
-    fitter, rows = fitted[(best["other_models"], best["target"])]
-    fitter.fit_output(_checker_target(rows, best["target"])[1], rows.split == "train", None, best["C"])
-    scores = _checker_scores(LinearAnswerChecker(fitter.stack_), rows)
-    report = {
-        "kind": "answer_checker", "name": name, "seed": seed, "target": best["target"],
-        "data": _data_report(pairs), "alpha": alpha, "rules": "empty / refusal / no extractable choice -> 1.0",
-        "chosen": {"C": best["C"], "other_models": best["other_models"], "target": best["target"]},
-        "features": spec.to_json(), "grid": grid,
-        "calibration_apgr": _checker_apgr(pairs, rows, scores, "calibration"),
-        "test_apgr": _checker_apgr(pairs, rows, scores, "test"),
-        "train_seconds": round(time.perf_counter() - t0, 1),
-    }
-    if out is not None:
-        meta, arrays = fitter.stack_.to_artifact()
-        write_artifact(out, {**meta, "kind": "answer_checker", "name": name, "report": report}, arrays)
-    return report
-
-
-def _checker_grid(pairs: list[PairSet], rows: AnswerRows, hashed: Any, dense: np.ndarray, target: str,
-                  others: bool, Cs: Sequence[float], grid: list[dict[str, Any]], fitter: Any) -> Any:
-    """Fit the checker's head for ``target``, then its output layer for each C (appended to grid)."""
-    from classifiers.checker import LinearAnswerChecker
-    from classifiers.fit import HeadTarget
-
-    train = rows.split == "train"
-    head, label = _checker_target(rows, target)
-    fitter.fit_heads(hashed, dense, train, {target: HeadTarget(head, np.ones(len(label), bool))})
-    for C in Cs:
-        fitter.fit_output(label, train, None, C)
-        cal = _checker_apgr(pairs, rows, _checker_scores(LinearAnswerChecker(fitter.stack_), rows),
-                            "calibration")
-        grid.append({"C": C, "other_models": others, "target": target, "rows": len(label),
-                     "calibration_apgr": cal, "objective": _objective(pairs, cal)})
-    return fitter
-
-
-def _checker_target(rows: AnswerRows, target: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ridge head target, 0/1 output label) of the answer rows."""
-    if target == "inadequate":
-        return 1.0 - rows.score, (rows.score < 0.5).astype(int)
-    if target == "gain":
-        return rows.q_strong - rows.score, (rows.q_strong > rows.score).astype(int)
-    raise ValueError(f"unknown checker target {target!r}")
-
-
-def _checker_scores(checker: Any, rows: AnswerRows) -> np.ndarray:
-    return checker.score(rows.prompts, rows.answers)
+def train_answer_checker(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Train the answer checker: :func:`classifiers.train_checker.train_answer_checker`."""
+    from classifiers.train_checker import train_answer_checker as train
+    return train(*args, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

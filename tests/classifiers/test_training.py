@@ -122,3 +122,24 @@ def test_shipped_artifacts_are_small_and_described():
                        (classifiers.MMLU_PRO_CLASSIFIER, "classifier"),
                        (classifiers.DEFAULT_ANSWER_CHECKER, "answer_checker")):
         assert read_scorer(path, kind) is not None
+
+
+@needs_data
+def test_training_only_head_targets(mmlu_slice):
+    """The difficulty head's target is the centred mean score of the models outside the pair; the
+    task head's is its task's mean gain over the training rows."""
+    from classifiers.train import PairSet, _classifier_heads, difficulty_target
+
+    d = mmlu_slice
+    ps = PairSet(DATA / "mmlu_pro", d, d.cheap, d.strong)
+    target = difficulty_target([ps])
+    others = [j for j, m in enumerate(d.models) if m not in (d.cheap, d.strong)]
+    expect = np.nanmean(d.scores[:, others], axis=1)
+    assert target.mask.all() and len(others) == 29
+    assert np.allclose(target.values, expect - expect.mean())
+    gain = d.score_of(d.strong) - d.score_of(d.cheap)
+    heads = _classifier_heads([ps], np.zeros(len(d), int), gain, gated=True, groups=("task", "pair_scores"))
+    assert set(heads) == {"gain", "task_gain", "cheap_score", "strong_score"}
+    train = d.split_names() == "train"
+    law = (d.tasks == "mmlu-pro/law")
+    assert np.allclose(heads["task_gain"].values[law], gain[law & train].mean())

@@ -1,0 +1,132 @@
+"""Answer signals for the answer checker: hedging words and whether the answer agrees with itself.
+
+Pure Python (``re``) and numpy, no training state. For one (prompt, answer) pair, the columns of
+:data:`SIGNAL_NAMES`:
+
+* lexicon counts (log1p of the number of hits in the answer) of hedging and self-correction
+  words: "closest", "however", "assum...", "might", "slightly", "none of the", "approximately",
+  "not listed / not among / not match", "re-evaluate / recheck / reconsider / mistake", "wait";
+* option consistency, for a multiple-choice prompt whose options can be parsed
+  ("A. text" lines): whether the chosen option's text appears in the answer, whether the
+  chosen option's first number appears among the answer's numbers (1% tolerance), whether the
+  last number stated before the final choice matches the chosen option's / any option's
+  number, how many distinct option letters the answer mentions, and whether the chosen letter
+  is a parsed option at all.
+
+Missing values are encoded as -1 (e.g. "no number in the chosen option"), so a tree can tell
+them apart from 0 (false).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import numpy as np
+
+from classifiers.rules import extract_choice
+
+#: (name, substrings counted in the lower-cased answer); plain substring counts (no regex) keep
+#: the checker fast
+_LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("closest", ("closest", "nearest")),
+    ("however", ("however",)),
+    ("assume", ("assum",)),
+    ("might", ("might", "perhaps", "possibly")),
+    ("slightly", ("slightly",)),
+    ("none_of", ("none of the",)),
+    ("approx", ("approx", "\u2248", "roughly")),
+    ("not_listed", ("not listed", "not among", "not match", "not one of", "not present", "not provided")),
+    ("recheck", ("re-evaluat", "reevaluat", "recheck", "re-check", "reconsider", "mistake", "recalculat",
+                 "re-calculat", "re-examin", "reexamin")),
+    ("wait", ("wait", "hmm", "actually")),
+)
+
+SIGNAL_NAMES: tuple[str, ...] = tuple(f"lex_{n}" for n, _ in _LEXICON) + (
+    "chosen_is_option", "chosen_text_in_answer", "chosen_number_in_answer", "last_number_matches_chosen",
+    "last_number_matches_any", "letters_mentioned", "log_answer_numbers",
+)
+
+_OPTION = re.compile(r"^\s*\(?([A-J])[.)]\s+(.*?)\s*$", re.MULTILINE)
+# a number: its mantissa and, for "a x 10^b", its exponent
+_NUMBER = re.compile(r"(-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+)(?:\s*[x\u00d7]\s*10\^?\{?(-?\d+)\}?)?")
+_FINAL = re.compile(r"(?i:the answer is|answer\s*:)")
+_LETTER_MENTION = re.compile(r"(?:\(([A-J])\)|\b(?:option|choice)\s+\(?([A-J])\b|^\s*([A-J])[.)]\s)", re.MULTILINE)
+_TAIL = 6000
+
+
+def parse_options(prompt: str) -> dict[str, str]:
+    """Option letter -> option text of the prompt's last block of "A. ..." lines."""
+    found: dict[str, str] = {}
+    for letter, text in _OPTION.findall(prompt[-_TAIL:]):
+        if letter == "A":
+            found = {}
+        found.setdefault(letter, text)
+    return found
+
+
+def numbers_in(text: str) -> list[float]:
+    """Every number in ``text``, in order (commas dropped; "a x 10^b" understood)."""
+    out = []
+    for mantissa, exponent in _NUMBER.findall(text):
+        value = float(mantissa.replace(",", ""))
+        if exponent:
+            value *= 10.0 ** max(min(int(exponent), 300), -300)
+        out.append(value)
+    return out
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 0.01 * max(abs(a), abs(b)) + 1e-9
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _consistency(prompt: str, answer: str) -> list[float]:
+    """The option-consistency columns (see the module docstring) of one pair."""
+    options = parse_options(prompt)
+    choice = extract_choice(answer)
+    tail = answer[-_TAIL:]
+    body = tail[: m.start()] if (m := _last(_FINAL, tail)) is not None else tail
+    answer_numbers = numbers_in(body)
+    letters = {a or b or c for a, b, c in _LETTER_MENTION.findall(tail)}
+    out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(answer_numbers))]
+    if len(options) < 2 or choice is None:
+        return out
+    out[0] = float(choice in options)
+    chosen = options.get(choice, "")
+    if len(chosen) >= 2:
+        out[1] = float(_norm(chosen) in _norm(body))
+    option_numbers = {k: numbers_in(v) for k, v in options.items()}
+    mine = option_numbers.get(choice) or []
+    if mine:
+        out[2] = float(any(_close(mine[0], x) for x in answer_numbers))
+        if answer_numbers:
+            last = answer_numbers[-1]
+            out[3] = float(any(_close(v, last) for v in mine))
+            out[4] = float(any(_close(v, last) for vals in option_numbers.values() for v in vals))
+    return out
+
+
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    found = None
+    for found in pattern.finditer(text):
+        pass
+    return found
+
+
+def signal_row(prompt: str, answer: str) -> list[float]:
+    """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair."""
+    lower = answer[-_TAIL:].lower()
+    lex = [math.log1p(sum(lower.count(w) for w in words)) for _, words in _LEXICON]
+    return lex + _consistency(prompt, answer)
+
+
+def signal_matrix(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """Shape (n, len(SIGNAL_NAMES)), float64."""
+    out = np.empty((len(prompts), len(SIGNAL_NAMES)))
+    for i, (p, a) in enumerate(zip(prompts, answers)):
+        out[i] = signal_row(p, a)
+    return out

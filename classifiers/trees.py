@@ -1,0 +1,102 @@
+"""A gradient-boosted tree ensemble as plain numpy arrays, evaluated vectorised (inference).
+
+Every tree's nodes are concatenated into five arrays: ``feature`` (int), ``threshold``, ``left``,
+``right`` (node indices, global) and ``value`` (the leaf's contribution, learning rate folded in).
+A leaf points to itself on both sides with an infinite threshold, so walking ``depth`` steps
+from every tree's root (``roots``) lands every row on a leaf of every tree at once:
+
+    node = roots                                   (n_rows, n_trees)
+    repeat depth times: node = where(x[feature[node]] <= threshold[node], left[node], right[node])
+    raw  = base + sum(value[node], axis=1)
+
+Comparisons use float32 inputs, as scikit-learn's trees do (they split on float32 features).
+:func:`from_sklearn` (training only) exports a fitted binary ``GradientBoostingClassifier``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """Sum of regression trees plus a base score (a logit for a binary classifier)."""
+
+    feature: np.ndarray    # (nodes,) intp
+    threshold: np.ndarray  # (nodes,) float64; +inf at leaves
+    left: np.ndarray       # (nodes,) intp
+    right: np.ndarray      # (nodes,) intp
+    value: np.ndarray      # (nodes,) float64; 0 at inner nodes
+    roots: np.ndarray      # (trees,) intp
+    depth: int
+    base: float
+    n_features: int
+
+    ARRAYS = ("feature", "threshold", "left", "right", "value", "roots")
+
+    def __post_init__(self) -> None:
+        n = self.value.shape[0]
+        for name in ("feature", "threshold", "left", "right"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"tree array {name!r} has shape {getattr(self, name).shape}, expected ({n},)")
+        for name in ("left", "right", "roots"):
+            arr = getattr(self, name)
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise ValueError(f"tree array {name!r} points outside the nodes")
+        if n and (self.feature.min() < 0 or self.feature.max() >= self.n_features):
+            raise ValueError("tree features outside the input columns")
+        if not (np.all(np.isfinite(self.value)) and np.isfinite(self.base)) or self.depth < 0:
+            raise ValueError("tree values must be finite and depth >= 0")
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """Raw scores (logits) of the rows of ``x`` (shape (n, n_features))."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected shape (n, {self.n_features}), got {x.shape}")
+        x32 = x.astype(np.float32).astype(np.float64)
+        node = np.broadcast_to(self.roots, (x.shape[0], self.roots.size)).copy()
+        rows = np.arange(x.shape[0])[:, None]
+        for _ in range(self.depth):
+            go_left = x32[rows, self.feature[node]] <= self.threshold[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        return self.base + self.value[node].sum(axis=1)
+
+    def to_artifact(self, prefix: str = "tree_") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"depth": self.depth, "base": self.base, "n_features": self.n_features}
+        return meta, {prefix + k: np.asarray(getattr(self, k)) for k in self.ARRAYS}
+
+    @classmethod
+    def from_artifact(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                      prefix: str = "tree_") -> "TreeEnsemble":
+        ints = {k: np.ascontiguousarray(arrays[prefix + k], dtype=np.intp)
+                for k in ("feature", "left", "right", "roots")}
+        return cls(threshold=np.ascontiguousarray(arrays[prefix + "threshold"], dtype=np.float64),
+                   value=np.ascontiguousarray(arrays[prefix + "value"], dtype=np.float64),
+                   depth=int(meta["depth"]), base=float(meta["base"]),
+                   n_features=int(meta["n_features"]), **ints)
+
+
+def from_sklearn(model: Any, n_features: int) -> TreeEnsemble:
+    """Export a fitted binary ``sklearn.ensemble.GradientBoostingClassifier`` (training only)."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "left", "right", "value")}
+    roots, offset, depth = [], 0, 0
+    for est in model.estimators_[:, 0]:
+        t = est.tree_
+        idx = np.arange(t.node_count)
+        leaf = t.children_left < 0
+        parts["feature"].append(np.where(leaf, 0, t.feature))
+        parts["threshold"].append(np.where(leaf, np.inf, t.threshold))
+        parts["left"].append(np.where(leaf, idx, t.children_left) + offset)
+        parts["right"].append(np.where(leaf, idx, t.children_right) + offset)
+        parts["value"].append(np.where(leaf, t.value[:, 0, 0] * model.learning_rate, 0.0))
+        roots.append(offset)
+        offset += t.node_count
+        depth = max(depth, int(t.max_depth))
+    base = float(np.ravel(model._raw_predict_init(np.zeros((1, n_features))))[0])
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    return TreeEnsemble(feature=arrays["feature"].astype(np.intp), threshold=arrays["threshold"].astype(float),
+                        left=arrays["left"].astype(np.intp), right=arrays["right"].astype(np.intp),
+                        value=arrays["value"].astype(float), roots=np.array(roots, dtype=np.intp),
+                        depth=depth, base=base, n_features=n_features)
