@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from classifiers.base import check_pairs
-from classifiers.features import STRUCT_NAMES, FeatureSpec, struct_matrix
+from classifiers.features import STRUCT_NAMES, FeatureSpec, Single, struct_matrix
 from classifiers.linear import LinearStack, sigmoid
 from classifiers.rules import answer_letters, extract_choice, is_multiple_choice, is_refusal
 
@@ -43,7 +43,11 @@ def rule_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
 
 def extra_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     """The dense columns :data:`EXTRA_NAMES` (prompt structure and rule signals)."""
-    return np.hstack([struct_matrix(prompts, PROMPT_SPEC), rule_columns(prompts, answers)])
+    if len(prompts) == 1:        # the single-text path: the same numbers, without the batch machinery
+        prompt_struct = np.array([Single(prompts[0], PROMPT_SPEC).struct_list()])
+    else:
+        prompt_struct = struct_matrix(prompts, PROMPT_SPEC)
+    return np.hstack([prompt_struct, rule_columns(prompts, answers)])
 
 
 class LinearAnswerChecker:

@@ -74,10 +74,13 @@ class LinearStack:
             out[off:off + batch.n] = batch.hashed_sum(self.table) + dense @ self.dense_coef + self.dense_bias
         return out
 
-    def logit_one(self, text: str) -> float:
-        """The logit of one text by the single-text path (no extra dense columns)."""
+    def logit_one(self, text: str, extra: np.ndarray | None = None) -> float:
+        """The logit of one text by the single-text path; ``extra``: its further raw dense columns."""
         single = Single(text, self.spec)
-        dense = float(np.dot(single.struct_list(), self.dense_coef))
+        struct = single.struct_list()
+        if extra is not None:
+            struct = [*struct, *extra.tolist()]
+        dense = float(np.dot(struct, self.dense_coef))
         return single.hashed_total(self.table) + dense + self.dense_bias
 
     def to_artifact(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

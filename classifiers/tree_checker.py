@@ -36,6 +36,8 @@ MODEL = "tree-checker-v1"
 DENSE_NAMES: tuple[str, ...] = STRUCT_NAMES + EXTRA_NAMES
 _MC_COL = len(STRUCT_NAMES) * 2  # multiple_choice
 _RULE_COLS = slice(_MC_COL + 1, _MC_COL + 4)  # no_choice, empty, refusal
+_EXTRA_MC = _MC_COL - len(STRUCT_NAMES)       # the same columns in extra_columns() (no answer structure)
+_EXTRA_RULES = slice(_EXTRA_MC + 1, _EXTRA_MC + 4)
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ class TreeAnswerChecker:
             raise ValueError("the fallback's dense columns do not match DENSE_NAMES")
         self.heads, self.trees, self.name, self.fallback = heads, trees, name, fallback
 
-    def inputs(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    def inputs(self, prompts: Sequence[str], answers: Sequence[str],
+               extra: np.ndarray | None = None) -> np.ndarray:
         """The tree input matrix of the pairs: [head values, dense columns, signals]."""
-        extra = extra_columns(prompts, answers)
+        extra = extra_columns(prompts, answers) if extra is None else extra
         heads, dense = self.heads.values(answers, extra)
         return np.hstack([heads, dense, signal_matrix(prompts, answers)])
 
@@ -95,17 +98,21 @@ class TreeAnswerChecker:
         check_pairs(prompts, answers)
         if not prompts:
             return np.zeros(0)
-        x = self.inputs(prompts, answers)
-        h = len(self.heads.names)
-        dense = x[:, h:h + len(DENSE_NAMES)]
-        logits = self.trees.raw(x)
-        if self.fallback is not None:
-            other = np.flatnonzero(dense[:, _MC_COL] == 0)
-            if other.size:
-                logits[other] = self.fallback.logits([answers[i] for i in other],
-                                                     dense[other, len(STRUCT_NAMES):])
+        extra = extra_columns(prompts, answers)
+        # only the rows the trees score pay for the text heads and signals
+        treed = extra[:, _EXTRA_MC] != 0 if self.fallback is not None else np.ones(len(prompts), bool)
+        logits = np.empty(len(prompts))
+        if treed.any():
+            rows = np.flatnonzero(treed)
+            logits[rows] = self.trees.raw(self.inputs([prompts[i] for i in rows], [answers[i] for i in rows],
+                                                      extra[rows]))
+        other = np.flatnonzero(~treed)
+        if other.size == 1:          # the single-text path (one answer checked per request)
+            logits[other[0]] = self.fallback.logit_one(answers[other[0]], extra[other[0]])
+        elif other.size:
+            logits[other] = self.fallback.logits([answers[i] for i in other], extra[other])
         scores = sigmoid(logits)
-        scores[dense[:, _RULE_COLS].any(axis=1)] = 1.0
+        scores[extra[:, _EXTRA_RULES].any(axis=1)] = 1.0
         return scores
 
     def score_one(self, prompt: str, answer: str) -> float:
