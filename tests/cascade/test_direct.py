@@ -16,12 +16,9 @@ from policies.errors import (AuthenticationError, BadRequestError, ConfigError, 
 from policies.loader import load_policy
 from policies.schema import ModelSpec, with_transport
 from tests.cascade.router.conftest import FixedScore, provider_env
+from tests.cascade.test_providers import KEY, MESSAGES, PROVIDERS, failed_call, kwargs
 from tests.harness.fake_provider import (answer, context_length_exceeded, drop, http_error, malformed,
                                          rate_limited, timeout, truncated)
-
-KEY = "sk-test-SECRET-direct-42"
-MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
-PROVIDERS = ["openai", "deepseek"]
 
 
 @pytest.fixture(autouse=True)
@@ -31,21 +28,10 @@ async def close_sessions():
     await direct.aclose()
 
 
-def kwargs(server, provider: str = "openai", model: str = "m", **over):
-    base = dict(litellm_model=f"{provider}/{model}", messages=MESSAGES, api_base=server.url,
-                api_key=KEY, timeout_s=5.0, params={}, model_alias="alias")
-    base.update(over)
-    return base
-
-
 async def fails(server, behaviour, provider="openai", **over) -> ProviderError:
-    server.script("m", behaviour)
-    with pytest.raises(ProviderError) as info:
-        await direct.acall(**kwargs(server, provider, **over))
-    assert server.tally["m"].n_requests == 1, "the direct transport never retries on its own"
-    assert isinstance(info.value.__cause__, BaseException)
-    assert "SECRET" not in str(info.value)
-    return info.value
+    error = await failed_call(direct.acall, server, behaviour, provider, **over)
+    assert "SECRET" not in str(error)
+    return error
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -32,13 +32,18 @@ def kwargs(server, provider: str = "openai", model: str = "m", **over):
     return base
 
 
-async def fails(server, behaviour, provider="openai", **over) -> ProviderError:
+async def failed_call(fn, server, behaviour, provider="openai", **over) -> ProviderError:
+    """The ProviderError of one call of ``fn`` (a transport's ``acall``) meeting ``behaviour``."""
     server.script("m", behaviour)
     with pytest.raises(ProviderError) as info:
-        await acall(**kwargs(server, provider, **over))
-    assert server.tally["m"].n_requests == 1, "litellm / the openai SDK must not retry"
+        await fn(**kwargs(server, provider, **over))
+    assert server.tally["m"].n_requests == 1, "the transport must not retry on its own"
     assert isinstance(info.value.__cause__, BaseException)
     return info.value
+
+
+async def fails(server, behaviour, provider="openai", **over) -> ProviderError:
+    return await failed_call(acall, server, behaviour, provider, **over)
 
 
 # ── success ─────────────────────────────────────────────────────────────────────────────────

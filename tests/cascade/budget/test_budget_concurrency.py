@@ -119,10 +119,19 @@ def _first_open(path: str, barrier, results) -> None:
     results.put(won)
 
 
-def _collect(results, n: int) -> list[int]:
+def _race(ctx, n: int, target, args: tuple) -> list[int]:
+    """``n`` processes run ``target(*args, barrier, results)`` from one barrier; each one's result
+    (a child's error fails the test at once, with its message)."""
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for _ in range(n)]
+    for p in procs:
+        p.start()
     got = [results.get(timeout=120) for _ in range(n)]
     errors = [g for g in got if isinstance(g, str)]
     assert not errors, errors
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
     return got
 
 
@@ -144,16 +153,7 @@ def shared_location(shared_store_factory):
 
 def test_processes_never_overspend(shared_location):
     kind, location, prefix, store = shared_location
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_hammer, args=(kind, location, prefix, 50, barrier, results))
-             for _ in range(4)]
-    for p in procs:
-        p.start()
-    won = _collect(results, len(procs))
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    won = _race(multiprocessing.get_context("spawn"), 4, _hammer, (kind, location, prefix, 50))
     assert sum(won) == 100
     _assert_ledger_consistent(store, committed=100)
 
@@ -163,18 +163,9 @@ def test_processes_opening_a_fresh_sqlite_file_together(tmp_path):
     'database is locked' — SQLite refuses some of those lock upgrades at once rather than waiting."""
     from cascade.budget.sqlite import SQLiteBudgetStore
 
-    ctx = multiprocessing.get_context("fork")
     for trial in range(6):
         path = tmp_path / f"fresh{trial}" / "ledger.db"
-        barrier, results = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_first_open, args=(str(path), barrier, results)) for _ in range(6)]
-        for p in procs:
-            p.start()
-        won = _collect(results, len(procs))
-        for p in procs:
-            p.join(timeout=30)
-            assert p.exitcode == 0
-        assert sum(won) == 30
+        assert sum(_race(multiprocessing.get_context("fork"), 6, _first_open, (str(path),))) == 30
         store = SQLiteBudgetStore(path)
         assert len(store.ledger()) == 30
         store.close()
