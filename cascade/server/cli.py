@@ -67,11 +67,11 @@ def serve_cmd(
         cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
         trace: Optional[str] = typer.Option(None, "--trace", help="Append one JSON trace line per request here."),
         max_body_bytes: int = typer.Option(8 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."),
-        transport: Optional[str] = typer.Option(None, "--transport",
-                                                help="litellm or direct: the transport of every catalog model "
-                                                     "that can use it (direct: deepseek/ and openai/ models, "
-                                                     "non-streaming, ~1/10 of litellm's CPU per call). "
-                                                     "Default: each model's own (the policy's)."),
+        transport: str = typer.Option("direct", "--transport",
+                                      help="direct (default): every catalog model that can (deepseek/ and openai/) "
+                                           "is called without litellm's per-call pipeline, ~1/10 of its CPU per "
+                                           "call (streams still go through litellm); litellm: every model "
+                                           "through litellm; policy: each model's own transport."),
         access_log: bool = typer.Option(False, "--access-log", help="Log one line per request (never headers or keys)."),
         keep_alive_s: int = typer.Option(75, "--timeout-keep-alive",
                                            help="Close idle keep-alive connections after this many seconds "
@@ -89,10 +89,13 @@ def serve_cmd(
 
     settings = ServerSettings(policy=policy, budget_store=budget_store,
                               global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
-                              trace_path=trace, max_body_bytes=max_body_bytes, transport=transport)
+                              trace_path=trace, max_body_bytes=max_body_bytes,
+                              transport=None if transport == "policy" else transport)
     if max_body_bytes < 1:
         _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
     keyring = None if keys is None else _guard(lambda: load_keys(keys))
+    if transport not in ("direct", "litellm", "policy"):
+        _fail(ConfigError(f"--transport must be direct, litellm or policy, got {transport!r}"))
     if workers < 1:
         _fail(ConfigError(f"--workers must be at least 1, got {workers}"))
     router = _guard(settings.make_router)        # a bad policy / store URL / cap: one line, exit 2

@@ -169,3 +169,22 @@ def test_serve_workers_need_a_shared_budget_store(uvicorn_calls, tmp_path):
     assert result.exit_code == 0, result.output
     [(target, kw)] = uvicorn_calls
     assert target == "cascade.server.app:app_from_env" and kw["workers"] == 2 and kw["factory"] is True
+
+
+@pytest.mark.parametrize("flag, transports", [
+    ([], {"direct"}), (["--transport", "direct"], {"direct"}), (["--transport", "litellm"], {"litellm"}),
+    (["--transport", "policy"], {"litellm"}),       # the built-in policy's own
+])
+def test_serve_transport(uvicorn_calls, flag, transports):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", *flag])
+    assert result.exit_code == 0, result.output
+    [(asgi, _)] = uvicorn_calls
+    from starlette.testclient import TestClient
+    with TestClient(asgi):                          # the lifespan binds the Router
+        router = asgi.state.cascade.router
+        assert {m.transport for m in router.policy.catalog.values()} == transports
+
+
+def test_serve_rejects_an_unknown_transport(uvicorn_calls):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--transport", "grpc"])
+    assert result.exit_code == 2 and "--transport must be direct, litellm or policy" in result.output
