@@ -13,7 +13,8 @@ it does not share the client's GIL) over real HTTP, with the same prompt set, at
 * ``cascade.Router("default").acomplete(...)``: the ``default`` policy with its own classifier (every
   prompt of the set scores cheap-first, so DeepSeek-V2 answers; the answer passes the policy's checks),
   once with a ``memory://`` budget store and once with the embedded default, ``sqlite:///<tmp>/spend.db``;
-  and once more with ``memory://`` and ``transport="direct"`` (no litellm in the call: cascade.direct).
+  and once more with ``memory://`` and ``transport="direct"`` (no litellm in the call: cascade.direct);
+* ``cascade.direct.acall(...)``: that transport's call alone.
 
 In each round every contender serves ``--n`` requests, in blocks of ``--block`` that alternate between
 the contenders (the order rotates each round), so load from elsewhere on the machine hits them alike; the
@@ -99,6 +100,16 @@ def cascade_acall(url: str) -> Contender:
         return await acall(litellm_model=LITELLM_MODEL, messages=messages, api_base=url, api_key=KEY,
                            timeout_s=60.0, params={"max_tokens": 1024}, model_alias="deepseek-v2")
     return Contender("cascade providers.acall", "-", call)
+
+
+def cascade_direct_acall(url: str) -> Contender:
+    """The same call over the direct transport (cascade.direct: no litellm in the call)."""
+    from cascade import direct
+
+    async def call(messages: list) -> Any:
+        return await direct.acall(litellm_model=LITELLM_MODEL, messages=messages, api_base=url, api_key=KEY,
+                                  timeout_s=60.0, params={"max_tokens": 1024}, model_alias="deepseek-v2")
+    return Contender("cascade direct.acall", "-", call)
 
 
 def cascade_router(url: str, store: str, policy: str, classifier: str | None,
@@ -293,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     script = {"fallback": {"default": {"kind": "answer", "latency": args.latency_ms / 1e3}}}
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp, FakeProviderProcess(script) as server:
         contenders = [bare_litellm(litellm, server.url), litellm_router(litellm, server.url), cascade_acall(server.url),
+                      cascade_direct_acall(server.url),
                       cascade_router(server.url, "memory://", args.policy, args.classifier),
                       cascade_router(server.url, f"sqlite:///{tmp}/spend.db", args.policy, args.classifier),
                       cascade_router(server.url, "memory://", args.policy, args.classifier, transport="direct")]

@@ -57,7 +57,7 @@ class ModelSpec(_Strict):
     strength: Annotated[int, Field(ge=0)]
     timeout_s: Positive | None = None
     # litellm (any provider, streaming) or direct (deepseek/ and openai/ models, non-streaming calls;
-    # a tenth of litellm's CPU per call; streams still go through litellm)
+    # a sixth to a tenth of litellm's CPU per call; streams still go through litellm)
     transport: Transport = "litellm"
 
     @field_validator("api_base_env", "api_key_env")

@@ -69,7 +69,7 @@ def serve_cmd(
         max_body_bytes: int = typer.Option(8 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."),
         transport: str = typer.Option("direct", "--transport",
                                       help="direct (default): every catalog model that can (deepseek/ and openai/) "
-                                           "is called without litellm's per-call pipeline, ~1/10 of its CPU per "
+                                           "is called without litellm's per-call pipeline, 1/6 to 1/10 of its CPU per "
                                            "call (streams still go through litellm); litellm: every model "
                                            "through litellm; policy: each model's own transport."),
         access_log: bool = typer.Option(False, "--access-log", help="Log one line per request (never headers or keys)."),
