@@ -235,13 +235,13 @@ def exceeded(check: CapCheck, *, user: str | None, spent_nano: int, reserved_nan
                           retry_after=retry_after)
 
 
-def first_refusal(checks: Sequence[CapCheck], spent: Sequence[int], reserved: Sequence[int],
-                  amount_nano: int) -> int | None:
-    """Index of the first cap that ``amount_nano`` would overrun, or None if all admit it."""
+def admit(checks: Sequence[CapCheck], spent: Sequence[int], reserved: Sequence[int], *,
+          amount_nano: int, user: str | None, now: float) -> None:
+    """Raise the refusal (:func:`exceeded`) of the first cap that ``amount_nano`` would overrun."""
     for i, check in enumerate(checks):
         if spent[i] + reserved[i] + amount_nano > check.cap.limit_nano:
-            return i
-    return None
+            raise exceeded(check, user=user, spent_nano=spent[i], reserved_nano=reserved[i],
+                           amount_nano=amount_nano, now=now)
 
 
 def usage_snapshot(checks: Sequence[CapCheck], spent: Sequence[int],

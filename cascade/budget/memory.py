@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 from typing import Sequence
 
-from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound, clock,
-                                 commit_inputs, exceeded, first_refusal, new_reservation, reservation_id,
+from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound, admit, clock,
+                                 commit_inputs, new_reservation, reservation_id,
                                  reserve_inputs, resolve_caps, usage_snapshot)
 from policies.budget import BudgetSnapshot, Cap, from_nano
 
@@ -34,10 +34,7 @@ class MemoryBudgetStore(BudgetStoreBase):
             self._drop_expired(now)
             spent = [self._spent.get(c.bucket, 0) for c in checks]
             reserved = [self._reserved(c.bucket) for c in checks]
-            refused = first_refusal(checks, spent, reserved, amount)
-            if refused is not None:
-                raise exceeded(checks[refused], user=user, spent_nano=spent[refused],
-                               reserved_nano=reserved[refused], amount_nano=amount, now=now)
+            admit(checks, spent, reserved, amount_nano=amount, user=user, now=now)
             reservation = new_reservation(request_id=request_id, user=user, model=model,
                                           amount_nano=amount, expires_at=now + ttl, checks=checks)
             self._open[reservation.id] = (reservation, amount)

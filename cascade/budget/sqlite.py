@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from cascade.budget.base import (BudgetStoreBase, CapCheck, LedgerEntry, Reservation, ReservationNotFound,
-                                 clock, commit_inputs, exceeded, first_refusal, new_reservation,
+from cascade.budget.base import (BudgetStoreBase, CapCheck, LedgerEntry, Reservation, ReservationNotFound, admit,
+                                 clock, commit_inputs, new_reservation,
                                  reservation_id, reserve_inputs, resolve_caps, usage_snapshot)
 from policies.budget import BudgetSnapshot, Cap, from_nano
 from policies.errors import BudgetStoreUnavailable, ConfigError
@@ -74,10 +74,7 @@ class SQLiteBudgetStore(BudgetStoreBase):
         with self._transaction(immediate=True) as conn:
             conn.execute("DELETE FROM reservations WHERE expires_at < ?", (now,))
             spent, reserved = self._usage(conn, checks, now)
-            refused = first_refusal(checks, spent, reserved, amount)
-            if refused is not None:
-                raise exceeded(checks[refused], user=user, spent_nano=spent[refused],
-                               reserved_nano=reserved[refused], amount_nano=amount, now=now)
+            admit(checks, spent, reserved, amount_nano=amount, user=user, now=now)
             res = new_reservation(request_id=request_id, user=user, model=model,
                                   amount_nano=amount, expires_at=now + ttl, checks=checks)
             conn.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?)",
