@@ -32,8 +32,9 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from .scripts import (Behaviour, message_text, ModelScript, answer, behaviour_from_json,
-                      context_length_exceeded, drop, empty, http_error, malformed, rate_limited,
+from .processes import stop_process
+from .scripts import (Behaviour, ModelScript, answer, behaviour_from_json,
+                      context_length_exceeded, drop, empty, http_error, malformed, message_text, rate_limited,
                       script_from_json, scripts_from_json, timeout, truncated, wrong_format)
 from .sse import completion_body, stream_completion
 from .tally import Tally
@@ -326,12 +327,7 @@ class FakeProviderProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc)
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.proc = None

@@ -17,6 +17,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.harness.processes import stop_process
+
 
 @dataclass(frozen=True)
 class RedisServer:
@@ -97,9 +99,4 @@ def private_redis_server(workdir: Path, *extra: str) -> Iterator[RedisServer]:
         _wait_for_ping(port, proc, password=password)
         yield RedisServer(port, password)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=5)

@@ -19,6 +19,7 @@ from cascade.router import Router
 from policies.errors import BudgetStoreUnavailable
 from cascade.server.app import create_app
 from tests.cascade.router.conftest import KEYS, FixedScore, provider_env
+from tests.harness.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 ALICE_KEY, BOB_KEY = "sk-cascade-alice-0123456789", "sk-cascade-bob-9876543210"
@@ -124,13 +125,7 @@ class ServeProcess:
         raise RuntimeError(f"cascade serve did not become healthy: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 @pytest.fixture
