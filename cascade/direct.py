@@ -22,7 +22,7 @@ import weakref
 from typing import Any
 
 from policies.errors import InvalidRequestError
-from policies.schema import DIRECT_PROVIDERS
+from policies.schema import DIRECT_PROVIDERS, speaks_direct
 
 from cascade.provider_errors import map_provider_error
 
@@ -50,12 +50,6 @@ class MalformedResponse(json.JSONDecodeError):
     """A 200 whose body is not a chat completion (mapped like a broken connection)."""
 
 
-def supports(litellm_model: str) -> bool:
-    """Whether ``litellm_model`` (``provider/name``) names a provider the direct transport speaks."""
-    provider, sep, name = litellm_model.partition("/")
-    return bool(sep and name) and provider in PROVIDERS
-
-
 def endpoint(litellm_model: str, api_base: str | None) -> str:
     """The chat-completions URL, as litellm builds it: the base (argument, else the provider's
     environment variable, else its default) with ``/chat/completions`` appended once."""
@@ -70,7 +64,7 @@ async def acall(*, litellm_model: str, messages: list, api_base: str | None, api
     from cascade.providers import RESERVED_PARAMS, _make_result
     if stream:
         raise InvalidRequestError("the direct transport does not stream; the litellm transport does")
-    if not supports(litellm_model):
+    if not speaks_direct(litellm_model):
         raise InvalidRequestError(f"the direct transport speaks {sorted(PROVIDERS)}, not {litellm_model!r}")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("messages must be a non-empty list")

@@ -19,7 +19,7 @@ import uuid
 from typing import Any, Callable, Mapping, Sequence
 
 from policies.budget import deployment_caps, window_bucket
-from policies.errors import BudgetExceeded, BudgetStoreUnavailable, ConfigError, EscalationExhausted
+from policies.errors import BudgetExceeded, BudgetStoreUnavailable, EscalationExhausted
 from policies.loader import load_policy
 from policies.schema import Policy, with_transport
 
@@ -46,8 +46,6 @@ class Router:
         from cascade.budget import open_budget_store
         self.policy = load_policy(policy)
         if transport is not None:       # an operator's override of the catalog's transports
-            if transport not in ("litellm", "direct"):
-                raise ConfigError(f"transport must be 'litellm' or 'direct', got {transport!r}")
             self.policy = with_transport(self.policy, transport)
         self._env = os.environ if env is None else env
         self.classifier = (load_classifier(classifier or self.policy.routing.classifier)
@@ -245,10 +243,11 @@ class Router:
 
     def close(self) -> None:
         if self._loop is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(_close_direct_sessions(), self._loop).result(timeout=5)
-            except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless
-                pass
+            if "cascade.direct" in sys.modules:
+                try:
+                    asyncio.run_coroutine_threadsafe(_close_direct_sessions(), self._loop).result(timeout=5)
+                except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless
+                    pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
         if self._owns_store:

@@ -8,13 +8,14 @@ that a loaded Policy is always internally consistent.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from policies.checks import CHECK_NAMES, validate_check_params
+from policies.errors import ConfigError
 
 Capability = Literal["text", "vision", "document_ocr", "json_mode", "tools", "streaming"]
 Modality = Literal["text", "vision", "document"]
@@ -22,6 +23,12 @@ Transport = Literal["litellm", "direct"]
 # Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
 # call them without litellm's per-call pipeline (cascade.direct).
 DIRECT_PROVIDERS = frozenset({"deepseek", "openai"})
+
+
+def speaks_direct(litellm_model: str) -> bool:
+    """Whether ``litellm_model`` (``provider/name``) can use ``transport: direct``."""
+    provider, sep, name = litellm_model.partition("/")
+    return bool(sep and name) and provider in DIRECT_PROVIDERS
 MODALITY_CAPABILITY: dict[str, str] = {"text": "text", "vision": "vision", "document": "document_ocr"}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -70,8 +77,7 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _output_fits(self) -> "ModelSpec":
-        provider, sep, _ = self.litellm_model.partition("/")
-        if self.transport == "direct" and not (sep and provider in DIRECT_PROVIDERS):
+        if self.transport == "direct" and not speaks_direct(self.litellm_model):
             raise ValueError(f"transport: direct speaks the OpenAI API of {sorted(DIRECT_PROVIDERS)} "
                              f"(litellm_model 'deepseek/...' or 'openai/...'), not {self.litellm_model!r}; "
                              "use transport: litellm")
@@ -250,12 +256,13 @@ class Policy(_Strict):
         return self.escalation.checks if rung.checks is None else rung.checks
 
 
-def with_transport(policy: Policy, transport: Transport) -> Policy:
+def with_transport(policy: Policy, transport: str) -> Policy:
     """``policy`` with ``transport`` on every catalog model that can use it (an operator's override:
     ``cascade serve --transport direct`` leaves models of other providers on litellm)."""
+    if transport not in get_args(Transport):
+        raise ConfigError(f"transport must be 'litellm' or 'direct', got {transport!r}")
     data = policy.model_dump()
     for spec in data["catalog"].values():
-        provider, sep, _ = spec["litellm_model"].partition("/")
-        if transport == "litellm" or (sep and provider in DIRECT_PROVIDERS):
+        if transport == "litellm" or speaks_direct(spec["litellm_model"]):
             spec["transport"] = transport
     return Policy.model_validate(data)
