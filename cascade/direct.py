@@ -61,16 +61,12 @@ def endpoint(litellm_model: str, api_base: str | None) -> str:
 async def acall(*, litellm_model: str, messages: list, api_base: str | None, api_key: str | None,
                 timeout_s: float, params: dict, model_alias: str, stream: bool = False) -> Any:
     """One non-streaming call; returns a :class:`cascade.providers.CallResult`."""
-    from cascade.providers import RESERVED_PARAMS, _make_result
+    from cascade.providers import _make_result, check_call_args
     if stream:
         raise InvalidRequestError("the direct transport does not stream; the litellm transport does")
     if not speaks_direct(litellm_model):
         raise InvalidRequestError(f"the direct transport speaks {sorted(PROVIDERS)}, not {litellm_model!r}")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("messages must be a non-empty list")
-    clash = RESERVED_PARAMS.intersection(params)
-    if clash:
-        raise InvalidRequestError(f"params may not set {sorted(clash)}; they are call arguments")
+    check_call_args(messages, params)
     provider, _, name = litellm_model.partition("/")
     key = api_key or os.environ.get(PROVIDERS[provider][2])
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -78,7 +74,7 @@ async def acall(*, litellm_model: str, messages: list, api_base: str | None, api
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
-            payload = await _post(endpoint(litellm_model, api_base), body, headers, timeout_s)
+            payload = await _post(endpoint(litellm_model, api_base), body, headers)
         response = _model_response(payload)
     except Exception as exc:  # noqa: BLE001 - mapped; CancelledError passes through
         raise map_provider_error(exc, model=model_alias, secrets=[key]) from exc
@@ -89,11 +85,9 @@ async def acall(*, litellm_model: str, messages: list, api_base: str | None, api
                         messages=messages)
 
 
-async def _post(url: str, body: dict, headers: dict[str, str], timeout_s: float) -> dict:
-    import aiohttp
-    session = _session()
-    async with session.post(url, json=body, headers=headers, proxy=_proxy_for(url),
-                            timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+async def _post(url: str, body: dict, headers: dict[str, str]) -> dict:
+    """POST and parse; the caller's ``asyncio.timeout`` bounds it all."""
+    async with _session().post(url, json=body, headers=headers, proxy=_proxy_for(url)) as resp:
         raw = await resp.read()
         if resp.status >= 300:
             text = raw[:_MAX_ERROR_BODY].decode("utf-8", "replace")
@@ -128,8 +122,10 @@ def _session() -> Any:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         # trust_env=False: aiohttp would re-read the proxy variables and ~/.netrc in a thread on every
         # request; the proxy is looked up once per URL instead (_proxy_for)
+        # no timeout of aiohttp's own: each call's asyncio.timeout bounds it (acall)
         session = aiohttp.ClientSession(connector=connector, trust_env=False, raise_for_status=False,
-                                        skip_auto_headers=("User-Agent",))
+                                        skip_auto_headers=("User-Agent",),
+                                        timeout=aiohttp.ClientTimeout(total=None))
         _SESSIONS[loop] = session
     return session
 

@@ -120,14 +120,19 @@ class CallResult:
     first_chunk_s: float | None = None
 
 
-def _request_kwargs(litellm_model: str, messages: list, api_base: str | None,
-                    api_key: str | None, timeout_s: float, params: dict,
-                    stream: bool) -> dict[str, Any]:
+def check_call_args(messages: list, params: dict) -> None:
+    """What every transport refuses before calling: no messages, or params that are call arguments."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("messages must be a non-empty list")
     clash = RESERVED_PARAMS.intersection(params)
     if clash:
         raise InvalidRequestError(f"params may not set {sorted(clash)}; they are call arguments")
+
+
+def _request_kwargs(litellm_model: str, messages: list, api_base: str | None,
+                    api_key: str | None, timeout_s: float, params: dict,
+                    stream: bool) -> dict[str, Any]:
+    check_call_args(messages, params)
     kwargs: dict[str, Any] = {**params, "model": litellm_model, "messages": messages,
                               "timeout": timeout_s, "num_retries": 0, "max_retries": 0}
     if api_base is not None:
