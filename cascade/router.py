@@ -238,14 +238,16 @@ class Router:
     async def aclose(self) -> None:
         """Wait for late answers still being recorded, then close what the router opened."""
         await self.gate.drain()
-        await _close_direct_sessions()
+        from cascade import direct
+        await direct.aclose()           # this loop's direct-transport session, if one was opened
         self.close()
 
     def close(self) -> None:
         if self._loop is not None:
-            if "cascade.direct" in sys.modules:
+            direct = sys.modules.get("cascade.direct")
+            if direct is not None:      # the background loop's session (sync calls)
                 try:
-                    asyncio.run_coroutine_threadsafe(_close_direct_sessions(), self._loop).result(timeout=5)
+                    asyncio.run_coroutine_threadsafe(direct.aclose(), self._loop).result(timeout=5)
                 except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless
                     pass
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -270,13 +272,6 @@ async def _load_providers() -> None:
     an attempt's timeout never counts the import."""
     from cascade import providers
     await asyncio.to_thread(providers.warm_up)
-
-
-async def _close_direct_sessions() -> None:
-    """Close this loop's direct-transport session, if the direct transport ever opened one."""
-    direct = sys.modules.get("cascade.direct")
-    if direct is not None:
-        await direct.aclose()
 
 
 async def _default_call(*, stream: bool = False, transport: str = "litellm", **kwargs: Any) -> Any:

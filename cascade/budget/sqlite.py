@@ -228,8 +228,6 @@ def _prepare_with_retry(conn: sqlite3.Connection, busy_ms: int) -> None:
 
 def _prepare(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
     if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
