@@ -26,6 +26,7 @@ import numpy as np
 from classifiers.artifact import write_artifact
 from classifiers.data import load_responses
 from classifiers.features import FeatureSpec, sparse_matrix, struct_matrix
+from classifiers.linear import sigmoid
 from classifiers.metrics import apgr
 from classifiers.train import CHECKER_SPEC, PairSet, _data_report, _objective, load_pairs
 
@@ -80,7 +81,7 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
         "chosen": {k: grid[best][k] for k in ("target", "max_depth", "n_estimators", "learning_rate")},
         "grid": grid, "calibration_apgr": _checker_apgr(pairs, rows, scores, "calibration"),
         "test_apgr": _checker_apgr(pairs, rows, scores, "test"),
-        "export_max_abs_diff": float(np.max(np.abs(scores - _sigmoid(reference))[~train], initial=0.0)),
+        "export_max_abs_diff": float(np.max(np.abs(scores - sigmoid(reference))[~train], initial=0.0)),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
     if out is not None:
@@ -140,11 +141,6 @@ def _fit_trees(x: np.ndarray, label: np.ndarray, rows: np.ndarray, depth: int, t
 
 def _with_rules(logits: np.ndarray, failed: np.ndarray) -> np.ndarray:
     return np.where(failed, np.inf, logits)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
 
 
 def _export_tree_checker(fitter: Any, gbm: Any, n_inputs: int, name: str, fallback: Any = None) -> Any:
