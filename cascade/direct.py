@@ -3,10 +3,10 @@
 DeepSeek's and OpenAI's APIs take the OpenAI request as it is, so for models whose catalog entry
 says ``transport: direct`` (providers ``deepseek/`` and ``openai/``), a non-streaming call is one
 POST of the request body on a pooled aiohttp session (one per event loop), and the answer is
-parsed into the same ``litellm.ModelResponse`` the litellm transport returns. One call costs
-about 0.4 ms of CPU against 3.5 ms through litellm (``benchmarks/bench_overhead.py``), which is what
-a server in front of many requests pays (``benchmarks/bench_server.py``). Everything else stays on litellm: other providers, streaming, token counting,
-the cost map. Errors go through the same :func:`cascade.provider_errors.map_provider_error`, so a
+parsed into an OpenAI-shaped :class:`cascade.calls.ChatCompletion` (attribute access like litellm's
+``ModelResponse``): litellm is never imported. One call costs about 0.4 ms of CPU against 3.5 ms
+through litellm (``benchmarks/bench_overhead.py``), which is what a server in front of many requests
+pays (``benchmarks/bench_server.py``). Other providers and streaming stay on litellm. Errors go through the same :func:`cascade.provider_errors.map_provider_error`, so a
 429 is a ``RateLimitError`` with its Retry-After, a dropped connection a
 ``ProviderConnectionError``, and no key is ever in a message.
 """
@@ -24,6 +24,7 @@ from typing import Any
 from policies.errors import InvalidRequestError
 from policies.schema import DIRECT_PROVIDERS, speaks_direct
 
+from cascade.calls import CallResult, CallSpec, ChatCompletion, check_call_args, estimate_with_tokenizer, make_result
 from cascade.provider_errors import map_provider_error
 
 # provider prefix -> (environment variable litellm reads for the base URL, litellm's default base,
@@ -59,14 +60,14 @@ def endpoint(litellm_model: str, api_base: str | None) -> str:
 
 
 async def acall(*, litellm_model: str, messages: list, api_base: str | None, api_key: str | None,
-                timeout_s: float, params: dict, model_alias: str, stream: bool = False) -> Any:
-    """One non-streaming call; returns a :class:`cascade.providers.CallResult`."""
-    from cascade.providers import _make_result, check_call_args
+                timeout_s: float, params: dict, model_alias: str, stream: bool = False) -> CallResult:
+    """One non-streaming call; returns a :class:`cascade.calls.CallResult`."""
     if stream:
         raise InvalidRequestError("the direct transport does not stream; the litellm transport does")
     if not speaks_direct(litellm_model):
         raise InvalidRequestError(f"the direct transport speaks {sorted(PROVIDERS)}, not {litellm_model!r}")
     check_call_args(messages, params)
+    call = CallSpec(litellm_model, messages, api_base, api_key, timeout_s, params, model_alias)
     provider, _, name = litellm_model.partition("/")
     key = api_key or os.environ.get(PROVIDERS[provider][2])
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -75,14 +76,24 @@ async def acall(*, litellm_model: str, messages: list, api_base: str | None, api
     try:
         async with asyncio.timeout(timeout_s):
             payload = await _post(endpoint(litellm_model, api_base), body, headers)
-        response = _model_response(payload)
+        return result_of_payload(payload, started=started, call=call)
     except Exception as exc:  # noqa: BLE001 - mapped; CancelledError passes through
         raise map_provider_error(exc, model=model_alias, secrets=[key]) from exc
+
+
+def result_of_payload(payload: dict, *, started: float, call: CallSpec) -> CallResult:
+    """The CallResult of an OpenAI chat.completion body (usage estimated with the bundled tokenizer
+    when the provider sent none)."""
+    try:
+        response = ChatCompletion.model_validate(payload)
+    except ValueError as exc:
+        raise MalformedResponse(f"the provider's 200 is not a chat completion: {exc}", "", 0) from exc
+    if not response.choices:
+        raise MalformedResponse("the provider's 200 has no choices", "", 0)
     choice = response.choices[0]
-    content = getattr(choice.message, "content", None) or ""
-    return _make_result(response, content, choice.finish_reason, getattr(response, "usage", None),
-                        started=started, model_alias=model_alias, litellm_model=litellm_model,
-                        messages=messages)
+    return make_result(response, choice.message.content or "", choice.finish_reason, response.usage,
+                       started=started, model_alias=call.model_alias, litellm_model=call.litellm_model,
+                       messages=call.messages, estimate=estimate_with_tokenizer)
 
 
 async def _post(url: str, body: dict, headers: dict[str, str]) -> dict:
@@ -99,14 +110,6 @@ async def _post(url: str, body: dict, headers: dict[str, str]) -> dict:
     if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list) or not payload["choices"]:
         raise MalformedResponse("the provider's 200 has no choices", str(payload)[:200], 0)
     return payload
-
-
-def _model_response(payload: dict) -> Any:
-    from cascade.providers import _litellm
-    try:
-        return _litellm().ModelResponse(**payload)
-    except (TypeError, ValueError) as exc:
-        raise MalformedResponse(f"the provider's 200 is not a chat completion: {exc}", "", 0) from exc
 
 
 def _session() -> Any:

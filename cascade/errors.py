@@ -3,9 +3,9 @@ from policies.errors import (AuthenticationError, BadRequestError, BudgetExceede
                              BudgetStoreUnavailable, CascadeError, ConfigError,
                              ContextWindowExceeded, EscalationExhausted, InvalidRequestError,
                              ProviderConnectionError, ProviderError, ProviderTimeout,
-                             RateLimitError, ServerError)
+                             RateLimitError, ServerError, SweepMismatch)
 
 __all__ = ["AuthenticationError", "BadRequestError", "BudgetExceeded", "BudgetStoreUnavailable",
            "CascadeError", "ConfigError", "ContextWindowExceeded", "EscalationExhausted",
            "InvalidRequestError", "ProviderConnectionError", "ProviderError", "ProviderTimeout",
-           "RateLimitError", "ServerError"]
+           "RateLimitError", "ServerError", "SweepMismatch"]

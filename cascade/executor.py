@@ -1,15 +1,19 @@
-"""The live executor: runs one Plan against providers.
+"""The live executor: follows the walk (:mod:`policies.walk`) over one Plan, calling providers.
 
-For each attempt: circuit breaker → budget reservation (worst-case cost) → provider call through
-tenacity (per-class retries, Retry-After, per-attempt timeout, overall deadline) → settle the real cost
-(usage × the policy's price) or release the reservation → answer checks → accept or escalate.
+For each attempt the walk asks for: deadline → circuit breaker → budget reservation (worst-case cost)
+→ provider call through the model's transport, under tenacity (per-class retries, Retry-After,
+per-attempt timeout, overall deadline) → settle the real cost (usage × the policy's price) or release
+the reservation → answer checks. What happened is recorded in the walk, which says what comes next.
 Reservations are settled on every path, including exceptions and task cancellation.
+
+Two drivers of the same walk: :meth:`LiveExecutor.run` (answers whole, buffered streams included)
+and :meth:`LiveExecutor.stream` (chunks passed on as they arrive; no checks).
 """
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import tenacity
 
@@ -19,13 +23,19 @@ from policies.errors import (AuthenticationError, BudgetExceeded, ContextWindowE
                              ProviderTimeout, RateLimitError)
 from policies.plan import Attempt, Plan
 from policies.schema import CheckSpec, Policy
+from policies.walk import (ANSWER_FAILED, REFUSED, SKIPPED, Accept, AttemptOutcome, Exhausted, Replan,
+                           TryAttempt, Walk, answered)
 
+from cascade.calls import BufferedStream, CallSpec, PrimedStream
 from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
 from cascade.retrying import RetryStrategy
 from cascade.trace import AttemptRecord, RouteTrace
+from cascade.transport import Transport
 
 _HEALTH_FAILURES = (AuthenticationError,)
+Opener = Callable[[Transport, CallSpec], Awaitable[Any]]
+Replanner = Callable[[], Awaitable[Plan | None]]
 
 
 @dataclass
@@ -38,7 +48,7 @@ class CallContext:
     deadline_at: float
     prompt_text: str
     stream: bool = False          # buffered streaming: the call drains the stream, checks see the whole text
-    refused: Any = None           # the first BudgetExceeded met (direct streaming reports it)
+    refused: BudgetExceeded | None = None   # the first budget refusal met in the current plan
 
 
 @dataclass
@@ -52,6 +62,16 @@ class Candidate:
 
     def __post_init__(self) -> None:
         self.passed = all(c.passed for c in self.record.checks)
+
+
+@dataclass
+class WalkResult:
+    """How the walk ended: ``Accept`` (with the accepted candidate; None for a direct stream, whose
+    chunks went to the caller) or ``Exhausted`` (with the budget refusal met, if any)."""
+
+    action: Accept | Exhausted
+    accepted: Candidate | None
+    refusal: BudgetExceeded | None
 
 
 class CheckBook:
@@ -75,70 +95,150 @@ class CheckBook:
 
 class LiveExecutor:
     def __init__(self, policy: Policy, gate: BudgetGate, health: HealthBoard, checks: CheckBook,
-                 call: Callable[..., Awaitable[Any]], credentials: Callable[[str], tuple[str | None, str | None]],
+                 transports: Mapping[str, Transport], credentials: Callable[[str], tuple[str | None, str | None]],
                  *, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], rng: Any) -> None:
         self.policy, self.gate, self.health, self.checks = policy, gate, health, checks
-        self._call, self._credentials = call, credentials
+        self.transports, self._credentials = transports, credentials
         self._clock, self._sleep, self._rng = clock, sleep, rng
 
-    async def run(self, plan: Plan, ctx: CallContext, trace: RouteTrace) -> tuple[Candidate | None, list[Candidate], BudgetExceeded | None]:
-        """Try the plan's attempts in order. Returns the accepted candidate (or None), every successful
-        candidate, and the budget refusal met, if any."""
-        candidates: list[Candidate] = []
-        refused: BudgetExceeded | None = None
-        for i, attempt in enumerate(plan.attempts):
-            if self._clock() >= ctx.deadline_at:
-                trace.add(AttemptRecord(attempt.model, "skipped", "deadline reached before this attempt"))
-                continue
-            try:
-                candidate = await self._attempt(attempt, ctx, trace)
-            except BudgetExceeded as exc:
-                refused = refused or exc
-                trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
-                continue
-            if candidate is None:
-                continue
-            candidates.append(candidate)
-            if candidate.passed:
-                trace.escalated = i > 0
-                return candidate, candidates, refused
-        return None, candidates, refused
+    # ---- the two drivers of the walk -----------------------------------------------------------
+    async def run(self, plan: Plan, ctx: CallContext, trace: RouteTrace,
+                  replan: Replanner | None = None) -> WalkResult:
+        """Walk ``plan`` to its end, each answer whole (and checked)."""
+        walk, found = Walk.of(plan, self.policy), {}
+        while True:
+            action = walk.next()
+            if isinstance(action, TryAttempt):
+                outcome, candidate = await self.attempt(action.attempt, ctx, trace)
+                if candidate is not None:
+                    found[action.index] = candidate
+                walk.record(outcome)
+            elif isinstance(action, Replan):
+                if await self._replan(walk, ctx, replan):
+                    found = {}
+            else:
+                accepted = found.get(action.index) if isinstance(action, Accept) else None
+                return WalkResult(action, accepted, ctx.refused)
 
-    async def _attempt(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace) -> Candidate | None:
-        if not self.health.acquire(attempt.model):
-            trace.add(AttemptRecord(attempt.model, "skipped", "circuit open: model failing, cooling down"))
-            return None
-        notes: list[str] = []
+    async def stream(self, plan: Plan, ctx: CallContext, trace: RouteTrace, ended: list[WalkResult],
+                     replan: Replanner | None = None) -> AsyncIterator[Any]:
+        """Walk ``plan`` passing each attempt's chunks on as they arrive (no checks: a stream that
+        has started cannot be escalated); the walk's end is appended to ``ended``."""
+        walk = Walk.of(plan, self.policy)
+        while True:
+            action = walk.next()
+            if isinstance(action, TryAttempt):
+                got: list[AttemptOutcome] = []
+                async for chunk in self.stream_attempt(action.attempt, ctx, trace, got):
+                    yield chunk
+                walk.record(got[0])
+            elif isinstance(action, Replan):
+                await self._replan(walk, ctx, replan)
+            else:
+                ended.append(WalkResult(action, None, ctx.refused))
+                return
+
+    async def _replan(self, walk: Walk, ctx: CallContext, replan: Replanner | None) -> bool:
+        """Hand the walk a fresh plan; True when it differs (the walk starts over on it)."""
+        fresh = await replan() if replan is not None else None
+        changed = fresh is not None and fresh.attempts != walk.plan.attempts
+        if changed:
+            ctx.refused = None
+        walk.replan(fresh)
+        return changed
+
+    # ---- one attempt ---------------------------------------------------------------------------
+    async def attempt(self, attempt: Attempt, ctx: CallContext,
+                      trace: RouteTrace) -> tuple[AttemptOutcome, Candidate | None]:
+        """Make one attempt (reserve, call with retries, settle, check) and say what happened."""
+        admitted = await self._admit(attempt, ctx, trace)
+        if isinstance(admitted, AttemptOutcome):
+            return admitted, None
+        reservation, notes = admitted
+        started, settled = self._clock(), False
         try:
-            reservation = await self.gate.reserve(notes, request_id=ctx.request_id, user=ctx.user,
-                                                  model=attempt.model, amount_usd=attempt.est_cost_usd, caps=ctx.caps)
-        except BaseException:
-            self.health.release_probe(attempt.model)
-            raise
-        settled = False
-        try:
-            result = await self._call_with_retries(attempt, ctx, trace)
-            spec = self.policy.catalog[attempt.model]
-            cost = spec.price.cost(result.prompt_tokens, result.completion_tokens)
+            result = await self._call_with_retries(attempt, ctx, trace, _open_buffered if ctx.stream else _call)
+            cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
             settled = True
             await self.gate.commit(reservation, cost, notes)
         except ProviderError as exc:
             settled = True
-            await self.gate.release(reservation)
-            self._on_failure(attempt, exc)
-            trace.add(AttemptRecord(attempt.model, "error", _joined(attempt.reason, notes),
-                                    error=f"{type(exc).__name__}: {exc}"))
-            return None
+            await self._failed(attempt, reservation, exc, notes, trace, started)
+            return ANSWER_FAILED, None
         finally:
             if not settled:   # cancelled or an unexpected error: the money was not spent by us
                 await self.gate.release_shielded(reservation)
                 self.health.release_probe(attempt.model)
         self.health.success(attempt.model)
-        return self._checked(attempt, result, cost, ctx, trace, notes)
+        candidate = self._checked(attempt, result, cost, ctx, trace, notes)
+        passed = sum(o.passed for o in candidate.record.checks)
+        return answered(passed, len(candidate.record.checks) - passed), candidate
 
-    def _on_failure(self, attempt: Attempt, exc: ProviderError) -> None:
+    async def stream_attempt(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,
+                             outcome: list[AttemptOutcome]) -> AsyncIterator[Any]:
+        """One attempt whose chunks are passed on as they arrive; what happened is appended to
+        ``outcome``. A failure before the first chunk is retried / fallen back from; after it the
+        provider error reaches the caller."""
+        admitted = await self._admit(attempt, ctx, trace)
+        if isinstance(admitted, AttemptOutcome):
+            outcome.append(admitted)
+            return
+        reservation, notes = admitted
+        started, settled = self._clock(), False
+        try:
+            try:
+                stream = await self._call_with_retries(attempt, ctx, trace, _open_primed)
+            except ProviderError as exc:
+                settled = True
+                await self._failed(attempt, reservation, exc, notes, trace, started)
+                outcome.append(ANSWER_FAILED)
+                return
+            async for chunk in stream:
+                yield chunk
+            result = stream.final()
+            cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
+            settled = True
+            await self.gate.commit(reservation, cost, notes)
+            self.health.success(attempt.model)
+            trace.add(AttemptRecord(attempt.model, "ok", _joined(attempt.reason, notes), result.prompt_tokens,
+                                    result.completion_tokens, cost, self._clock() - started,
+                                    finish_reason=result.finish_reason))
+            outcome.append(answered(0, 0))
+        finally:
+            if not settled:
+                await self.gate.release_shielded(reservation)
+                self.health.release_probe(attempt.model)
+
+    async def _admit(self, attempt: Attempt, ctx: CallContext,
+                     trace: RouteTrace) -> AttemptOutcome | tuple[Any, list[str]]:
+        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made."""
+        if self._clock() >= ctx.deadline_at:
+            trace.add(AttemptRecord(attempt.model, "skipped", "deadline reached before this attempt"))
+            return SKIPPED
+        if not self.health.acquire(attempt.model):
+            trace.add(AttemptRecord(attempt.model, "skipped", "circuit open: model failing, cooling down"))
+            return SKIPPED
+        notes: list[str] = []
+        try:
+            reservation = await self.gate.reserve(notes, request_id=ctx.request_id, user=ctx.user,
+                                                  model=attempt.model, amount_usd=attempt.est_cost_usd, caps=ctx.caps)
+        except BudgetExceeded as exc:
+            self.health.release_probe(attempt.model)
+            ctx.refused = ctx.refused or exc
+            trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
+            return REFUSED
+        except BaseException:
+            self.health.release_probe(attempt.model)
+            raise
+        return reservation, notes
+
+    async def _failed(self, attempt: Attempt, reservation: Any, exc: ProviderError, notes: list[str],
+                      trace: RouteTrace, started: float) -> None:
+        await self.gate.release(reservation)
         if not _counts_against_health(exc):      # the request's fault, not the provider's
             self.health.release_probe(attempt.model)
+        trace.add(AttemptRecord(attempt.model, "error", _joined(attempt.reason, notes),
+                                latency_s=self._clock() - started, error=f"{type(exc).__name__}: {exc}"))
 
     def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace,
                  notes: list[str]) -> Candidate:
@@ -153,11 +253,13 @@ class LiveExecutor:
                                          finish_reason=result.finish_reason, answer=answer.text))
         return Candidate(attempt, result, record)
 
-    async def _timed_call(self, fn: Callable[..., Awaitable[Any]], attempt: Attempt, ctx: CallContext,
-                          timeout: float, kwargs: dict[str, Any]) -> Any:
-        """The call, given up on after ``timeout``. The provider call itself may run a grace period
-        longer: if it is answered after all, the gate records what it cost (the provider bills it)."""
-        call = asyncio.ensure_future(fn(timeout_s=timeout + _late_grace(timeout), **kwargs))
+    # ---- the call: timeout, late answers, retries ------------------------------------------------
+    async def _timed_call(self, opener: Opener, attempt: Attempt, ctx: CallContext, spec: CallSpec) -> Any:
+        """The call, given up on after ``spec.timeout_s``. The provider call itself may run a grace
+        period longer: if it is answered after all, the gate records what it cost (the provider bills it)."""
+        timeout = spec.timeout_s
+        graced = CallSpec(**{**spec.__dict__, "timeout_s": timeout + _late_grace(timeout)})
+        call = asyncio.ensure_future(opener(self.transports[attempt.model], graced))
         try:
             done, _ = await asyncio.wait({call}, timeout=timeout)
         except BaseException:
@@ -170,10 +272,9 @@ class LiveExecutor:
         raise ProviderTimeout(f"{attempt.model}: no answer within {timeout:.2f}s (a late answer is still "
                               f"recorded in the ledger)", model=attempt.model)
 
-    async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,
-                                 call: Callable[..., Awaitable[Any]] | None = None) -> Any:
+    async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, opener: Opener) -> Any:
         strategy = RetryStrategy(self.policy.retries, deadline_at=ctx.deadline_at, clock=self._clock, rng=self._rng)
-        spec = self.policy.catalog[attempt.model]
+        model_spec = self.policy.catalog[attempt.model]
         api_base, api_key = self._credentials(attempt.model)
         params = {**ctx.params, **dict(attempt.params)}
         started = [self._clock()]
@@ -189,21 +290,39 @@ class LiveExecutor:
                                           sleep=self._sleep, reraise=True, before_sleep=before_sleep)
         async for try_ in retrying:
             with try_:
-                timeout = min(spec.timeout_s or self.policy.retries.attempt_timeout_s,
+                timeout = min(model_spec.timeout_s or self.policy.retries.attempt_timeout_s,
                               max(0.001, ctx.deadline_at - self._clock()))
                 started[0] = self._clock()
+                spec = CallSpec(attempt.litellm_model, ctx.messages, api_base, api_key, timeout, params,
+                                attempt.model)
                 try:
-                    kwargs = dict(litellm_model=attempt.litellm_model, messages=ctx.messages,
-                                  api_base=api_base, api_key=api_key, params=params,
-                                  model_alias=attempt.model, stream=ctx.stream)
-                    if spec.transport != "litellm":   # only then: custom call functions never see it
-                        kwargs["transport"] = spec.transport
-                    return await self._timed_call(call or self._call, attempt, ctx, timeout, kwargs)
+                    return await self._timed_call(opener, attempt, ctx, spec)
                 except ProviderError as exc:
                     if _counts_against_health(exc):
                         self.health.failure(attempt.model)
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+async def _call(transport: Transport, spec: CallSpec) -> Any:
+    return await transport.acall(spec)
+
+
+async def _open_buffered(transport: Transport, spec: CallSpec) -> BufferedStream:
+    """A stream drained whole (so its answer can be checked before the caller sees a chunk)."""
+    opened = await transport.astream(spec)
+    result = await opened.result()
+    return BufferedStream(result, list(opened.chunks))
+
+
+async def _open_primed(transport: Transport, spec: CallSpec) -> PrimedStream:
+    """A stream whose first chunk has arrived (a failure before it can still be retried)."""
+    opened = await transport.astream(spec)
+    try:
+        first = await opened.__anext__()
+    except StopAsyncIteration:
+        first = None
+    return PrimedStream(opened, first)
 
 
 def _late_grace(timeout: float) -> float:

@@ -41,7 +41,7 @@ class BudgetGate:
             if hasattr(result, "__anext__"):          # a stream opened late: drain it for its usage
                 async for _ in result:
                     pass
-                result = result._final()
+                result = result.final()
         except BaseException:  # noqa: BLE001 - it failed after all: nothing was billed
             return
         cost = price.cost(result.prompt_tokens, result.completion_tokens)

@@ -28,18 +28,16 @@ import contextvars
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from policies.errors import InvalidRequestError, ProviderConnectionError, ProviderError
+from policies.errors import ProviderConnectionError, ProviderError
 
-from cascade.provider_errors import (map_provider_error, parse_retry_after, redact)
+from cascade.calls import RESERVED_PARAMS, CallResult, check_call_args, make_result  # noqa: F401 - re-exported
+from cascade.provider_errors import map_provider_error, parse_retry_after, redact
 
 __all__ = ["CallResult", "AsyncCallStream", "CallStream", "acall", "call", "map_provider_error",
            "redact", "parse_retry_after", "warm_up", "is_loaded"]
 
-RESERVED_PARAMS = frozenset({"model", "messages", "api_base", "base_url", "api_key", "timeout",
-                             "stream", "stream_options", "num_retries", "max_retries"})
 REDACTED = "[REDACTED]"
 
 # ── litellm, imported once and configured ───────────────────────────────────────────────────
@@ -103,32 +101,6 @@ def _install_quiet_hooks(litellm: Any) -> None:
 
 # ── calls ───────────────────────────────────────────────────────────────────────────────────
 
-@dataclass(frozen=True)
-class CallResult:
-    """One successful call. ``usage_reported`` is False when the provider sent no usage and the
-    token counts are litellm's estimate; ``first_chunk_s`` is set for streams."""
-
-    response: Any                 # litellm.ModelResponse (rebuilt from the chunks for a stream)
-    content: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str | None
-    latency_s: float
-    model_alias: str
-    litellm_model: str
-    usage_reported: bool = True
-    first_chunk_s: float | None = None
-
-
-def check_call_args(messages: list, params: dict) -> None:
-    """What every transport refuses before calling: no messages, or params that are call arguments."""
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("messages must be a non-empty list")
-    clash = RESERVED_PARAMS.intersection(params)
-    if clash:
-        raise InvalidRequestError(f"params may not set {sorted(clash)}; they are call arguments")
-
-
 def _request_kwargs(litellm_model: str, messages: list, api_base: str | None,
                     api_key: str | None, timeout_s: float, params: dict,
                     stream: bool) -> dict[str, Any]:
@@ -144,17 +116,8 @@ def _request_kwargs(litellm_model: str, messages: list, api_base: str | None,
     return kwargs
 
 
-def _make_result(response: Any, content: str, finish_reason: str | None, usage: Any, *,
-                 started: float, model_alias: str, litellm_model: str, messages: list,
-                 first_chunk_s: float | None = None) -> CallResult:
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    reported = isinstance(prompt, int) and isinstance(completion, int)
-    if not reported:
-        prompt, completion = _estimate_usage(litellm_model, messages, content)
-    return CallResult(response, content, int(prompt), int(completion), finish_reason,
-                      time.perf_counter() - started, model_alias, litellm_model, reported,
-                      first_chunk_s)
+def _make_result(response: Any, content: str, finish_reason: str | None, usage: Any, **ctx: Any) -> CallResult:
+    return make_result(response, content, finish_reason, usage, estimate=_estimate_usage, **ctx)
 
 
 def _estimate_usage(litellm_model: str, messages: list, content: str) -> tuple[int, int]:
@@ -257,7 +220,8 @@ class _StreamBase:
         self.done = True
         return map_provider_error(exc, model=self.model_alias, secrets=[self._api_key])
 
-    def _final(self) -> CallResult:
+    def final(self) -> CallResult:
+        """The CallResult of a stream that has ended (raises when it ended without a finish_reason)."""
         if self.finish_reason is None:
             raise ProviderConnectionError(f"{self.model_alias}: the stream ended without a "
                                           f"finish_reason after {len(self.chunks)} chunks",
@@ -297,7 +261,7 @@ class AsyncCallStream(_StreamBase):
     async def result(self) -> CallResult:
         async for _ in self:
             pass
-        return self._final()
+        return self.final()
 
 
 class CallStream(_StreamBase):
@@ -324,4 +288,4 @@ class CallStream(_StreamBase):
     def result(self) -> CallResult:
         for _ in self:
             pass
-        return self._final()
+        return self.final()

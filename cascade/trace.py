@@ -19,9 +19,11 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from policies.checks import CheckOutcome
+
+from cascade.provider_errors import redact
 
 
 @dataclass
@@ -71,20 +73,24 @@ class RouteTrace:
         self.cost_usd = sum(a.cost_usd for a in self.attempts)
         return record
 
+    def accepted(self, model: str, outcome: str, escalated: bool) -> None:
+        """The walk accepted ``model``'s answer (``outcome``: ok | best_answer)."""
+        self.model, self.outcome, self.escalated = model, outcome, escalated
+
+    def failed(self, error: BaseException | str) -> None:
+        """The request ended without an answer."""
+        self.outcome = "error"
+        self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+    def attempts_summary(self) -> str:
+        return "; ".join(f"{a.model}: {a.status} ({a.error or a.reason})" for a in self.attempts)
+
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         return {"v": 1, "request_id": self.request_id, "user": self.user, "policy": self.policy,
                 "score": self.score, "modality": self.modality, "model": self.model,
                 "escalated": self.escalated, "cost_usd": self.cost_usd, "latency_s": self.latency_s,
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
                 "attempts": [a.to_dict(with_text=with_text) for a in self.attempts]}
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret (of 4+ characters) in ``text`` by ``***``."""
-    for s in secrets:
-        if s and len(s) >= 4 and s in text:
-            text = text.replace(s, "***")
-    return text
 
 
 class TraceSink:

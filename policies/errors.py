@@ -13,7 +13,8 @@
     │   └── ContextWindowExceeded   the prompt does not fit the model (falls back to a larger window)
     ├── BudgetExceeded         a budget cap refused the request (scope, window, retry_after)
     ├── BudgetStoreUnavailable the budget store could not be reached (policy: fail closed / open)
-    └── EscalationExhausted    every planned attempt failed or failed its checks; carries the attempts
+    ├── EscalationExhausted    every planned attempt failed or failed its checks; carries the attempts
+    └── SweepMismatch          the replay sweep disagrees with the engine's walk: nothing is reported
 
 These live in ``policies`` (the pure layer) so that the loader and engine can raise them without
 importing the runtime; ``cascade.errors`` re-exports them. Messages never contain API keys.
@@ -109,3 +110,8 @@ class EscalationExhausted(CascadeError):
         self.attempts = list(attempts)
         self.trace = trace
         super().__init__(message)
+
+
+class SweepMismatch(CascadeError):
+    """The vectorised sweep of a replay gave another result than the engine's walk for the same policy
+    (a defect): replay and calibration refuse to report or write figures from it."""

@@ -1,12 +1,11 @@
 """The replay executor: the live executor's twin that looks outcomes up instead of calling models.
 
 :func:`replay_engine` runs, per request, the real engine (``policies.engine.decide`` with the policy's
-classifier score) and hands the Plan to :class:`ReplayExecutor`, which walks its attempts exactly as
-``LiveExecutor.run`` and ``Router._exhausted`` do: each attempt's recorded answer (or a failed call when
-none was recorded) is checked with the attempt's checks; the first answer passing all of them is
-accepted; when the ladder is exhausted, ``on_exhausted: best_answer`` returns the candidate passing the
-most checks (then the strongest model), ``raise`` fails the request (quality 0). Every attempt made is
-paid for. Each request yields the same :class:`cascade.trace.RouteTrace` the live router writes.
+classifier score) and hands the Plan to :class:`ReplayExecutor`, which follows the same walk as the live executor
+(:mod:`policies.walk`): each attempt's recorded answer (or a failed call when none was recorded) is
+checked with the attempt's checks and the walk says what comes next (accept, next attempt, best answer,
+exhausted). Every attempt made is paid for. Each request yields the same
+:class:`cascade.trace.RouteTrace` the live router writes.
 """
 from __future__ import annotations
 
@@ -18,9 +17,10 @@ import numpy as np
 
 from policies.engine import decide
 from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
-from policies.plan import Plan
+from policies.plan import Attempt, Plan
 from policies.request import Request
 from policies.schema import Policy
+from policies.walk import ANSWER_FAILED, Accept, AttemptOutcome, Exhausted, TryAttempt, Walk, answered
 
 from cascade.replay.checks import UNEVALUABLE, CheckTable
 from cascade.replay.data import ReplayData
@@ -61,47 +61,44 @@ class ReplayExecutor:
         self.called: list[int] = []
 
     def run(self, i: int, plan: Plan, trace: RouteTrace) -> tuple[int, int, int]:
-        """Walk ``plan`` for request ``i``; fill ``trace``. Returns (outcome, answered rung, cost_nano);
-        ``self.called`` lists the rungs called."""
-        candidates: list[tuple[int, AttemptRecord, int]] = []   # (rung, record, strength)
-        cost = 0
-        self.called = called = []
-        available, missing = self._available[i], self._missing[i]
-        for k, attempt in enumerate(plan.attempts):
-            r = attempt.rung
-            called.append(r)
-            if not available[r]:
-                self.missing_calls += missing[r]
-                why = "no recorded outcome" if missing[r] else "the recorded call failed"
-                trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=why))
-                continue
-            cost += self._cost_nano[i][r]
-            outcomes = self.checks.outcomes(attempt.checks, i, r)
-            failed = []
-            for o in outcomes:
-                (self.unevaluated if o.reason == UNEVALUABLE else self.evaluated)[o.name] += 1
-                if not o.passed:
-                    failed.append(o)
-            reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
-            record = trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason,
-                                             self._prompt_tokens[i], self._completion[i][r], self._cost_usd[i][r],
-                                             0.0, None, outcomes))
-            candidates.append((r, record, attempt.strength))
-            if not failed:
-                trace.model, trace.outcome, trace.escalated = attempt.model, "ok", k > 0
-                return OK, r, cost
-        return self._exhausted(trace, candidates, cost)
+        """Follow the walk of ``plan`` for request ``i``; fill ``trace``. Returns (outcome, answered rung,
+        cost_nano); ``self.called`` lists the rungs called."""
+        walk = Walk.of(plan, self.policy)
+        self.called, cost = [], 0
+        while True:
+            action = walk.next()
+            if isinstance(action, TryAttempt):
+                outcome, spent = self._attempt(i, action.attempt, trace)
+                cost += spent
+                walk.record(outcome)
+            elif isinstance(action, Accept):
+                trace.accepted(action.attempt.model, action.outcome, action.escalated)
+                return (OK if action.outcome == "ok" else BEST_ANSWER), action.attempt.rung, cost
+            elif isinstance(action, Exhausted):
+                trace.failed(f"EscalationExhausted: every attempt failed: {trace.attempts_summary()}")
+                return FAILED, -1, cost
+            else:                    # Replan: replay has no budget caps, so nothing is ever refused
+                walk.replan(None)
 
-    def _exhausted(self, trace: RouteTrace, candidates: list[tuple[int, AttemptRecord, int]],
-                   cost: int) -> tuple[int, int, int]:
-        if candidates and self.policy.escalation.on_exhausted == "best_answer":
-            r, record, _ = max(candidates, key=lambda c: (sum(o.passed for o in c[1].checks), c[2]))
-            trace.model, trace.outcome = record.model, "best_answer"
-            trace.escalated = len(trace.attempts) > 1
-            return BEST_ANSWER, r, cost
-        why = "; ".join(f"{a.model}: {a.status} ({a.error or a.reason})" for a in trace.attempts)
-        trace.outcome, trace.error = "error", f"EscalationExhausted: {why}"
-        return FAILED, -1, cost
+    def _attempt(self, i: int, attempt: Attempt, trace: RouteTrace) -> tuple[AttemptOutcome, int]:
+        """The recorded outcome of one attempt: what the walk is told, and its cost in nano-dollars."""
+        r = attempt.rung
+        self.called.append(r)
+        if not self._available[i][r]:
+            self.missing_calls += self._missing[i][r]
+            why = "no recorded outcome" if self._missing[i][r] else "the recorded call failed"
+            trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=why))
+            return ANSWER_FAILED, 0
+        outcomes = self.checks.outcomes(attempt.checks, i, r)
+        failed = []
+        for o in outcomes:
+            (self.unevaluated if o.reason == UNEVALUABLE else self.evaluated)[o.name] += 1
+            if not o.passed:
+                failed.append(o)
+        reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
+        trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason, self._prompt_tokens[i],
+                                self._completion[i][r], self._cost_usd[i][r], 0.0, None, outcomes))
+        return answered(len(outcomes) - len(failed), len(failed)), self._cost_nano[i][r]
 
 
 def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: CheckTable,

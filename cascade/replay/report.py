@@ -26,7 +26,7 @@ from classifiers import metrics
 
 from cascade.replay.executor import BEST_ANSWER, FAILED, OK, REFUSED, Replayed
 from cascade.replay.run import ReplayRun
-from cascade.replay.sweep import first_rung, outcomes_at
+from cascade.replay.sweep import differences, first_rung, outcomes_at
 
 SCHEMA = "deepseek-cascade/replay-report-v1"
 CURVE_POINTS = 101
@@ -66,7 +66,7 @@ def build_report(run: ReplayRun) -> dict[str, Any]:
         "by_source": _by_source(run) if len(data.sources) > 1 else None,
         "sweep": _sweep_section(run),
         "curves": _curves(run, pair),
-        "engine_equals_vectorised": _same(run.engine, vector),
+        "engine_equals_vectorised": not differences(run.engine, vector),
         "notes": list(data.notes) + _notes(run),
         "timings_s": dict(run.timings),
     }
@@ -226,12 +226,6 @@ def _curves(run: ReplayRun, pair: np.ndarray) -> dict[str, Any]:
         out[name] = {"strong_share": grid.tolist(), "quality": np.interp(grid, x, q).tolist(),
                      "usd_per_1k": np.interp(grid, x, c).tolist()}
     return out
-
-
-def _same(a: Replayed, b: Replayed) -> bool:
-    return bool(np.array_equal(a.outcome, b.outcome) and np.array_equal(a.answered, b.answered)
-                and np.array_equal(a.quality_units, b.quality_units) and np.array_equal(a.cost_nano, b.cost_nano)
-                and np.array_equal(a.calls, b.calls) and np.array_equal(a.escalated, b.escalated))
 
 
 def _notes(run: ReplayRun) -> list[str]:

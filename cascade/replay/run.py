@@ -17,7 +17,7 @@ from cascade.replay.checks import CheckTable, swept_checker
 from cascade.replay.data import ReplayData, load_outcome_folders, parse_maps
 from cascade.replay.executor import Replayed, replay_engine
 from cascade.replay.progress import QUIET, Progress
-from cascade.replay.sweep import GRID, DecisionArrays, Sweep, decision_arrays, sweep
+from cascade.replay.sweep import GRID, DecisionArrays, Sweep, check_equal, decision_arrays, sweep
 from cascade.replay.traces import load_traces
 
 SCORE_CHUNK = 4096
@@ -106,6 +106,7 @@ def run_replay(policy_source: str | Policy, data_dirs: Sequence[str | Path] = ()
         engine = replay_engine(policy, data, scores, checks, tick=advance)
     lap("engine_replay")
     arrays = decision_arrays(policy, data, scores, checks)
+    check_equal(policy.name, engine, arrays)              # the sweep is only reported when it is the engine
     t2_grid = list(GRID) if full_sweep and swept_checker(policy) is not None else [arrays.t2]
     with progress.task("sweep", total=len(t2_grid)) as advance:
         result = sweep(arrays, GRID, t2_grid, tick=advance)

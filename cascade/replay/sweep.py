@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from policies.errors import SweepMismatch
 from policies.schema import Policy
 
 from cascade.replay.checks import CHECKER, CheckTable, checker_threshold, spec_key, swept_checker
@@ -46,6 +47,7 @@ class DecisionArrays:
     chk: np.ndarray            # (N, R) swept checker score (NaN = passes)
     strength: np.ndarray       # (R,)
     best_answer: bool
+    check_last_rung: bool      # False: the plan's last attempt carries no checks (``decide``)
     t1: float | None           # the policy's thresholds[0]
     t2: float | None           # the policy's swept-checker threshold
     aliases: tuple[str, ...] = ()
@@ -74,6 +76,7 @@ def decision_arrays(policy: Policy, data: ReplayData, scores: np.ndarray, checks
         fixed_pass=fixed_pass, fixed_npass=fixed_npass, swept_count=swept_count, chk=chk,
         strength=np.array([policy.catalog[r.model].strength for r in ladder], dtype=np.int64),
         best_answer=policy.escalation.on_exhausted == "best_answer",
+        check_last_rung=policy.escalation.check_last_rung,
         t1=thresholds[0] if thresholds else None,
         t2=checker_threshold(swept) if swept is not None else None, aliases=data.aliases)
 
@@ -124,6 +127,7 @@ def outcomes_at(a: DecisionArrays, first: np.ndarray, t2: float | None) -> Repla
     before = np.zeros(n, dtype=np.int64)
     best, best_np, best_st = np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int64)
     threshold = np.inf if t2 is None else t2
+    last = r_count - 1 - np.argmax(plan[:, ::-1], axis=1)      # each plan's last attempt
     for r in range(r_count):
         att = plan[:, r] & ~done
         calls[:, r] = att
@@ -135,11 +139,16 @@ def outcomes_at(a: DecisionArrays, first: np.ndarray, t2: float | None) -> Repla
         else:
             chk_ok = np.ones(n, dtype=bool)
         npass = a.fixed_npass[:, r] + a.swept_count[r] * chk_ok
+        fixed_pass = a.fixed_pass[:, r]
+        if not a.check_last_rung:                                # its checks are dropped: nothing to pass
+            unchecked = last == r
+            chk_ok, fixed_pass = chk_ok | unchecked, fixed_pass | unchecked
+            npass = np.where(unchecked, 0, npass)
         better = cand & ((npass > best_np) | ((npass == best_np) & (a.strength[r] > best_st)))
         best, best_np = np.where(better, r, best), np.where(better, npass, best_np)
         best_st = np.where(better, a.strength[r], best_st)
         any_cand |= cand
-        accept = cand & a.fixed_pass[:, r] & chk_ok
+        accept = cand & fixed_pass & chk_ok
         answered = np.where(accept, r, answered)
         escalated |= accept & (before > 0)
         done |= accept
@@ -153,6 +162,32 @@ def outcomes_at(a: DecisionArrays, first: np.ndarray, t2: float | None) -> Repla
     quality = np.zeros(n, dtype=np.int64)
     quality[got] = a.quality_units[np.flatnonzero(got), answered[got]]
     return Replayed(outcome, answered, quality, cost, calls, escalated)
+
+
+OUTCOME_FIELDS = ("outcome", "answered", "quality_units", "cost_nano", "calls", "escalated")
+
+
+def differences(engine: Replayed, vector: Replayed) -> dict[str, int]:
+    """Per field of the replay, how many requests the sweep and the engine disagree on."""
+    out = {}
+    for name in OUTCOME_FIELDS:
+        a, b = getattr(engine, name), getattr(vector, name)
+        wrong = int((a != b).reshape(len(a), -1).any(axis=1).sum()) if a.shape == b.shape else len(a)
+        if wrong:
+            out[name] = wrong
+    return out
+
+
+def check_equal(policy_name: str, engine: Replayed, a: DecisionArrays) -> Replayed:
+    """The sweep at the policy's own thresholds, proven equal to the engine's walk request by request;
+    raises :class:`SweepMismatch` (naming what differs) otherwise."""
+    vector = outcomes_at(a, first_rung(a, a.t1), a.t2)
+    diff = differences(engine, vector)
+    if diff:
+        what = ", ".join(f"{k} on {v:,} of {len(engine.outcome):,} requests" for k, v in diff.items())
+        raise SweepMismatch(f"policy {policy_name!r}: the vectorised sweep disagrees with the engine ({what}); "
+                            f"refusing to report or calibrate from it")
+    return vector
 
 
 STAT_NAMES = ("quality_units", "cost_nano", "strong_calls", "escalated", "failed", "best_answer")

@@ -45,7 +45,13 @@ async def test_answer_usage_and_request_body_match_litellm(fake_provider, provid
         assert (result.prompt_tokens, result.completion_tokens, result.usage_reported) == (123, 4, True)
         assert result.response.choices[0].message.content == "Paris"
         assert (result.model_alias, result.litellm_model) == ("alias", f"{provider}/m")
-    assert type(got.response) is type(via_litellm.response)
+    ours_body, theirs_body = got.response.model_dump(), via_litellm.response.model_dump()   # the same OpenAI JSON
+    for body in (ours_body, theirs_body):
+        body.pop("id"), body.pop("created")
+        body["usage"] = {k: body["usage"][k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        body["choices"] = [{"index": c["index"], "finish_reason": c["finish_reason"],
+                            "message": {k: c["message"][k] for k in ("role", "content")}} for c in body["choices"]]
+    assert ours_body == theirs_body
     ours, theirs = fake_provider.tally["m"].requests
     assert ours.path == theirs.path and ours.authorization == theirs.authorization == f"Bearer {KEY}"
     for key in ("model", "messages", "temperature", "max_tokens"):

@@ -106,3 +106,103 @@ def test_policy_operating_point_is_a_grid_point_of_the_default_sweep():
     engine = replay_engine(policy, data, scores, checks)
     j, k = full.t2.index(0.5), int(np.flatnonzero(full.t1 == 0.4)[0])
     assert np.array_equal(full.totals[j, k], stat_matrix(engine).sum(axis=1))
+
+
+# ---- the whole option space ----------------------------------------------------------------------
+# Policies are drawn over every option the walk and the plan depend on: check_last_rung, on_exhausted,
+# ladders of 2-4 rungs (some with a small context window), per-rung check overrides, several checks,
+# the swept answer_checker or none, 0..n-1 thresholds, a per-request budget with downgrade or reject.
+
+CATALOG = {  # alias: (input $/1M, output $/1M, context window, strength)
+    "m1": (1, 2, 100000, 1), "m2": (2, 4, 3000, 3), "m3": (4, 8, 100000, 5), "m4": (10, 20, 100000, 10)}
+CHECKS = ["non_empty", "no_refusal", "{name: min_chars, n: 5}", "{name: answer_checker, artifact: fake, threshold: 0.5}"]
+
+
+@st.composite
+def policies(draw):
+    ladder = sorted(draw(st.sets(st.sampled_from(sorted(CATALOG)), min_size=2, max_size=4)))
+    thresholds = sorted(draw(st.lists(st.floats(0.05, 0.95), max_size=len(ladder) - 1)))
+    shared = draw(st.lists(st.sampled_from(CHECKS), unique=True, max_size=4))
+    rungs = []
+    for model in ladder:
+        own = draw(st.none() | st.lists(st.sampled_from(CHECKS), unique=True, max_size=3))
+        rungs.append(model if own is None else f"{{model: {model}, checks: [{', '.join(own)}]}}")
+    room = draw(st.sampled_from([None, 0.004, 0.012, 0.03]))
+    catalog = "\n".join(f"  {a}: {{litellm_model: openai/{a}, price: {{input_per_1m: {i}, output_per_1m: {o}}}, "
+                        f"context_window: {c}, max_output_tokens: 1000, capabilities: [text], strength: {s}}}"
+                        for a, (i, o, c, s) in CATALOG.items() if a in ladder)
+    text = (f"name: drawn\ncatalog:\n{catalog}\n"
+            f"routing: {{classifier: heuristic, thresholds: [{', '.join(map(str, thresholds))}], default_max_tokens: 500}}\n"
+            f"escalation:\n  ladders:\n    text: [{', '.join(rungs)}]\n  checks: [{', '.join(shared)}]\n"
+            f"  on_exhausted: {draw(st.sampled_from(['best_answer', 'raise']))}\n"
+            f"  check_last_rung: {str(draw(st.booleans())).lower()}\n"
+            f"budgets: {{store: 'memory://', at_cap: {draw(st.sampled_from(['downgrade', 'reject']))}"
+            f"{'' if room is None else f', per_request_usd: {room}'}}}\n")
+    return parse_policy(text, source="drawn.yaml")
+
+
+def data_for(policy, seed: int, n: int = 60) -> tuple[ReplayData, np.ndarray, AnswerTable]:
+    """``make_data`` widened to the policy's ladder."""
+    aliases = tuple(r.model for r in policy.escalation.ladders["text"])
+    rng = np.random.default_rng(seed)
+    r = len(aliases)
+    tokens = rng.integers(10, 4000, n)
+    available = rng.random((n, r)) < 0.8
+    texts = ["", "I'm sorry, I can't help with that", "abc", None]
+    responses = [[(texts[k] if k < 4 else f"answer {i}-{j} " + "x" * k)
+                  for i, k in enumerate(rng.integers(0, 8, n))] for j in range(r)]
+    table = {t: float(rng.choice([rng.random(), 0.5, 1.0])) for col in responses for t in col if t is not None}
+    scores = rng.choice(np.r_[rng.random(n), [0.0, 0.5, 1.0] * 10], n, replace=False)
+    data = ReplayData(
+        kind="outcomes", sources=("mem",), aliases=aliases, mappings=({a: a for a in aliases},),
+        source=np.zeros(n, np.int16), ids=[f"r{i}" for i in range(n)], prompts=[f"prompt {i}" for i in range(n)],
+        prompt_tokens=tokens, plan_tokens=tokens + 4, available=available, missing=~available,
+        quality=np.where(available, rng.choice([0.0, 0.5, 1.0], (n, r)), 0.0),
+        cost_usd=np.where(available, rng.random((n, r)) * 0.01, 0.0), cost_recorded=available.copy(),
+        completion_tokens=rng.integers(1, 600, (n, r)), responses=responses, split="all")
+    return data, scores, AnswerTable(table)
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy=policies(), seed=st.integers(0, 2**31), t1=st.floats(0, 1), t2=st.floats(0, 1))
+def test_vectorised_equals_engine_over_the_option_space(policy, seed, t1, t2):
+    data, scores, checker = data_for(policy, seed)
+    from cascade.replay.checks import swept_checker
+    t1s = [t1, 0.5] if policy.routing.thresholds else [None]
+    t2s = [t2, 0.5] if swept_checker(policy) is not None else [None]
+    check_equal(policy, data, scores, checker, t1s, t2s)
+
+
+@pytest.mark.parametrize("option", ["check_last_rung: false", "on_exhausted: raise"])
+def test_replay_reports_engine_equals_vectorised_for(option, tmp_path):
+    """``cascade replay`` of the default policy with one escalation option changed: the sweep it
+    reports is the engine's (it refuses to report one that is not)."""
+    from cascade.replay.run import replay_report
+    from tests.cascade.replay.helpers import write_folder
+    rng = np.random.default_rng(5)
+    prompts = [(f"p{i}", f"Question {i}: what is {i} + {i}?" + " Options: A) 1 B) 2" * (i % 2), 40) for i in range(60)]
+    outcomes, responses = [], []
+    for i in range(60):
+        for model in ("cheap", "strong"):
+            if rng.random() < 0.9:                                   # some calls recorded as missing
+                outcomes.append((f"p{i}", model, float(rng.random() < 0.6), 50, 0.001))
+                responses.append((f"p{i}", model, ["", "The answer is (B).", f"It is {2 * i}.", "I can't help"][i % 4]))
+    folder = write_folder(tmp_path / "data", prompts, outcomes, responses)
+    path = tmp_path / "p.yaml"
+    path.write_text(f"extends: default\nname: changed\nescalation: {{{option}}}\n", encoding="utf-8")
+    doc = replay_report(str(path), [folder], split="all", maps={"deepseek-v2": "cheap", "gpt-4o": "strong"})
+    assert doc["engine_equals_vectorised"] is True
+
+
+def test_a_sweep_that_disagrees_with_the_engine_is_refused(monkeypatch):
+    from cascade.replay import sweep as sweep_module
+    from policies.errors import SweepMismatch
+    data, scores, checker = make_data(3)
+    policy = make_policy("best_answer", None, "downgrade")
+    checks = CheckTable(policy, data, answer_checkers={"fake": checker})
+    arrays = decision_arrays(policy, data, scores, checks)
+    engine = replay_engine(policy, data, scores, checks)
+    sweep_module.check_equal(policy.name, engine, arrays)
+    arrays.check_last_rung = False                # the sweep now drops checks the engine ran
+    with pytest.raises(SweepMismatch, match="disagrees with the engine"):
+        sweep_module.check_equal(policy.name, engine, arrays)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 
 import pytest
@@ -77,7 +78,7 @@ async def test_429_retried_after_retry_after(make_router, fake_provider):
     resp = await router.acomplete(user_msg("hello"))
     assert resp.cascade.model == "deepseek-v2"
     assert [a.status for a in resp.cascade.attempts] == ["retried", "ok"]
-    assert router._executor._sleep.calls == [1.5]      # the provider's Retry-After, not our backoff
+    assert router.services.sleep.calls == [1.5]      # the provider's Retry-After, not our backoff
     assert fake_provider.tally["deepseek-chat"].n_requests == 2
 
 
@@ -85,7 +86,7 @@ async def test_429_without_retry_after_uses_backoff(make_router, fake_provider):
     fake_provider.script("deepseek-chat", ModelScript(default=answer("ok"), queue=[rate_limited(None)] * 2))
     router = make_router(score=0.1)
     resp = await router.acomplete(user_msg("hello"))
-    sleeps = router._executor._sleep.calls
+    sleeps = router.services.sleep.calls
     assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 0.75 and 1.0 <= sleeps[1] <= 1.25
     assert resp.cascade.model == "deepseek-v2"
 
@@ -294,18 +295,17 @@ async def test_an_answer_arriving_after_our_timeout_is_still_recorded(make_route
 async def test_litellm_import_is_not_on_the_first_attempts_clock(make_router, fake_provider, monkeypatch):
     """A cold process imports litellm (6-9 s) before the first request is timed: a policy's attempt
     timeout never counts it (the import runs in a worker thread; the event loop keeps serving)."""
-    import cascade.router as router_module
-    from cascade.providers import warm_up
-    warm_up()                    # the real import, done here; the router is then told it is still to do
+    from cascade import providers
+    providers.warm_up()          # the real import, done here; the router is then told it is still to do
     loaded, order = [False], []
 
-    async def slow_import() -> None:
+    def slow_import() -> None:   # runs in a worker thread
         order.append("import")
-        await asyncio.sleep(1.5)                     # longer than the attempt timeout below
+        time.sleep(1.5)                              # longer than the attempt timeout below
         loaded[0] = True
 
-    monkeypatch.setattr(router_module, "providers_loaded", lambda: loaded[0])
-    monkeypatch.setattr(router_module, "_load_providers", slow_import)
+    monkeypatch.setattr(providers, "is_loaded", lambda: loaded[0])
+    monkeypatch.setattr(providers, "warm_up", slow_import)
     policy = parse_policy("extends: default\nname: tight\nretries: {attempt_timeout_s: 1.0}\n")
     router = make_router(policy)
     fake_provider.script("deepseek-chat", answer("The answer is 4."))

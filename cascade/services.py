@@ -1,0 +1,148 @@
+"""What a Router is made of: its settings (plain values) and its collaborators, built by one factory.
+
+    settings = RouterSettings(budget_store="sqlite:///spend.db", trace_path="traces.jsonl")
+    services = build_services(policy, settings)                 # store, health, sink, transports, ...
+    Router(policy, services=services)                           # or Router(policy, settings, **overrides)
+
+Tests and embedding apps inject collaborators instead (a store or classifier object, a health board,
+``transport=MockTransport(handler)``, a fake ``clock``) by passing them to :func:`build_services`.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping
+
+from policies.budget import Cap, deployment_caps
+from policies.schema import Policy, with_transport
+
+from cascade.health import HealthBoard
+from cascade.trace import TraceSink
+from cascade.transport import Transport, transports_for
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """A Router's configuration: values only, nothing opened."""
+
+    budget_store: str | None = None          # store URL; None: the policy's budgets.store
+    trace_path: str | os.PathLike[str] | None = None
+    trace_text: bool = False
+    classifier: str | None = None            # registry name or artifact path; None: the policy's
+    global_cap_usd: float | None = None
+    user_cap_usd: float | None = None
+    cap_window: str = "total"
+    health_url: str | None = None            # share circuit breakers through this Redis
+    transport: str | None = None             # operator override of the catalog's transports
+    seed: int | None = None                  # retry jitter
+    env: Mapping[str, str] | None = None     # where key / base-URL variables are read (os.environ)
+
+
+_SETTINGS = frozenset(f.name for f in fields(RouterSettings))
+_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng"})
+
+
+@dataclass
+class RouterServices:
+    """A Router's collaborators. ``owns_store``: the Router closes the store it was built with."""
+
+    policy: Policy
+    store: Any
+    health: Any
+    sink: TraceSink | None
+    transports: Mapping[str, Transport]
+    classifier: Any
+    caps: tuple[Cap, ...]
+    env: Mapping[str, str]
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Any] = asyncio.sleep
+    rng: Any = field(default_factory=random.Random)
+    owns_store: bool = False
+
+    def credentials(self, alias: str) -> tuple[str | None, str | None]:
+        """(api_base, api_key) of a catalog model, from the catalog and the environment."""
+        spec = self.policy.catalog[alias]
+        base = spec.api_base or (self.env.get(spec.api_base_env) if spec.api_base_env else None)
+        key = self.env.get(spec.api_key_env) if spec.api_key_env else None
+        return base or None, key or None
+
+    def secrets(self) -> list[str]:
+        return [k for alias in self.policy.catalog for k in [self.credentials(alias)[1]] if k]
+
+    async def warm_up(self) -> None:
+        """Import litellm in a worker thread (the event loop keeps serving) before the first call of a
+        transport that needs it, so that no attempt's timeout counts the 6-9 s import."""
+        if any(t.needs_litellm for t in self.transports.values()):
+            from cascade import providers
+            if not providers.is_loaded():
+                await asyncio.to_thread(providers.warm_up)
+
+    def close(self) -> None:
+        if self.owns_store:
+            self.store.close()
+
+
+def build_services(policy: Policy, settings: RouterSettings | None = None, **options: Any) -> RouterServices:
+    """The one factory of a Router's collaborators. ``options``: fields of :class:`RouterSettings`,
+    or collaborators to use as they are (``budget_store``/``classifier`` given as objects, ``store``,
+    ``health``, ``sink``, ``transport`` as a :class:`Transport`, ``transports``, ``clock``, ``wall_clock``,
+    ``sleep``, ``rng``)."""
+    unknown = set(options) - _SETTINGS - _COLLABORATORS
+    if unknown:
+        raise TypeError(f"Router() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    given = {k: options.pop(k) for k in list(options) if k in _COLLABORATORS}
+    for name in ("budget_store", "classifier", "transport"):      # objects: collaborators, not settings
+        if options.get(name) is not None and not isinstance(options[name], str):
+            given[{"budget_store": "store", "transport": "transport_obj"}.get(name, name)] = options.pop(name)
+    settings = _merged(settings, options)
+    if settings.transport is not None:           # an operator's override of the catalog's transports
+        policy = with_transport(policy, settings.transport)
+    env = os.environ if settings.env is None else settings.env
+    clock = given.get("clock", time.monotonic)
+    store, owns = _store(policy, settings, given)
+    health = given.get("health") or _health(policy, settings, clock, store_given="store" in given)
+    services = RouterServices(
+        policy=policy, store=store, health=health,
+        sink=None, transports=given.get("transports") or transports_for(policy, given.get("transport_obj")),
+        classifier=given.get("classifier") or _classifier(policy, settings),
+        caps=deployment_caps(policy.budgets, global_cap_usd=settings.global_cap_usd,
+                             user_cap_usd=settings.user_cap_usd, cap_window=settings.cap_window),
+        env=env, clock=clock, wall_clock=given.get("wall_clock", time.time),
+        sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns)
+    services.sink = given.get("sink") or (TraceSink(settings.trace_path, keep_text=settings.trace_text,
+                                                    secrets=services.secrets())
+                                          if settings.trace_path is not None else None)
+    return services
+
+
+def _merged(settings: RouterSettings | None, options: dict[str, Any]) -> RouterSettings:
+    base = settings or RouterSettings()
+    return RouterSettings(**{**base.__dict__, **options}) if options else base
+
+
+def _store(policy: Policy, settings: RouterSettings, given: dict[str, Any]) -> tuple[Any, bool]:
+    if given.get("store") is not None:
+        return given["store"], False
+    from cascade.budget import open_budget_store
+    return open_budget_store(settings.budget_store or policy.budgets.store), True
+
+
+def _classifier(policy: Policy, settings: RouterSettings) -> Any:
+    from classifiers import load_classifier
+    return load_classifier(settings.classifier or policy.routing.classifier)
+
+
+def _health(policy: Policy, settings: RouterSettings, clock: Callable[[], float], *, store_given: bool) -> Any:
+    """Per-process breakers; shared through Redis when ``health_url`` is given or the budget store
+    itself is Redis (one replica's discovery that a provider is down protects the others)."""
+    local = HealthBoard(policy.circuit_breaker, clock=clock)
+    store = None if store_given else settings.budget_store or policy.budgets.store
+    url = settings.health_url or (store if store and store.startswith(("redis://", "rediss://")) else None)
+    if url is None:
+        return local
+    from cascade.health_shared import SharedHealthBoard
+    return SharedHealthBoard(local, url)
