@@ -83,7 +83,8 @@ class CheckBook:
         for rungs in policy.escalation.ladders.values():
             specs += [c for r in rungs for c in (r.checks or ())]
         for spec in specs:
-            self._checks.setdefault(self._key(spec), build_check(spec.name, dict(spec.params)))
+            if self._key(spec) not in self._checks:
+                self._checks[self._key(spec)] = build_check(spec.name, dict(spec.params), scorer=_scorer_of(spec))
 
     @staticmethod
     def _key(spec: CheckSpec) -> str:
@@ -323,6 +324,14 @@ async def _open_primed(transport: Transport, spec: CallSpec) -> PrimedStream:
     except StopAsyncIteration:
         first = None
     return PrimedStream(opened, first)
+
+
+def _scorer_of(spec: CheckSpec) -> Any:
+    """The loaded answer checker of an ``answer_checker`` check (artifacts are read once per process)."""
+    if spec.name != "answer_checker":
+        return None
+    from classifiers import load_answer_checker
+    return load_answer_checker(str(spec.param("artifact", "default")))
 
 
 def _late_grace(timeout: float) -> float:

@@ -100,7 +100,7 @@ class Router:
     async def begin(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict,
                     *, stream: bool = False) -> RequestRun:
         """Plan a request and open its trace (a budget refusal of the plan itself raises here)."""
-        await self.services.warm_up()          # litellm's import, if a transport needs it: not on an attempt's clock
+        await self.services.warm_up(streaming=bool(params.get("stream")))   # litellm's import, off the attempts' clock
         started = self._clock()
         try:
             routed = await self.aroute(messages, user=user, **params)

@@ -73,10 +73,10 @@ class RouterServices:
     def secrets(self) -> list[str]:
         return [k for alias in self.policy.catalog for k in [self.credentials(alias)[1]] if k]
 
-    async def warm_up(self) -> None:
-        """Import litellm in a worker thread (the event loop keeps serving) before the first call of a
-        transport that needs it, so that no attempt's timeout counts the 6-9 s import."""
-        if any(t.needs_litellm for t in self.transports.values()):
+    async def warm_up(self, *, streaming: bool = False) -> None:
+        """Import litellm in a worker thread (the event loop keeps serving) before the first call (or
+        stream) of a transport that needs it, so that no attempt's timeout counts the 6-9 s import."""
+        if any(t.needs_litellm or (streaming and t.streams_with_litellm) for t in self.transports.values()):
             from cascade import providers
             if not providers.is_loaded():
                 await asyncio.to_thread(providers.warm_up)

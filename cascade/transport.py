@@ -30,6 +30,7 @@ from cascade.provider_errors import map_provider_error
 class Transport(Protocol):
     name: str
     needs_litellm: bool          # its first call imports litellm (the Router warms it up off the clock)
+    streams_with_litellm: bool   # its streams do
 
     async def acall(self, call: CallSpec) -> CallResult: ...
 
@@ -39,7 +40,7 @@ class Transport(Protocol):
 
 
 class LiteLLMTransport:
-    name, needs_litellm = "litellm", True
+    name, needs_litellm, streams_with_litellm = "litellm", True, True
 
     async def acall(self, call: CallSpec) -> CallResult:
         from cascade.providers import acall
@@ -54,7 +55,7 @@ class LiteLLMTransport:
 
 
 class DirectTransport:
-    name, needs_litellm = "direct", False
+    name, needs_litellm, streams_with_litellm = "direct", False, True
 
     def __init__(self, streaming: Transport | None = None) -> None:
         self._streaming = streaming or LiteLLMTransport()
@@ -81,7 +82,7 @@ class MockTransport:
     chat.completion dict, or a str taken as the answer text. Errors the handler raises reach the
     cascade as they are (raise :mod:`policies.errors` provider errors to script failures)."""
 
-    name, needs_litellm = "mock", False
+    name, needs_litellm, streams_with_litellm = "mock", False, False
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler

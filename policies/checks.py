@@ -117,11 +117,11 @@ def _min_chars(params: dict) -> Check:
     return check
 
 
-def _answer_checker(params: dict) -> Check:
+def _answer_checker(params: dict, scorer: Any = None) -> Check:
     threshold = float(params.get("threshold", 0.5))
-    artifact = str(params.get("artifact", "default"))
-    from classifiers import load_answer_checker  # pure numpy scorer, loaded when the policy is built
-    scorer = load_answer_checker(artifact)
+    if scorer is None:
+        raise ValueError(f"check 'answer_checker' (artifact {params.get('artifact', 'default')!r}) needs its loaded "
+                         f"scorer: build_check(..., scorer=load_answer_checker(artifact))")
 
     def check(a: Answer) -> CheckOutcome:
         p = float(scorer.score_one(a.prompt, a.text))
@@ -165,7 +165,7 @@ CHECK_FACTORIES: dict[str, tuple[Callable[[dict], Check], dict[str, tuple[tuple[
     "no_refusal": (_no_refusal, {}),
     "answer_format": (_answer_format, {"pattern": ((str,), True)}),
     "min_chars": (_min_chars, {"n": ((int,), True)}),
-    "answer_checker": (_answer_checker, {"threshold": ((int, float), False), "artifact": ((str,), False)}),
+    "answer_checker": (_answer_checker, {"threshold": ((int, float), False), "artifact": ((str,), False)}),  # + scorer
     "custom": (_custom, {"callable": ((str,), True)}),
 }
 CHECK_NAMES = frozenset(CHECK_FACTORIES)
@@ -207,11 +207,13 @@ def validate_check_params(name: str, params: dict) -> None:
             raise ValueError(f"check 'json_schema': invalid JSON Schema: {type(exc).__name__}: {exc}") from None
 
 
-def build_check(name: str, params: dict) -> Check:
+def build_check(name: str, params: dict, *, scorer: Any = None) -> Check:
     """The check's callable, guarded: a check that raises (user code, an unresolvable ``$ref``) is a
-    failed check with the error as its reason, never an exception after the answer was paid for."""
+    failed check with the error as its reason, never an exception after the answer was paid for.
+    ``scorer``: the loaded answer checker an ``answer_checker`` check compares with its threshold (the
+    runtime loads it; this layer reads no file)."""
     factory, _ = CHECK_FACTORIES[name]
-    check = factory(params)
+    check = _answer_checker(params, scorer) if name == "answer_checker" else factory(params)
 
     def guarded(answer: Answer) -> CheckOutcome:
         try:

@@ -124,14 +124,11 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
         router = factory()
         state.bind(router)
         if warm_up:
-            from cascade.providers import warm_up as import_litellm
-            await asyncio.to_thread(import_litellm)
+            await router.services.warm_up(streaming=True)   # litellm's import, when a transport may need it
         try:
             yield
         finally:
-            from cascade import direct
-            await direct.aclose()       # this loop's direct-transport session, if one was opened
-            router.close()
+            await router.aclose()       # late answers drained into the ledger, sessions and store closed
 
     app = CascadeApp(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.cascade = state

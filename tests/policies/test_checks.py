@@ -273,3 +273,26 @@ def test_resolve_callable_imports():
 def test_validate_check_params(name, params, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         validate_check_params(name, params)
+
+
+def test_answer_checker_compares_the_given_scorer_with_its_threshold():
+    class Scorer:
+        def score_one(self, prompt, text):
+            return 0.7 if "bad" in text else 0.1
+
+    check = build_check("answer_checker", {"threshold": 0.5}, scorer=Scorer())
+    assert check(Answer(prompt="q", text="good")).passed
+    out = check(Answer(prompt="q", text="bad"))
+    assert not out.passed and out.score == 0.7 and "0.700 >= 0.5" in out.reason
+    with pytest.raises(ValueError, match="needs its loaded scorer"):
+        build_check("answer_checker", {"threshold": 0.5})
+
+
+def test_parsing_a_policy_reads_no_artifact():
+    """The pure layer reads no file: a policy with answer_checker checks parses without loading one."""
+    import subprocess
+    import sys
+    code = ("import sys; from policies.loader import load_policy; p = load_policy('default'); "
+            "print(sorted(m for m in sys.modules if m.startswith('classifiers')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
