@@ -20,18 +20,20 @@ answer kind of the prompt (classifiers.extract.prompt_kind: choice / number / co
                      agree (the second model called only when the rules pass)
   agree AND checker  accept only when both pass (the second model called only when the checker
                      passes, as ``parallel: false`` does)
+  rules, agree, ?->chk*   rules, agree, and checker* where agreement cannot judge; on code
+                          prompts the second model is not called (auto cannot judge code)
   rules, agree, checker*  accept only when the rules, agreement and checker* all pass
   agree OR checker   accept when either passes (the second model called only when the checker fails)
   second alone       not a cascade: the second cheap model answers everything
 
 Only prompts where the pair and every second model have an answer and a score (MMLU-Pro:
 DeepSeek-Coder-V2 answered 9,396 of the 10,683 prompts); kinds with fewer than MIN_ROWS prompts
-in the split are left out. Columns: quality as % of
-always-strong's, cost as % of always-strong's (every call paid: the cheap one, the second one
-when made, the strong one when escalated), share sent to the strong model, and random
-routing's quality (expected) at the same strong share and at the same cost. Where the folder
-has the benchmark's own extracted answers (answers.parquet), how many accepted cheap answers
-score 0 only because that scorer found no final answer in them. Then, where agreement cannot judge: how often, how good the cheap answers are there, and the
+in the split are left out. Columns: quality as % of always-strong's, cost as % of always-strong's
+(every call paid: the cheap one, the second one when made, the strong one when escalated), share
+sent to the strong model, and random routing's quality (expected) at the same strong share and at
+the same cost. Where the folder has the benchmark's own extracted answers (answers.parquet): how
+many accepted cheap answers score 0 only because that scorer found no final answer in them.
+Then, where agreement cannot judge: how often, how good the cheap answers are there, and the
 fallbacks; then the checker per answer kind: AUROC, how many correct / wrong cheap answers it
 flags at T, and the threshold with the largest gain over random at the same share, chosen on
 the calibration split ("abstains" when none beats random there). Last, one summary row per
@@ -223,6 +225,8 @@ def policies(rows: Rows, second: str, threshold: float) -> dict[str, Outcome]:
         "agree, ?->checker": outcome(rows, same | (unjudged & passed), second, 1.0),
         "rules, agree": outcome(rows, same & rules, second, rules),
         "agree AND checker": outcome(rows, same & passed, second, passed),
+        "rules, agree, ?->chk*": outcome(rows, rules & (same | (unjudged & passed_star)), second,
+                                         rules & (rows.kinds != "code")),
         "rules, agree, checker*": outcome(rows, rules & same & passed_star, second, rules & passed_star),
         "agree OR checker": outcome(rows, same | passed, second, ~passed),
     }
@@ -328,7 +332,9 @@ def checker_table(rows: Rows, evaluated: str, threshold: float) -> None:
         print(f"{' ' * len(lead)}  {label:14s} {fmt(outcome(part, accept, None, 0.0))}")
 
 
-SUMMARY = ("checker", "checker*", "agree", "rules, agree", "rules, agree, checker*", "agree OR checker")
+#: policy -> its column in the summary
+SUMMARY = {"checker": "checker", "agree": "agree", "rules, agree": "rules+agree",
+           "rules, agree, ?->chk*": "rules+agree ?chk*", "rules, agree, checker*": "rules+agree+chk*"}
 
 
 def pick_second(rows: Rows, threshold: float) -> str:
@@ -341,6 +347,7 @@ def pick_second(rows: Rows, threshold: float) -> str:
 
 
 def summary_rows(rows: Rows, evaluated: str, threshold: float) -> list[str]:
+    """One line per answer kind: the SUMMARY policies with the second model picked on calibration."""
     out = []
     for kind in kinds_in(rows.take(rows.splits == evaluated)):
         sel = rows.kinds == kind
@@ -353,12 +360,12 @@ def summary_rows(rows: Rows, evaluated: str, threshold: float) -> list[str]:
     return out
 
 
-def print_summary(lines: Sequence[str], threshold: float) -> None:
-    names = [n.replace("rules, agree, checker*", "rules,agree,chk*") for n in SUMMARY]
+def print_summary(lines: Sequence[str]) -> None:
     print("\n== summary: quality % / cost % of always-strong's, and quality minus random routing's at the "
           "same cost\n   (points; dear!: dearer than always-strong); second model: the one whose agreement gains "
           "most over\n   random on calibration")
-    print(f"{'folder':18s} {'kind':6s} {'second model':20s} {'n':>5s} " + " ".join(f"{n[:17]:>17s}" for n in names))
+    columns = " ".join(f"{n:>17s}" for n in SUMMARY.values())
+    print(f"{'folder':18s} {'kind':6s} {'second model':20s} {'n':>5s} {columns}")
     for line in lines:
         print(line)
 
@@ -390,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (folder / "responses.parquet").is_file():
             raise SystemExit(f"{folder}: no responses.parquet (answers are needed for a second opinion)")
         lines += folder_report(folder, args.split, threshold)
-    print_summary(lines, threshold)
+    print_summary(lines)
     return 0
 
 
