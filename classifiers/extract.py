@@ -1,0 +1,332 @@
+"""Final answers pulled out of model answers, and whether two answers agree (pure: no I/O, no state).
+
+    extract(text, kind, prompt=None) -> str | None     None: no final answer of that kind found
+    agree(a, b, kind, prompt=None) -> bool | None      None: cannot judge (an extraction failed)
+
+Kinds (the ``extract:`` values of an agreement check):
+
+* ``choice``: the option letter A-J. As MMLU-Pro's scorer: "the answer is (X)", then
+  "Answer: X"; then ``\\boxed{X}``, "the correct option is X", a last line that starts with an
+  option ("C. text"), a bare letter, and (given the prompt) an answer that is one option's text.
+  Unlike the scorer, the *last* statement counts ("the answer is (A)... so the answer is (B)" -> B),
+  the letter must end a word ("the answer is Hurler syndrome" is no "H") and, when the prompt
+  lists its options, must be one of them. :func:`classifiers.rules.extract_choice` (used by the
+  answer checker) is the first two steps only and is left as it is.
+* ``number``: the final number: "#### 42", the last ``\\boxed{...}``, "the answer is 1,234.50",
+  else the last number of the text. Canonical form: thousands commas, ``$`` and ``%`` dropped,
+  the unicode minus read as "-", fractions and decimals as exact rationals, written as an integer
+  ("3.0" -> "3"), a terminating decimal ("1/2" -> "0.5") or a reduced fraction ("2/6" -> "1/3").
+* ``json:<field>``: the field (dotted path, list indices as numbers: ``items.0.id``) of the JSON
+  object in the answer (whole answer, a fenced block, or the first object in the text); ``json``
+  alone is the whole object. Canonical JSON: sorted keys, no spaces, integral floats as integers.
+* ``text``: a short final answer, normalised: the stated final answer if there is one ("The
+  answer is Paris."), else the whole answer; NFKC, lower case, punctuation and a leading article
+  dropped, whitespace collapsed. Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None
+  (two long texts are not compared word for word).
+* ``auto``: from the prompt (:func:`answer_kind`): options listed -> choice, a numeric question ->
+  number, else text. Without a prompt: text.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import unicodedata
+from fractions import Fraction
+from typing import Any
+
+from classifiers.rules import is_multiple_choice
+from classifiers.signals import parse_options
+
+KINDS: tuple[str, ...] = ("auto", "choice", "number", "text", "json")
+#: a ``text`` answer longer than this (in words) cannot be judged
+TEXT_MAX_WORDS = 12
+_SHORT_CHARS = 50 * TEXT_MAX_WORDS  # longer candidates are not normalised at all
+_TAIL = 4000  # final answers are searched for in the answer's last characters
+_BOXED_CHARS = 400  # a \boxed{...} longer than this is not read
+
+# --- choice -------------------------------------------------------------------------------------
+# what may stand between a cue and its letter: spaces, "*", ":", "$", brackets, \boxed{, \text{
+_DECOR = r"(?:[\s*:_$(\[{}]|\\(?:boxed|text|textbf|mathbf|mathrm)\b|\\[(\[])*"
+_LETTER = r"([A-J])(?![\w'-])"
+_CHOICE_CUES = tuple(re.compile(cue + _DECOR + _LETTER) for cue in (
+    r"(?i:answer\s+is|answer\s+would\s+be|answer\s+should\s+be)",
+    r"(?i:answer)\s*:",
+    r"\\boxed\{",
+    r"(?i:(?:correct|best|right)\s+(?:option|choice)(?:\s+is)?)",
+    r"(?i:(?:correct|best|right)\s+(?:option|choice|answer)\b[^.\n]{0,80}?\bis)",
+))
+_LAST_LINE_OPTION = re.compile(r"^[\s*#>-]*\(?([A-J])(?:[.)]\s|\)?\W*$)")
+
+
+def extract_choice(text: str, prompt: str | None = None) -> str | None:
+    """The answer's final option letter (A-J), or None."""
+    tail = text[-_TAIL:]
+    options = parse_options(prompt) if prompt else {}
+    allowed = set(options) if len(options) >= 2 else set("ABCDEFGHIJ")
+    for cue in _CHOICE_CUES:
+        found = [x for x in cue.findall(tail) if x in allowed]
+        if found:
+            return found[-1]
+    lines = [line for line in tail.splitlines() if line.strip()]
+    last = _LAST_LINE_OPTION.match(lines[-1]) if lines else None
+    if last and last.group(1) in allowed:
+        return last.group(1)
+    return _option_by_text(text, options)
+
+
+def _option_by_text(text: str, options: dict[str, str]) -> str | None:
+    """The letter of the one option whose normalised text is the whole (short) answer."""
+    if not options or len(text) > _SHORT_CHARS:
+        return None
+    said = normalise_text(text)
+    if not said or len(said.split()) > TEXT_MAX_WORDS:
+        return None
+    hits = [letter for letter, option in options.items() if normalise_text(option) == said]
+    return hits[0] if len(hits) == 1 else None
+
+
+# --- number -------------------------------------------------------------------------------------
+_NUM = r"[-\u2212]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d{1,3})?|[-\u2212]?\.\d+"
+# a number, then "/ number" (a fraction) or "x 10^k" (scientific notation)
+_NUMBER = re.compile(r"(?<![\w.])(" + _NUM + r")(?:\s*/\s*(" + _NUM + r")|\s*(?:\\times|\\cdot|\u00d7|x|\*)\s*"
+                     r"10\s*\^\s*\{?\s*([-\u2212]?\d{1,3})\s*\}?)?(?![\d])")
+_HASHES = re.compile(r"####\s*([^\n]*)")
+_ANSWER_NUMBER_CUE = re.compile(r"(?i:answer\s+is|answer\s*:|answer\s+would\s+be)([^\n]*)")
+_LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_LATEX_NOISE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}|\\[,!;: ]|\{,\}|\\left|\\right")
+
+
+def boxed_contents(text: str) -> list[str]:
+    """The contents of every ``\\boxed{...}`` (nested braces balanced, at most _BOXED_CHARS), in order."""
+    out = []
+    for match in re.finditer(r"\\boxed\s*\{", text):
+        depth, start = 1, match.end()
+        for i in range(start, min(len(text), start + _BOXED_CHARS)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                out.append(text[start:i])
+                break
+    return out
+
+
+def _delatex(text: str) -> str:
+    text = _LATEX_NOISE.sub(lambda m: m.group(1) or "", text)
+    return _LATEX_FRAC.sub(r"\1/\2", text).replace("\\%", "%").replace("\\$", "$")
+
+
+def _to_fraction(raw: str) -> Fraction:
+    cleaned = raw.replace("\u2212", "-").replace("$", "").replace(",", "").replace(" ", "")
+    return Fraction(cleaned)
+
+
+def canonical_number(value: Fraction) -> str:
+    """An integer, a terminating decimal, or a reduced fraction ``p/q``."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    rest = value.denominator
+    for p in (2, 5):
+        while rest % p == 0:
+            rest //= p
+    if rest != 1:
+        return f"{value.numerator}/{value.denominator}"
+    digits = 0
+    while (value * 10 ** digits).denominator != 1:
+        digits += 1
+    sign, scaled = "-" if value < 0 else "", str(abs(value.numerator) * 10 ** digits // value.denominator)
+    scaled = scaled.rjust(digits + 1, "0")
+    return f"{sign}{scaled[:-digits]}.{scaled[-digits:]}"
+
+
+def _number_value(match: re.Match[str]) -> str | None:
+    try:
+        value = _to_fraction(match.group(1))
+        if match.group(2):
+            value /= _to_fraction(match.group(2))
+        if match.group(3):
+            value *= Fraction(10) ** int(match.group(3).replace("\u2212", "-"))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return canonical_number(value)
+
+
+def _last_number(text: str) -> str | None:
+    for match in reversed(list(_NUMBER.finditer(_delatex(text)))):
+        found = _number_value(match)
+        if found is not None:
+            return found
+    return None
+
+
+def _first_number(region: str) -> str | None:
+    """The first number of a short final-answer region ("42 apples", "\\frac{3}{4}")."""
+    for match in _NUMBER.finditer(_delatex(region)):
+        found = _number_value(match)
+        if found is not None:
+            return found
+    return None
+
+
+def extract_number(text: str) -> str | None:
+    """The answer's final number, canonical (see the module docstring), or None."""
+    tail = text[-_TAIL:]
+    for found in (_HASHES.findall(tail), boxed_contents(tail), _ANSWER_NUMBER_CUE.findall(tail)):
+        number = _first_number(found[-1]) if found else None
+        if number is not None:
+            return number
+    return _last_number(tail)
+
+
+# --- json ---------------------------------------------------------------------------------------
+_FENCED = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
+_JSON_STARTS = 20  # "{" / "[" positions tried when neither the whole answer nor a fenced block parses
+
+
+def _json_documents(text: str) -> list[Any]:
+    """JSON values in the answer: the whole text, fenced blocks, then the first object or array."""
+    candidates = [text.strip()] + [block.strip() for block in _FENCED.findall(text)]
+    found = []
+    for candidate in candidates:
+        try:
+            found.append(json.loads(candidate))
+        except (ValueError, RecursionError):
+            continue
+    if not found:
+        decoder = json.JSONDecoder()
+        for match in itertools.islice(re.finditer(r"[{\[]", text), _JSON_STARTS):
+            try:
+                found.append(decoder.raw_decode(text, match.start())[0])
+                break
+            except (ValueError, RecursionError):
+                continue
+    return found
+
+
+def _walk(value: Any, path: str) -> Any:
+    for step in path.split(".") if path else ():
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.lstrip("-").isdigit() and -len(value) <= int(step) < len(value):
+            value = value[int(step)]
+        else:
+            raise KeyError(step)
+    return value
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def extract_json(text: str, path: str = "") -> str | None:
+    """The canonical JSON of ``path`` in the answer's JSON (the whole document for ""), or None."""
+    for document in _json_documents(text):
+        try:
+            value = _walk(document, path)
+        except KeyError:
+            continue
+        return json.dumps(_integral(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return None
+
+
+# --- text ---------------------------------------------------------------------------------------
+_TEXT_CUE = re.compile(r"(?i:final answer|the answer is|answer\s*:)\s*(?:is)?\s*:?\s*([^\n]+)")
+_LEADING_CUE = re.compile(r"^(?:final answer|the answer is|answer)\b\s*(?:is)?\s*:?\s*", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+(?=\S)")
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, lower case, no leading "the answer is", punctuation -> spaces, one article dropped."""
+    text = unicodedata.normalize("NFKC", _delatex(text)).strip().lower()
+    text = _LEADING_CUE.sub("", text)
+    text = "".join(" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in text)
+    text = " ".join(text.split())
+    return _ARTICLE.sub("", text)
+
+
+def extract_text(text: str) -> str | None:
+    """The normalised short final answer, or None when it is long, code, or empty."""
+    if "```" in text:
+        return None
+    stated = _TEXT_CUE.findall(text[-_TAIL:])
+    boxed = boxed_contents(text[-_TAIL:])
+    candidate = boxed[-1] if boxed else stated[-1] if stated else text
+    if len(candidate) > _SHORT_CHARS:
+        return None
+    said = normalise_text(candidate)
+    if not said or len(said.split()) > TEXT_MAX_WORDS:
+        return None
+    return said
+
+
+# --- kinds --------------------------------------------------------------------------------------
+_CODE_REQUEST = re.compile(
+    r"\b(?:write|implement|create|complete|define|fix)\b[^.?\n]{0,60}?\b(?:function|program|script|class|"
+    r"method|code|query|regex|snippet)\b|```|^\s*def \w+\(", re.IGNORECASE | re.MULTILINE)
+_NUMERIC_CUE = re.compile(
+    r"\bhow (?:many|much|long|far|old|fast|often)\b|\bwhat (?:percent(?:age)?|fraction)\b|\\boxed|####"
+    r"|\bround(?:ed)? to\b|\bto the nearest\b", re.IGNORECASE)
+_COMPUTE_CUE = re.compile(
+    r"\b(?:calculate|compute|evaluate|solve|simplify)\b|\bwhat(?:'s| is)\s+[-(]?\d[\d\s.,+*/^()\u00d7\u00f7-]*\d"
+    r"|\bwhat is the (?:value|result|sum|product|total|difference|area|perimeter|volume|probability|average"
+    r"|mean|remainder|number)\b", re.IGNORECASE)
+
+
+def prompt_kind(prompt: str | None) -> str:
+    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` or ``text``."""
+    if not prompt:
+        return "text"
+    if is_multiple_choice(prompt):
+        return "choice"
+    if _CODE_REQUEST.search(prompt):
+        return "code"
+    if _NUMERIC_CUE.search(prompt) or (_COMPUTE_CUE.search(prompt) and re.search(r"\d", prompt)):
+        return "number"
+    return "text"
+
+
+def answer_kind(prompt: str | None) -> str:
+    """The extractor ``auto`` uses: ``choice``, ``number`` or ``text`` (code is compared as text,
+    which abstains on anything longer than a one-liner)."""
+    kind = prompt_kind(prompt)
+    return "text" if kind == "code" else kind
+
+
+def parse_kind(kind: str) -> tuple[str, str]:
+    """``(base, field)`` of an ``extract:`` value; ValueError for an unknown kind."""
+    base, sep, field = kind.partition(":")
+    if base not in KINDS or (sep and (base != "json" or not field)):
+        raise ValueError(f"unknown answer kind {kind!r}: expected auto, choice, number, text, json or json:<field>")
+    return base, field
+
+
+def extract(text: str, kind: str, prompt: str | None = None) -> str | None:
+    """The final answer of ``kind`` in ``text``, normalised, or None when there is none."""
+    base, field = parse_kind(kind)
+    if base == "auto":
+        base = answer_kind(prompt)
+    if not text or not text.strip():
+        return None
+    if base == "choice":
+        return extract_choice(text, prompt)
+    if base == "number":
+        return extract_number(text)
+    if base == "json":
+        return extract_json(text, field)
+    return extract_text(text)
+
+
+def agree(a: str, b: str, kind: str, prompt: str | None = None) -> bool | None:
+    """Whether two answers give the same final answer; None when either has none to compare."""
+    base, _ = parse_kind(kind)
+    resolved = answer_kind(prompt) if base == "auto" else kind
+    first = extract(a, resolved, prompt)
+    second = extract(b, resolved, prompt) if first is not None else None
+    if first is None or second is None:
+        return None
+    return first == second
