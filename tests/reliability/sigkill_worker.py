@@ -16,9 +16,12 @@ A worker runs ``concurrency`` request loops through ``Router.acomplete`` (``n`` 
 forever) and appends one line per finished request to its journal (one ``write`` on an ``O_APPEND`` fd,
 so a SIGKILL never leaves half a line)::
 
-    ok <request_id> <cost in nano-dollars of every paid attempt>      a response came back
-    err <request_id|-> <cost nano> <ErrorType>                        a typed CascadeError
-    untyped - 0 <ErrorType>                                           anything else (a defect)
+    ok <request_id> <cost in nano-dollars of every paid attempt> <late>      a response came back
+    err <request_id|-> <cost nano> <late> <ErrorType>                        a typed CascadeError
+    untyped - 0 0 <ErrorType>                                                anything else (a defect)
+
+``late``: calls given up at their timeout whose answer, if it still comes, the ledger records after
+the request has returned (so the ledger may hold more than the trace for that request).
 """
 from __future__ import annotations
 
@@ -76,9 +79,11 @@ def open_store(url: str, prefix: str = "") -> Any:
     return open_budget_store(url)
 
 
-def _paid_nano(trace: Any) -> int:
+def _paid_nano(trace: Any) -> str:
     from policies.budget import to_nano
-    return sum(to_nano(a.cost_usd) for a in getattr(trace, "attempts", ()) or ())
+    attempts = getattr(trace, "attempts", ()) or ()
+    late = sum(1 for a in attempts if (a.error or "").startswith("ProviderTimeout"))
+    return f"{sum(to_nano(a.cost_usd) for a in attempts)} {late}"
 
 
 async def _loop(router: Any, journal_fd: int, k: int, counter: list[int], n: int | None) -> None:
@@ -95,7 +100,7 @@ async def _loop(router: Any, journal_fd: int, k: int, counter: list[int], n: int
             rid = getattr(trace, "request_id", None) or "-"
             line = f"err {rid} {_paid_nano(trace)} {type(exc).__name__}\n"
         except Exception as exc:  # noqa: BLE001 - journalled: the test fails on it
-            line = f"untyped - 0 {type(exc).__name__}\n"
+            line = f"untyped - 0 0 {type(exc).__name__}\n"
         os.write(journal_fd, line.encode())
 
 
