@@ -1,12 +1,13 @@
 """What the engine needs to know about a request, extracted from OpenAI-style messages (pure).
 
 ``describe_messages`` validates the message shapes and raises ``InvalidRequestError`` naming the exact
-place (``messages[2].content[0].type``) of the first problem.
+place (``messages[2].content[0].type``) of the first problem. ``json_output`` reads which JSON output
+``response_format`` asks for.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from policies.errors import InvalidRequestError
 
@@ -16,6 +17,9 @@ IMAGE_PARTS = frozenset({"image_url", "input_image"})
 FILE_PARTS = frozenset({"file", "input_file"})
 DOCUMENT_MIME = ("application/pdf", "image/tiff")
 MAX_TEXT_CHARS = 20_000_000
+# What a response_format asks for: a JSON object (JSON mode) or JSON that follows a schema (structured
+# outputs). Catalog models declare each as its own capability (policies.schema.JSON_OUTPUT_CAPABILITY).
+JsonOutput = Literal["json_object", "json_schema"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Request:
     n_images: int = 0
     n_documents: int = 0
     needs_tools: bool = False
-    needs_json: bool = False
+    json_output: JsonOutput | None = None       # the JSON output response_format asks for, if any
     stream: bool = False
     user: str | None = None
 
@@ -113,6 +117,17 @@ def _part_kind(part: Any, where: str) -> str:
     if ptype in FILE_PARTS:
         return "document"
     raise InvalidRequestError(f"{where}.type must be one of text, image_url, file; got {ptype!r}")
+
+
+def json_output(response_format: Any) -> JsonOutput | None:
+    """Which JSON output a ``response_format`` asks for: ``{"type": "json_object"}``, ``{"type":
+    "json_schema", ...}``, or a pydantic model class (which litellm sends as a json_schema)."""
+    if isinstance(response_format, Mapping):
+        kind = response_format.get("type")
+        return kind if kind in ("json_object", "json_schema") else None
+    if isinstance(response_format, type) and callable(getattr(response_format, "model_json_schema", None)):
+        return "json_schema"
+    return None
 
 
 def _image_url(part: dict, where: str) -> str:

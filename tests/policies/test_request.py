@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from pydantic import BaseModel
 
 from cascade.planning import build_request, route
 from cascade.tokens import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, count_text_tokens
@@ -166,16 +167,24 @@ def test_build_request_counts_images_and_documents():
     assert request.prompt_tokens == count_text_tokens("read these") + TOKENS_PER_MESSAGE + 3 * TOKENS_PER_IMAGE
 
 
+class Answer(BaseModel):
+    answer: str
+
+
 @pytest.mark.parametrize("params, expected", [
-    ({}, dict(max_tokens=None, needs_tools=False, needs_json=False, stream=False)),
+    ({}, dict(max_tokens=None, needs_tools=False, json_output=None, stream=False)),
     ({"max_tokens": 256}, dict(max_tokens=256)),
     ({"max_completion_tokens": 300}, dict(max_tokens=300)),
     ({"max_tokens": 200, "max_completion_tokens": 300}, dict(max_tokens=200)),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, dict(needs_tools=True)),
     ({"tools": []}, dict(needs_tools=False)),
-    ({"response_format": {"type": "json_object"}}, dict(needs_json=True)),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, dict(needs_json=True)),
-    ({"response_format": {"type": "text"}}, dict(needs_json=False)),
+    ({"response_format": {"type": "json_object"}}, dict(json_output="json_object")),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+     dict(json_output="json_schema")),
+    ({"response_format": Answer}, dict(json_output="json_schema")),       # litellm sends a pydantic class as a schema
+    ({"response_format": {"type": "text"}}, dict(json_output=None)),
+    ({"response_format": {"type": ["json_object"]}}, dict(json_output=None)),
+    ({"response_format": "json_object"}, dict(json_output=None)),
     ({"stream": True}, dict(stream=True)),
     ({"temperature": 0.2, "seed": 1}, dict(max_tokens=None)),
 ])
