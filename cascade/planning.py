@@ -35,7 +35,7 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     validate_user(user)
-    counts = dict(n_messages=len(messages), n_images=facts.n_images, n_documents=facts.n_documents)
+    counts = dict(n_messages=len(messages), n_images=facts.n_images, document_pages=facts.document_pages)
     tokens = count_prompt_tokens(facts.text, exact=False, **counts)
     if policy is None or not _fits_everywhere(policy, tokens, max_tokens, facts):
         tokens = count_prompt_tokens(facts.text, exact=True, **counts)

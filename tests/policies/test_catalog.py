@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cascade.tokens import TOKENS_PER_DOCUMENT_PAGE
 from policies.engine import decide
 from policies.errors import ConfigError, InvalidRequestError
 from policies.loader import BUILTIN_POLICIES, load_policy, parse_policy
@@ -52,6 +53,11 @@ def test_every_policy_file_is_a_builtin_policy():
 def test_catalog_fact_matches_the_card(policy_name, model, fact, card_value):
     spec = load_policy(policy_name).catalog[model]
     assert FACTS[fact](spec) == card_value
+
+
+def test_deepseek_ocr_2_pages_are_estimated_at_the_cards_worst_case():
+    # DeepSeek-OCR-2 card: 256-1,120 visual tokens per page
+    assert TOKENS_PER_DOCUMENT_PAGE == 1_120
 
 
 @pytest.mark.parametrize("policy_name", POLICY_FILES)

@@ -1,5 +1,5 @@
 """What the catalog's card facts mean for routing, through the public Router: JSON mode vs structured
-outputs vs tools for image requests."""
+outputs vs tools for image requests, and documents estimated per page (context fit, reservation)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,10 @@ import json
 import pytest
 
 from cascade.router import Router
+from cascade.tokens import (TOKENS_PER_DOCUMENT_PAGE, TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, count_text_tokens,
+                           text_token_bound)
 from tests.harness.fake_provider import answer
+from tests.policies.documents import data_uri, pdf_bytes
 
 from .conftest import FixedScore
 
@@ -39,6 +42,13 @@ def models(routed) -> list[str]:
     return [a.model for a in routed.plan.attempts]
 
 
+def assert_estimate(routed, beyond_text: int) -> None:
+    """Prompt tokens = the text's tokens (counted exactly, or bounded by its bytes when no window is
+    near) + ``beyond_text``."""
+    text = routed.request.text
+    assert routed.request.prompt_tokens - beyond_text in (count_text_tokens(text), text_token_bound(text))
+
+
 # ---- the bar: Router("default").route(image + text, response_format=...) --------------------------------
 
 def test_a_json_object_image_request_starts_at_deepseek_vl2(default_router):
@@ -68,6 +78,34 @@ def test_a_json_schema_text_request_skips_deepseek_v2(default_router):
 def test_vl2_answers_up_to_its_4k_output_when_the_image_leaves_room(default_router):
     routed = default_router(classifier=FixedScore(0.0)).route(IMAGE_MESSAGES, max_tokens=2_000)
     assert routed.plan.attempts[0].model == "deepseek-vl2" and routed.plan.attempts[0].max_tokens == 2_000
+
+
+# ---- documents: pages x 1,120 tokens --------------------------------------------------------------------
+
+def document_messages(pages: int) -> list[dict]:
+    part = {"type": "file", "file": {"filename": "scan.pdf", "file_data": data_uri(pdf_bytes(pages))}}
+    return [{"role": "user", "content": [{"type": "text", "text": "Transcribe this scan."}, part]}]
+
+
+def test_a_document_is_estimated_per_page_for_fit_and_reservation(default_router):
+    router = default_router(classifier=FixedScore(0.0))
+    routed = router.route(document_messages(6))
+    assert_estimate(routed, TOKENS_PER_MESSAGE + 6 * TOKENS_PER_DOCUMENT_PAGE)
+    ocr = routed.plan.attempts[0]
+    assert ocr.model == "deepseek-ocr-2" and ocr.max_tokens == 1024
+    price = router.policy.catalog["deepseek-ocr-2"].price
+    assert ocr.est_cost_usd == pytest.approx(price.cost(routed.request.prompt_tokens, 1024))
+
+
+def test_a_document_too_long_for_ocr_2s_window_goes_to_gpt_4o(default_router):
+    # 7 pages x 1,120 + 1,024 output tokens > 8,192: DeepSeek-OCR-2 cannot take it
+    routed = default_router(classifier=FixedScore(0.0)).route(document_messages(7))
+    assert models(routed) == ["gpt-4o"]
+    assert "context window 8,192" in routed.plan.skipped[0].reason
+
+
+def test_images_keep_their_own_estimate(default_router):
+    assert_estimate(default_router().route(IMAGE_MESSAGES), TOKENS_PER_MESSAGE + TOKENS_PER_IMAGE)
 
 
 # ---- over HTTP: the call that reaches each model ---------------------------------------------------------
