@@ -9,7 +9,7 @@ from policies.budget import UNLIMITED, BudgetSnapshot
 from policies.engine import ALL_HEALTHY, Health, decide
 from policies.errors import InvalidRequestError
 from policies.plan import Plan
-from policies.request import Request, describe_messages
+from policies.request import Request, describe_messages, json_output
 from policies.schema import Policy
 
 from cascade.tokens import count_prompt_tokens
@@ -35,15 +35,14 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     validate_user(user)
-    response_format = params.get("response_format")
-    needs_json = isinstance(response_format, Mapping) and response_format.get("type") in ("json_object", "json_schema")
-    counts = dict(n_messages=len(messages), n_images=facts.n_images, n_documents=facts.n_documents)
+    counts = dict(n_messages=len(messages), n_images=facts.n_images, document_pages=facts.document_pages)
     tokens = count_prompt_tokens(facts.text, exact=False, **counts)
     if policy is None or not _fits_everywhere(policy, tokens, max_tokens, facts):
         tokens = count_prompt_tokens(facts.text, exact=True, **counts)
     return Request(text=facts.text, prompt_tokens=tokens, max_tokens=max_tokens, n_images=facts.n_images,
-                   n_documents=facts.n_documents, needs_tools=bool(params.get("tools")), needs_json=needs_json,
-                   stream=bool(params.get("stream")), user=user)
+                   n_documents=facts.n_documents, needs_tools=bool(params.get("tools")),
+                   json_output=json_output(params.get("response_format")), stream=bool(params.get("stream")),
+                   user=user)
 
 
 def validate_user(user: Any) -> None:

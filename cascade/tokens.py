@@ -14,7 +14,10 @@ from typing import Any
 from policies.errors import ConfigError
 
 TOKENS_PER_MESSAGE = 4          # role + separators, as chat templates add
-TOKENS_PER_IMAGE = 1_024        # a conservative per-image / per-page estimate for budgeting and fit
+TOKENS_PER_IMAGE = 1_024        # a conservative per-image estimate for budgeting and fit
+# Per document page: DeepSeek-OCR-2's model card gives 256-1,120 visual tokens per page; the planner
+# takes the worst case, so context fit and the budget reservation never fall short.
+TOKENS_PER_DOCUMENT_PAGE = 1_120
 _lock = threading.Lock()
 
 
@@ -54,9 +57,11 @@ def text_token_bound(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def count_prompt_tokens(text: str, *, n_messages: int, n_images: int = 0, n_documents: int = 0,
+def count_prompt_tokens(text: str, *, n_messages: int, n_images: int = 0, document_pages: int = 0,
                         exact: bool = True) -> int:
-    """Tokens of a whole conversation: its text, per-message overhead and an estimate per image/page.
-    ``exact=False`` returns the byte bound instead of running the tokenizer (never an under-count)."""
+    """Tokens of a whole conversation: its text, per-message overhead and an estimate per image and
+    per document page. ``exact=False`` returns the byte bound instead of running the tokenizer (never
+    an under-count)."""
     text_tokens = count_text_tokens(text) if exact else text_token_bound(text)
-    return text_tokens + TOKENS_PER_MESSAGE * n_messages + TOKENS_PER_IMAGE * (n_images + n_documents)
+    return (text_tokens + TOKENS_PER_MESSAGE * n_messages + TOKENS_PER_IMAGE * n_images
+            + TOKENS_PER_DOCUMENT_PAGE * document_pages)

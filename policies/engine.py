@@ -15,7 +15,7 @@ from policies.budget import UNLIMITED, BudgetSnapshot
 from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
 from policies.plan import Attempt, Plan, Skip
 from policies.request import Request
-from policies.schema import MODALITY_CAPABILITY, ModelSpec, Policy, Rung
+from policies.schema import JSON_OUTPUT_CAPABILITY, MODALITY_CAPABILITY, ModelSpec, Policy, Rung
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ def required_capabilities(request: Request) -> frozenset[str]:
     need = {MODALITY_CAPABILITY[request.modality]}
     if request.needs_tools:
         need.add("tools")
-    if request.needs_json:
-        need.add("json_mode")
+    if request.json_output is not None:
+        need.add(JSON_OUTPUT_CAPABILITY[request.json_output])
     if request.stream:
         need.add("streaming")
     return frozenset(need)

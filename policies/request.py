@@ -1,13 +1,15 @@
 """What the engine needs to know about a request, extracted from OpenAI-style messages (pure).
 
 ``describe_messages`` validates the message shapes and raises ``InvalidRequestError`` naming the exact
-place (``messages[2].content[0].type``) of the first problem.
+place (``messages[2].content[0].type``) of the first problem; it counts the pages of attached documents
+(``policies.documents``). ``json_output`` reads which JSON output ``response_format`` asks for.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
+from policies.documents import document_pages
 from policies.errors import InvalidRequestError
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -16,6 +18,9 @@ IMAGE_PARTS = frozenset({"image_url", "input_image"})
 FILE_PARTS = frozenset({"file", "input_file"})
 DOCUMENT_MIME = ("application/pdf", "image/tiff")
 MAX_TEXT_CHARS = 20_000_000
+# What a response_format asks for: a JSON object (JSON mode) or JSON that follows a schema (structured
+# outputs). Catalog models declare each as its own capability (policies.schema.JSON_OUTPUT_CAPABILITY).
+JsonOutput = Literal["json_object", "json_schema"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class MessageFacts:
     text: str            # the whole conversation's text, in order (what the classifier scores)
     n_images: int
     n_documents: int
+    document_pages: int = 0     # pages of all documents together (policies.documents: errs high, >= 1 each)
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Request:
     n_images: int = 0
     n_documents: int = 0
     needs_tools: bool = False
-    needs_json: bool = False
+    json_output: JsonOutput | None = None       # the JSON output response_format asks for, if any
     stream: bool = False
     user: str | None = None
 
@@ -51,7 +57,7 @@ def describe_messages(messages: Any) -> MessageFacts:
         raise InvalidRequestError("messages must be a non-empty list of {role, content} objects, "
                                   f"got {type(messages).__name__}")
     texts: list[str] = []
-    images = documents = 0
+    images = documents = pages = 0
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -62,28 +68,30 @@ def describe_messages(messages: Any) -> MessageFacts:
         for key, value in message.items():
             if key != "content":
                 _check_json(value, f"{where}.{key}")
-        t, im, doc = _describe_content(message.get("content"), f"{where}.content", role)
+        t, im, doc, pg = _describe_content(message.get("content"), f"{where}.content", role)
         texts.extend(t)
         images += im
         documents += doc
+        pages += pg
     text = "\n".join(texts)
     if len(text) > MAX_TEXT_CHARS:
         raise InvalidRequestError(f"messages hold {len(text):,} characters of text, over the limit of {MAX_TEXT_CHARS:,}")
-    return MessageFacts(text=text, n_images=images, n_documents=documents)
+    return MessageFacts(text=text, n_images=images, n_documents=documents, document_pages=pages)
 
 
-def _describe_content(content: Any, where: str, role: str) -> tuple[list[str], int, int]:
+def _describe_content(content: Any, where: str, role: str) -> tuple[list[str], int, int, int]:
+    """The texts, images, documents and document pages of one message's content."""
     if content is None:
         if role in ("assistant", "tool", "function"):
-            return [], 0, 0
+            return [], 0, 0, 0
         raise InvalidRequestError(f"{where} is missing (a {role} message needs content)")
     if isinstance(content, str):
         _check_text(content, where)
-        return [content], 0, 0
+        return [content], 0, 0, 0
     if not isinstance(content, list):
         raise InvalidRequestError(f"{where} must be a string or a list of parts, got {type(content).__name__}")
     texts: list[str] = []
-    images = documents = 0
+    images = documents = pages = 0
     for j, part in enumerate(content):
         kind = _part_kind(part, f"{where}[{j}]")
         if kind == "text":
@@ -92,7 +100,8 @@ def _describe_content(content: Any, where: str, role: str) -> tuple[list[str], i
             images += 1
         else:
             documents += 1
-    return texts, images, documents
+            pages += document_pages(_document_payload(part))
+    return texts, images, documents, pages
 
 
 def _part_kind(part: Any, where: str) -> str:
@@ -113,6 +122,28 @@ def _part_kind(part: Any, where: str) -> str:
     if ptype in FILE_PARTS:
         return "document"
     raise InvalidRequestError(f"{where}.type must be one of text, image_url, file; got {ptype!r}")
+
+
+def _document_payload(part: dict) -> str | None:
+    """A document part's data URI (or base64) when the request carries it: ``image_url.url``,
+    ``file.file_data`` (chat completions) or ``file_data`` (``input_file``); None for a file id or URL."""
+    if part.get("type") in IMAGE_PARTS:
+        ref = part.get("image_url")
+        return ref.get("url") if isinstance(ref, dict) else ref
+    file = part.get("file")
+    data = file.get("file_data") if isinstance(file, dict) else part.get("file_data")
+    return data if isinstance(data, str) else None
+
+
+def json_output(response_format: Any) -> JsonOutput | None:
+    """Which JSON output a ``response_format`` asks for: ``{"type": "json_object"}``, ``{"type":
+    "json_schema", ...}``, or a pydantic model class (which litellm sends as a json_schema)."""
+    if isinstance(response_format, Mapping):
+        kind = response_format.get("type")
+        return kind if kind in ("json_object", "json_schema") else None
+    if isinstance(response_format, type) and callable(getattr(response_format, "model_json_schema", None)):
+        return "json_schema"
+    return None
 
 
 def _image_url(part: dict, where: str) -> str:

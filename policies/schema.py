@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from policies.checks import CHECK_NAMES, validate_check_params
 from policies.errors import ConfigError
 
-Capability = Literal["text", "vision", "document_ocr", "json_mode", "tools", "streaming"]
+# What a catalog model can serve. json_mode: response_format {"type": "json_object"} (JSON mode);
+# json_schema: {"type": "json_schema", ...} (structured outputs). Model cards list the two apart
+# (DeepSeek-VL2 has JSON mode but no structured outputs), so a model declares each it supports.
+Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming"]
 Modality = Literal["text", "vision", "document"]
 Transport = Literal["litellm", "direct"]
 # Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
@@ -30,6 +33,7 @@ def speaks_direct(litellm_model: str) -> bool:
     provider, sep, name = litellm_model.partition("/")
     return bool(sep and name) and provider in DIRECT_PROVIDERS
 MODALITY_CAPABILITY: dict[str, str] = {"text": "text", "vision": "vision", "document": "document_ocr"}
+JSON_OUTPUT_CAPABILITY: dict[str, str] = {"json_object": "json_mode", "json_schema": "json_schema"}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]

@@ -39,7 +39,7 @@ catalog:
     price: {input_per_1m: 5.0, output_per_1m: 15.0}
     context_window: 128000
     max_output_tokens: 8192
-    capabilities: [text, json_mode, tools, streaming]
+    capabilities: [text, json_mode, json_schema, tools, streaming]
     strength: 10
 routing:
   thresholds: [0.3, 0.7]
@@ -209,9 +209,11 @@ def test_no_document_ladder_is_an_invalid_request():
 @pytest.mark.parametrize("flags, expected_caps", [
     ({}, {"text"}),
     ({"needs_tools": True}, {"text", "tools"}),
-    ({"needs_json": True}, {"text", "json_mode"}),
+    ({"json_output": "json_object"}, {"text", "json_mode"}),
     ({"stream": True}, {"text", "streaming"}),
-    ({"n_images": 1, "needs_json": True}, {"vision", "json_mode"}),
+    ({"n_images": 1, "json_output": "json_object"}, {"vision", "json_mode"}),
+    ({"json_output": "json_schema"}, {"text", "json_schema"}),
+    ({"n_images": 1, "json_output": "json_schema", "needs_tools": True}, {"vision", "json_schema", "tools"}),
     ({"n_documents": 1, "stream": True}, {"document_ocr", "streaming"}),
 ])
 def test_required_capabilities(flags, expected_caps):
@@ -219,12 +221,13 @@ def test_required_capabilities(flags, expected_caps):
 
 
 @pytest.mark.parametrize("flags, score, expected, skipped", [
-    ({"needs_json": True}, 0.0, ["medium", "large"], {"small": "lacks json_mode"}),
+    ({"json_output": "json_object"}, 0.0, ["medium", "large"], {"small": "lacks json_mode"}),
     ({"stream": True}, 0.0, ["medium", "large"], {"small": "lacks streaming"}),
     ({"needs_tools": True}, 0.0, ["large"], {"small": "lacks tools", "medium": "lacks tools"}),
-    ({"needs_tools": True, "needs_json": True}, 0.5, ["large"],
+    ({"needs_tools": True, "json_output": "json_object"}, 0.5, ["large"],
      {"small": "lacks json_mode, tools", "medium": "lacks tools"}),
-    ({"needs_json": True, "stream": True}, 0.9, ["large"], {"small": "lacks json_mode, streaming"}),
+    ({"json_output": "json_object", "stream": True}, 0.9, ["large"], {"small": "lacks json_mode, streaming"}),
+    ({"json_output": "json_schema"}, 0.0, ["large"], {"small": "lacks json_schema", "medium": "lacks json_schema"}),
 ])
 def test_requirements_filter_models(flags, score, expected, skipped):
     plan = decide(THREE, req(**flags), score)
@@ -235,18 +238,20 @@ def test_requirements_filter_models(flags, score, expected, skipped):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    ({"n_images": 1, "needs_json": True}, ["gpt-4o"]),     # VL2 has no json_mode
-    ({"n_images": 1, "needs_tools": True}, ["gpt-4o"]),    # nor tools
+    ({"n_images": 1, "json_output": "json_object"}, ["deepseek-vl2", "gpt-4o"]),  # VL2 has JSON mode,
+    ({"n_images": 1, "json_output": "json_schema"}, ["gpt-4o"]),     # not structured outputs,
+    ({"n_images": 1, "needs_tools": True}, ["gpt-4o"]),             # nor tools
+    ({"json_output": "json_schema"}, ["gpt-4o"]),                    # DeepSeek-V2: no structured outputs
     ({"n_images": 1, "stream": True}, ["deepseek-vl2", "gpt-4o"]),
     ({"n_documents": 1, "needs_tools": True}, ["gpt-4o"]),
-    ({"needs_tools": True, "needs_json": True, "stream": True}, ["deepseek-v2", "gpt-4o"]),
+    ({"needs_tools": True, "json_output": "json_object", "stream": True}, ["deepseek-v2", "gpt-4o"]),
 ])
 def test_requirements_filter_models_of_the_default_policy(flags, expected):
     assert models(decide(DEFAULT, req(prompt_tokens=1100, **flags), 0.1)) == expected
 
 
 def test_no_capable_model_is_an_invalid_request():
-    policy = parse_policy(THREE_RUNGS_YAML.replace("capabilities: [text, json_mode, tools, streaming]",
+    policy = parse_policy(THREE_RUNGS_YAML.replace("capabilities: [text, json_mode, json_schema, tools, streaming]",
                                                    "capabilities: [text, json_mode, streaming]"), source="nt.yaml")
     with pytest.raises(InvalidRequestError) as info:
         decide(policy, req(needs_tools=True), 0.1)
@@ -316,7 +321,7 @@ def test_vision_request_falls_back_to_vl2_when_gpt4o_is_down():
     (DEFAULT, {"deepseek-v2", "gpt-4o"}, {}),
     (DEFAULT, {"deepseek-vl2", "gpt-4o"}, {"n_images": 1}),
     (THREE, {"small", "medium", "large"}, {}),
-    (THREE, {"medium", "large"}, {"needs_json": True}),   # small lacks json_mode, the rest are down
+    (THREE, {"medium", "large"}, {"json_output": "json_object"}),   # small lacks json_mode, the rest are down
 ])
 def test_all_capable_models_down_is_escalation_exhausted(policy, down, flags):
     with pytest.raises(EscalationExhausted) as info:
@@ -401,7 +406,7 @@ def test_downgrade_picks_the_cheapest_capable_model_that_fits():
     plan = decide(THREE, req(), 0.9, snapshot(room))
     assert models(plan) == ["small"] and plan.downgraded
     # json needed: small lacks json_mode, so medium is the cheapest *capable* model
-    plan = decide(THREE, req(needs_json=True), 0.9, snapshot(room))
+    plan = decide(THREE, req(json_output="json_object"), 0.9, snapshot(room))
     assert models(plan) == ["medium"] and plan.downgraded
     assert plan.attempts[0].est_cost_usd <= room
 
@@ -460,7 +465,7 @@ def test_defaults_are_unlimited_and_all_healthy():
 
 def test_plan_to_dict_is_plain_data():
     import json
-    doc = decide(THREE, req(needs_json=True), 0.1).to_dict()
+    doc = decide(THREE, req(json_output="json_object"), 0.1).to_dict()
     assert json.loads(json.dumps(doc)) == doc
     assert doc["plan"][0]["model"] == "medium" and doc["skipped"] == [{"model": "small", "reason": "lacks json_mode"}]
 

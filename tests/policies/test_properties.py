@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,16 +12,16 @@ from policies.engine import Health, decide, required_capabilities, start_rung
 from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
 from policies.plan import Plan
 from policies.request import Request
-from policies.schema import Policy
+from policies.schema import Capability, Policy
 
-CAPABILITIES = ("text", "vision", "document_ocr", "json_mode", "tools", "streaming")
+CAPABILITIES = get_args(Capability)
 LADDER_CAPABILITY = {"text": "text", "vision": "vision", "document": "document_ocr"}
 EXPECTED_ERRORS = (InvalidRequestError, EscalationExhausted, BudgetExceeded)
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None)
 
 money = st.floats(min_value=0.0, max_value=2.0, allow_nan=False, allow_infinity=False)
 # Strategies are built once at import: building them inside @composite functions costs more than the test.
-_caps = st.integers(min_value=0, max_value=2 ** len(CAPABILITIES) - 1)    # a bit mask: one draw, not six
+_caps = st.integers(min_value=0, max_value=2 ** len(CAPABILITIES) - 1)    # a bit mask: one draw, not one per capability
 _price = st.fixed_dictionaries({"input_per_1m": st.floats(0.0, 30.0), "output_per_1m": st.floats(0.0, 60.0)})
 _window = st.integers(min_value=1, max_value=200_000)
 _max_output = st.integers(min_value=1, max_value=20_000)
@@ -90,7 +91,7 @@ requests = st.builds(
     n_images=st.integers(min_value=0, max_value=2),
     n_documents=st.sampled_from([0, 0, 0, 1, 2]),
     needs_tools=st.booleans(),
-    needs_json=st.booleans(),
+    json_output=st.sampled_from([None, "json_object", "json_schema"]),
     stream=st.booleans(),
     user=st.none() | st.just("alice"),
 )

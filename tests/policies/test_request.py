@@ -4,12 +4,14 @@ from __future__ import annotations
 import base64
 
 import pytest
+from pydantic import BaseModel
 
 from cascade.planning import build_request, route
-from cascade.tokens import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, count_text_tokens
+from cascade.tokens import TOKENS_PER_DOCUMENT_PAGE, TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, count_text_tokens
 from policies.errors import CascadeError, InvalidRequestError
 from policies.loader import load_policy
 from policies.request import MessageFacts, Request, describe_messages
+from tests.policies.documents import data_uri, pdf_bytes, tiff_bytes
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
 PDF = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 fake").decode()
@@ -163,19 +165,62 @@ def test_build_request_counts_images_and_documents():
                {"type": "image_url", "image_url": {"url": PNG}}, {"type": "file", "file": {"file_data": PDF}}]
     request = build_request([user(content)], {}, "alice")
     assert (request.n_images, request.n_documents, request.modality, request.user) == (2, 1, "document", "alice")
-    assert request.prompt_tokens == count_text_tokens("read these") + TOKENS_PER_MESSAGE + 3 * TOKENS_PER_IMAGE
+    assert request.prompt_tokens == (count_text_tokens("read these") + TOKENS_PER_MESSAGE + 2 * TOKENS_PER_IMAGE
+                                     + 1 * TOKENS_PER_DOCUMENT_PAGE)        # a PDF without page objects: one page
+
+
+def test_a_document_counts_1120_tokens_per_page():
+    # DeepSeek-OCR-2's card: 256-1,120 visual tokens per page; the estimate is the worst case
+    assert TOKENS_PER_DOCUMENT_PAGE == 1_120
+    one = build_request([user([{"type": "file", "file": {"file_data": data_uri(pdf_bytes(1))}}])], {}, None)
+    five = build_request([user([{"type": "file", "file": {"file_data": data_uri(pdf_bytes(5))}}])], {}, None)
+    assert five.prompt_tokens - one.prompt_tokens == 4 * 1_120
+
+
+@pytest.mark.parametrize("part, pages", [
+    ({"type": "file", "file": {"filename": "a.pdf", "file_data": data_uri(pdf_bytes(3))}}, 3),
+    ({"type": "input_file", "filename": "a.pdf", "file_data": data_uri(pdf_bytes(4, object_stream=True))}, 4),
+    ({"type": "image_url", "image_url": {"url": data_uri(pdf_bytes(2))}}, 2),
+    ({"type": "image_url", "image_url": data_uri(tiff_bytes(5), "image/tiff")}, 5),
+    ({"type": "file", "file": {"file_data": data_uri(b"\x89PNG\r\n\x1a\n", "image/png")}}, 1),
+    ({"type": "file", "file": {"file_id": "file-123"}}, 1),
+    ({"type": "input_file", "file_url": "https://example.com/a.pdf"}, 1),
+])
+def test_document_pages_are_counted_from_each_part_shape(part, pages):
+    facts = describe_messages([user([{"type": "text", "text": "read"}, part])])
+    assert (facts.n_documents, facts.document_pages) == (1, pages)
+
+
+def test_document_pages_add_up_across_parts_and_turns():
+    messages = [user([{"type": "file", "file": {"file_data": data_uri(pdf_bytes(3))}},
+                      {"type": "image_url", "image_url": {"url": PNG}}]),
+                {"role": "assistant", "content": "Read."},
+                user([{"type": "file", "file": {"file_data": data_uri(pdf_bytes(2))}}])]
+    facts = describe_messages(messages)
+    assert (facts.n_images, facts.n_documents, facts.document_pages) == (1, 2, 5)
+    request = build_request(messages, {}, None)
+    assert request.prompt_tokens == (count_text_tokens(facts.text) + 3 * TOKENS_PER_MESSAGE + TOKENS_PER_IMAGE
+                                     + 5 * TOKENS_PER_DOCUMENT_PAGE)
+
+
+class Answer(BaseModel):
+    answer: str
 
 
 @pytest.mark.parametrize("params, expected", [
-    ({}, dict(max_tokens=None, needs_tools=False, needs_json=False, stream=False)),
+    ({}, dict(max_tokens=None, needs_tools=False, json_output=None, stream=False)),
     ({"max_tokens": 256}, dict(max_tokens=256)),
     ({"max_completion_tokens": 300}, dict(max_tokens=300)),
     ({"max_tokens": 200, "max_completion_tokens": 300}, dict(max_tokens=200)),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, dict(needs_tools=True)),
     ({"tools": []}, dict(needs_tools=False)),
-    ({"response_format": {"type": "json_object"}}, dict(needs_json=True)),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, dict(needs_json=True)),
-    ({"response_format": {"type": "text"}}, dict(needs_json=False)),
+    ({"response_format": {"type": "json_object"}}, dict(json_output="json_object")),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+     dict(json_output="json_schema")),
+    ({"response_format": Answer}, dict(json_output="json_schema")),       # litellm sends a pydantic class as a schema
+    ({"response_format": {"type": "text"}}, dict(json_output=None)),
+    ({"response_format": {"type": ["json_object"]}}, dict(json_output=None)),
+    ({"response_format": "json_object"}, dict(json_output=None)),
     ({"stream": True}, dict(stream=True)),
     ({"temperature": 0.2, "seed": 1}, dict(max_tokens=None)),
 ])
