@@ -135,6 +135,34 @@ class ChatCompletion(_Open):
 
 # ── streams as the executor hands them on ───────────────────────────────────────────────────
 
+class OutputCap:
+    """Stops a stream whose provider sends more than the ``max_tokens`` asked for (some ignore it):
+    past ``1.25 x max_tokens + 16`` tokens (room for another model's tokenizer counting differently)
+    the stream is cut, ``finish_reason`` "length". Counting is free until the text's UTF-8 bytes (an
+    upper bound of its DeepSeek tokens) pass the cap; then each piece is tokenized as it comes."""
+
+    def __init__(self, max_tokens: Any) -> None:
+        ok = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0
+        self.limit = int(max_tokens * 1.25) + 16 if ok else None
+        self._bytes, self._tokens = 0, -1
+        self.cut = False
+
+    def take(self, piece: str, text_so_far: Callable[[], str]) -> bool:
+        """Count ``piece``; True when the stream is now over the cap and must be cut."""
+        if self.limit is None or self.cut or not piece:
+            return self.cut
+        from cascade.tokens import count_text_tokens
+        if self._tokens < 0:
+            self._bytes += len(piece) if piece.isascii() else len(piece.encode("utf-8", "surrogatepass"))
+            if self._bytes <= self.limit:
+                return False
+            self._tokens = count_text_tokens(text_so_far())
+        else:
+            self._tokens += count_text_tokens(piece)
+        self.cut = self._tokens > self.limit
+        return self.cut
+
+
 @dataclass
 class BufferedStream:
     """A drained stream: the call's result plus the chunks to replay to the caller."""

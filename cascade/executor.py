@@ -172,6 +172,7 @@ class LiveExecutor:
                 self.health.release_probe(attempt.model)
         self.health.success(attempt.model)
         candidate = self._checked(attempt, result, cost, ctx, trace, notes)
+        candidate.record.overrun_usd = self.gate.overrun(reservation, cost)
         passed = sum(o.passed for o in candidate.record.checks)
         return answered(passed, len(candidate.record.checks) - passed), candidate
 
@@ -203,7 +204,8 @@ class LiveExecutor:
             self.health.success(attempt.model)
             trace.add(AttemptRecord(attempt.model, "ok", _joined(attempt.reason, notes), result.prompt_tokens,
                                     result.completion_tokens, cost, self._clock() - started,
-                                    finish_reason=result.finish_reason))
+                                    finish_reason=result.finish_reason,
+                                    overrun_usd=self.gate.overrun(reservation, cost)))
             outcome.append(answered(0, 0))
         finally:
             if not settled:

@@ -6,11 +6,17 @@
 - ``fail_open``: the call goes ahead unbudgeted; the trace says so.
 After a call has been paid for, a store failure never loses the answer: the cost stays in the trace
 (``unrecorded_cost_usd``) and the reservation expires after its TTL.
+
+A settle above its reservation (a provider reported more tokens than were reserved for) is an
+*overrun*: committed whole — counted against every cap at once — and flagged (a note in the attempt,
+``overrun_usd`` in the trace and ``cascade_overrun_usd_total``).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Any
 
 from policies.errors import BudgetStoreUnavailable
@@ -24,6 +30,17 @@ class BudgetGate:
         self.fail_open = fail_open
         self.ttl_s = ttl_s
         self._late: set[asyncio.Task] = set()
+        self._held_s = 1.0          # moving average of how long a reservation is held (reserve -> settle)
+
+    def settle_estimate_s(self) -> float:
+        """Whole seconds in which reservations in flight are expected to settle (for Retry-After when
+        only they stand in a request's way): the recent mean hold time, rounded up, within [1, 60]."""
+        return float(min(60, max(1, math.ceil(self._held_s))))
+
+    def _settled(self, reservation: Any) -> None:
+        held = self.ttl_s - (reservation.expires_at - time.time())
+        if math.isfinite(held) and held >= 0:
+            self._held_s += 0.1 * (held - self._held_s)
 
     def settle_late(self, call: "asyncio.Future[Any]", *, request_id: str, user: str | None, model: str,
                     caps: Any, price: Any) -> None:
@@ -72,10 +89,26 @@ class BudgetGate:
             notes.append(f"budget store unavailable, proceeding unbudgeted (fail_open): {exc}")
             return None
 
+    @staticmethod
+    def overrun(reservation: Any, cost_usd: float) -> float:
+        """USD by which ``cost_usd`` exceeds what ``reservation`` held (0.0 when within it)."""
+        if reservation is None:
+            return 0.0
+        excess = cost_usd - reservation.amount_usd
+        return excess if excess > 1e-12 else 0.0
+
     async def commit(self, reservation: Any, cost_usd: float, notes: list[str]) -> bool:
-        """Record the spend; False (and a note) when the store could not take it."""
+        """Record the spend; False (and a note) when the store could not take it. An overrun is
+        committed whole and noted."""
         if reservation is None:
             return False
+        self._settled(reservation)
+        excess = self.overrun(reservation, cost_usd)
+        if excess:
+            log.warning("overrun: request %s cost $%.9f, $%.9f more than reserved", reservation.request_id,
+                        cost_usd, excess)
+            notes.append(f"overrun: the provider reported ${cost_usd:.6f}, ${excess:.6f} over the "
+                         f"${reservation.amount_usd:.6f} reserved (counted against the caps)")
         try:
             await self.store.acommit(reservation, cost_usd)
             return True
@@ -87,6 +120,7 @@ class BudgetGate:
     async def release(self, reservation: Any) -> None:
         if reservation is None:
             return
+        self._settled(reservation)
         try:
             await self.store.arelease(reservation)
         except BudgetStoreUnavailable:

@@ -1,5 +1,11 @@
 """From messages to a Plan: describe the messages, count tokens, score, decide. Shared by
-``Router.route`` / ``Router.complete`` and the ``cascade route`` command."""
+``Router.route`` / ``Router.complete`` and the ``cascade route`` command.
+
+Work per request is bounded before anything expensive: :func:`check_prompt_size` refuses a prompt over
+``max_prompt_chars`` (:class:`PromptTooLarge`) from a count of characters that costs one pass over the
+messages; the byte bound decides context fit without the tokenizer whenever it can; and a prompt longer
+than :data:`OFF_LOOP_CHARS` is planned in the Router's bounded thread pool (``Router.aroute``).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,12 +13,47 @@ from typing import Any, Mapping, Sequence
 
 from policies.budget import UNLIMITED, BudgetSnapshot
 from policies.engine import ALL_HEALTHY, Health, decide
-from policies.errors import InvalidRequestError
+from policies.errors import InvalidRequestError, PromptTooLarge
 from policies.plan import Plan
 from policies.request import Request, describe_messages, json_output
 from policies.schema import Policy
 
 from cascade.tokens import count_prompt_tokens
+
+
+# Ordinary text runs 3-5 characters per DeepSeek token; the default prompt limit allows 8 per token
+# of the largest context window of the policy's catalog (128K tokens: 1,048,576 characters).
+CHARS_PER_TOKEN_ALLOWED = 8
+OFF_LOOP_CHARS = 32_768
+
+
+def default_max_prompt_chars(policy: Policy) -> int:
+    return CHARS_PER_TOKEN_ALLOWED * max(spec.context_window for spec in policy.catalog.values())
+
+
+def prompt_chars(messages: Any) -> int:
+    """Characters of text in ``messages`` (string contents and text parts), in one cheap pass that
+    trusts nothing: what is not text is left to :func:`describe_messages` to refuse."""
+    if not isinstance(messages, (list, tuple)):
+        return 0
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(p["text"]) for p in content
+                         if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+    return total
+
+
+def check_prompt_size(messages: Any, limit: int) -> int:
+    """The prompt's characters, or :class:`PromptTooLarge` when they exceed ``limit``."""
+    chars = prompt_chars(messages)
+    if chars > limit:
+        raise PromptTooLarge(f"messages hold {chars:,} characters of text, over this server's limit of {limit:,} "
+                             "(max_prompt_chars): shorten the prompt", chars=chars, limit=limit)
+    return chars
 
 
 @dataclass(frozen=True)

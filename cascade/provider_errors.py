@@ -101,8 +101,15 @@ def map_provider_error(exc: BaseException, *, model: str,
     return cls(message, model=model, status_code=status)
 
 
+# litellm checks messages before it sends them and raises a bare Exception (which it wraps as an
+# APIConnectionError, "500"): the request's fault, never retried, never held against the provider.
+_REFUSED_LOCALLY = ("valid OpenAI chat completion messages",)
+
+
 def _classify(chain: list[BaseException], status: int | None,
               text: str) -> tuple[type[ProviderError], str]:
+    if any(marker in text for marker in _REFUSED_LOCALLY):
+        return BadRequestError, "bad request (refused by litellm before sending)"
     if not _any_of(chain, _ANSWERED):
         if _any_of(chain, _TIMEOUTS):
             return ProviderTimeout, "timed out"

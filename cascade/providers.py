@@ -32,7 +32,7 @@ from typing import Any
 
 from policies.errors import ProviderConnectionError, ProviderError
 
-from cascade.calls import RESERVED_PARAMS, CallResult, check_call_args, make_result  # noqa: F401 - re-exported
+from cascade.calls import RESERVED_PARAMS, CallResult, OutputCap, check_call_args, make_result  # noqa: F401
 from cascade.provider_errors import map_provider_error, parse_retry_after, redact
 
 __all__ = ["CallResult", "AsyncCallStream", "CallStream", "acall", "call", "map_provider_error",
@@ -161,7 +161,8 @@ async def acall(*, litellm_model: str, messages: list, api_base: str | None, api
     finally:
         _IN_OUR_CALL.reset(token)
     return _finish(response, AsyncCallStream, stream=stream, started=started, messages=messages,
-                   model_alias=model_alias, litellm_model=litellm_model, api_key=api_key)
+                   model_alias=model_alias, litellm_model=litellm_model, api_key=api_key,
+                   max_tokens=params.get("max_tokens"))
 
 
 def call(*, litellm_model: str, messages: list, api_base: str | None, api_key: str | None,
@@ -179,16 +180,18 @@ def call(*, litellm_model: str, messages: list, api_base: str | None, api_key: s
     finally:
         _IN_OUR_CALL.reset(token)
     return _finish(response, CallStream, stream=stream, started=started, messages=messages,
-                   model_alias=model_alias, litellm_model=litellm_model, api_key=api_key)
+                   model_alias=model_alias, litellm_model=litellm_model, api_key=api_key,
+                   max_tokens=params.get("max_tokens"))
 
 
 # ── streaming ───────────────────────────────────────────────────────────────────────────────
 
 class _StreamBase:
-    """Assembles the chunks (text, finish_reason, usage) as they pass through the iterator."""
+    """Assembles the chunks (text, finish_reason, usage) as they pass through the iterator, and cuts
+    a stream that goes past its ``max_tokens`` (:class:`cascade.calls.OutputCap`)."""
 
     def __init__(self, stream: Any, *, started: float, model_alias: str, litellm_model: str,
-                 messages: list, api_key: str | None) -> None:
+                 messages: list, api_key: str | None, max_tokens: Any = None) -> None:
         self._stream, self._started, self._messages, self._api_key = stream, started, messages, api_key
         self.model_alias, self.litellm_model = model_alias, litellm_model
         self.chunks: list[Any] = []
@@ -197,6 +200,7 @@ class _StreamBase:
         self.usage: Any = None
         self.first_chunk_s: float | None = None
         self.done = False
+        self.cap = OutputCap(max_tokens)
 
     @property
     def text(self) -> str:
@@ -212,6 +216,8 @@ class _StreamBase:
             if piece:
                 self._parts.append(piece)
             self.finish_reason = getattr(choice, "finish_reason", None) or self.finish_reason
+            if piece and self.cap.take(piece, lambda: self.text):
+                self.finish_reason = "length"
         if getattr(chunk, "usage", None) is not None:
             self.usage = chunk.usage
         return chunk
@@ -244,6 +250,12 @@ class AsyncCallStream(_StreamBase):
         return self
 
     async def __anext__(self) -> Any:
+        if self.cap.cut and not self.done:      # over max_tokens: stop reading, close the connection
+            self.done = True
+            try:
+                await self._stream.aclose()
+            except Exception:  # noqa: BLE001 - the stream is abandoned either way
+                pass
         if self.done:
             raise StopAsyncIteration
         token = _IN_OUR_CALL.set(True)
@@ -271,6 +283,12 @@ class CallStream(_StreamBase):
         return self
 
     def __next__(self) -> Any:
+        if self.cap.cut and not self.done:
+            self.done = True
+            try:
+                self._stream.close()
+            except Exception:  # noqa: BLE001
+                pass
         if self.done:
             raise StopIteration
         token = _IN_OUR_CALL.set(True)

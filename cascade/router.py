@@ -29,7 +29,7 @@ from policies.walk import Accept
 
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor, WalkResult
 from cascade.gate import BudgetGate
-from cascade.planning import Routed, route, validate_user
+from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
 from cascade.services import RouterServices, RouterSettings, build_services
 from cascade.trace import RouteTrace
 from cascade.transport import aclose_all
@@ -73,19 +73,27 @@ class Router:
     def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
         """Dry run: what the router would do with these messages now, and why. No model is called."""
         validate_user(user)
+        check_prompt_size(messages, self.services.max_prompt_chars)
         snapshot = self.store.snapshot(user=user, caps=self.caps) if self.caps else None
         kwargs = {"budget": snapshot} if snapshot is not None else {}
         return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
 
     async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
-        """:meth:`route` with the budget store read without blocking the event loop."""
+        """:meth:`route` without blocking the event loop: the budget store read asynchronously, a prompt
+        over ``max_prompt_chars`` refused at once (:class:`PromptTooLarge`), and one over
+        :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool."""
         validate_user(user)
+        chars = check_prompt_size(messages, self.services.max_prompt_chars)
         kwargs: dict[str, Any] = {}
         if self.caps:
             snapshot = await self._store_call(self.store.asnapshot(user=user, caps=self.caps))
             if snapshot is not None:
                 kwargs["budget"] = snapshot
-        return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
+        args = (self.policy, self.classifier, messages, params)
+        kwargs.update(user=user, health=self.health.snapshot())
+        if chars > OFF_LOOP_CHARS:
+            return await self.services.off_loop(route, *args, **kwargs)
+        return route(*args, **kwargs)
 
     async def _store_call(self, awaitable: Any) -> Any:
         try:
@@ -151,9 +159,19 @@ class Router:
         raise exc
 
     def with_retry_after(self, exc: BudgetExceeded) -> BudgetExceeded:
-        if exc.retry_after is None and exc.window in ("minute", "hour", "day", "month"):
+        """Seconds until a retry may pass: the window's reset, or, when only reservations in flight stand
+        in the way, the time they are expected to settle (never later than the reset)."""
+        if exc.retry_after is not None and not exc.in_flight:
+            return exc
+        reset = None
+        if exc.window in ("minute", "hour", "day", "month"):
             _, end = window_bucket(exc.window, self._wall())
-            exc.retry_after = max(1.0, float(end) - self._wall()) if end is not None else None
+            reset = max(1.0, float(end) - self._wall()) if end is not None else None
+        if exc.in_flight:
+            settle = self.gate.settle_estimate_s()
+            exc.retry_after = settle if reset is None else min(settle, reset)
+        elif exc.retry_after is None:
+            exc.retry_after = reset
         return exc
 
     def _write(self, run: RequestRun, chosen: Candidate | None) -> None:

@@ -10,9 +10,12 @@ Tests and embedding apps inject collaborators instead (a store or classifier obj
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
@@ -39,6 +42,8 @@ class RouterSettings:
     transport: str | None = None             # operator override of the catalog's transports
     seed: int | None = None                  # retry jitter
     env: Mapping[str, str] | None = None     # where key / base-URL variables are read (os.environ)
+    max_prompt_chars: int | None = None      # longer prompts are refused at once; None: planning's default
+    planning_threads: int = 2                # threads that plan long prompts off the event loop
 
 
 _SETTINGS = frozenset(f.name for f in fields(RouterSettings))
@@ -62,6 +67,23 @@ class RouterServices:
     sleep: Callable[[float], Any] = asyncio.sleep
     rng: Any = field(default_factory=random.Random)
     owns_store: bool = False
+    max_prompt_chars: int = 0                # 0: planning.default_max_prompt_chars(policy)
+    planning_threads: int = 2
+    _planner: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _planner_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.max_prompt_chars:
+            from cascade.planning import default_max_prompt_chars
+            self.max_prompt_chars = default_max_prompt_chars(self.policy)
+
+    async def off_loop(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in the planning pool (at most ``planning_threads`` at once; the rest
+        wait their turn), so that a long prompt's tokenizing never stalls the event loop."""
+        with self._planner_lock:
+            if self._planner is None:
+                self._planner = ThreadPoolExecutor(self.planning_threads, thread_name_prefix="cascade-plan")
+        return await asyncio.get_running_loop().run_in_executor(self._planner, functools.partial(fn, *args, **kwargs))
 
     def credentials(self, alias: str) -> tuple[str | None, str | None]:
         """(api_base, api_key) of a catalog model, from the catalog and the environment."""
@@ -82,6 +104,8 @@ class RouterServices:
                 await asyncio.to_thread(providers.warm_up)
 
     def close(self) -> None:
+        if self._planner is not None:
+            self._planner.shutdown(wait=False, cancel_futures=True)
         if self.owns_store:
             self.store.close()
 
@@ -112,11 +136,20 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
         caps=deployment_caps(policy.budgets, global_cap_usd=settings.global_cap_usd,
                              user_cap_usd=settings.user_cap_usd, cap_window=settings.cap_window),
         env=env, clock=clock, wall_clock=given.get("wall_clock", time.time),
-        sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns)
+        sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns,
+        max_prompt_chars=_positive("max_prompt_chars", settings.max_prompt_chars) or 0,
+        planning_threads=_positive("planning_threads", settings.planning_threads) or 2)
     services.sink = given.get("sink") or (TraceSink(settings.trace_path, keep_text=settings.trace_text,
                                                     secrets=services.secrets())
                                           if settings.trace_path is not None else None)
     return services
+
+
+def _positive(name: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        from policies.errors import ConfigError
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _merged(settings: RouterSettings | None, options: dict[str, Any]) -> RouterSettings:

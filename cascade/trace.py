@@ -3,9 +3,10 @@
 One JSON object per request::
 
     {"v": 1, "request_id", "ts", "user", "policy", "score", "modality", "model", "escalated",
-     "cost_usd", "latency_s", "outcome": "ok" | "best_answer" | "error", "error",
+     "cost_usd", "latency_s", "outcome": "ok" | "best_answer" | "error", "error", "overrun_usd",
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
-                   "latency_s", "error", "finish_reason", "checks": [{"name", "passed", "reason", "score"}],
+                   "latency_s", "error", "finish_reason", "overrun_usd",
+                   "checks": [{"name", "passed", "reason", "score"}],
                    "answer"},     # an attempt's answer text: only when the sink keeps text
                   ],
      "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
@@ -39,6 +40,7 @@ class AttemptRecord:
     checks: list[CheckOutcome] = field(default_factory=list)
     finish_reason: str | None = None
     answer: str | None = field(default=None, repr=False)   # written only by a sink that keeps text
+    overrun_usd: float = 0.0      # cost beyond the reservation (the provider reported more than reserved)
 
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in _ATTEMPT_FIELDS}
@@ -49,7 +51,7 @@ class AttemptRecord:
 
 
 _ATTEMPT_FIELDS = ("model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
-                   "error", "finish_reason")
+                   "error", "finish_reason", "overrun_usd")
 
 
 @dataclass
@@ -73,6 +75,11 @@ class RouteTrace:
         self.cost_usd = sum(a.cost_usd for a in self.attempts)
         return record
 
+    @property
+    def overrun_usd(self) -> float:
+        """Cost committed beyond the attempts' reservations (providers that reported more than reserved)."""
+        return sum(a.overrun_usd for a in self.attempts)
+
     def accepted(self, model: str, outcome: str, escalated: bool) -> None:
         """The walk accepted ``model``'s answer (``outcome``: ok | best_answer)."""
         self.model, self.outcome, self.escalated = model, outcome, escalated
@@ -90,6 +97,7 @@ class RouteTrace:
                 "score": self.score, "modality": self.modality, "model": self.model,
                 "escalated": self.escalated, "cost_usd": self.cost_usd, "latency_s": self.latency_s,
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
+                "overrun_usd": self.overrun_usd,
                 "attempts": [a.to_dict(with_text=with_text) for a in self.attempts]}
 
 

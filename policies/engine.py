@@ -150,8 +150,13 @@ def _downgrade(policy: Policy, request: Request, ladder: tuple[Rung, ...], usabl
         raise BudgetExceeded(f"no capable model fits the per-request budget of ${per_request:.6f}",
                              scope="request", window="request", limit_usd=per_request)
     cap = tight.cap
+    cheapest = min(_attempt(policy, request, ladder[i], i, "").est_cost_usd for i in usable)
+    in_flight = tight.reserved_usd > 0 and all(cheapest <= u.cap.limit_usd - u.spent_usd for u in budget.usages)
+    why = (f"; ${tight.reserved_usd:.6f} of it is held by requests in flight: retry when they settle"
+           if in_flight else "")
     raise BudgetExceeded(f"{cap.scope} budget ${cap.limit_usd:.6f} per {cap.window} leaves ${tight.remaining_usd:.6f}: "
-                         f"no capable model fits", scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd)
+                         f"no capable model fits{why}", scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd,
+                         in_flight=in_flight)
 
 
 def _raise_unserviceable(policy: Policy, request: Request, skipped: list[Skip]) -> None:

@@ -3,6 +3,7 @@
     CascadeError
     ├── ConfigError            (also a ValueError) bad policy file / bad option; names file, line, field
     ├── InvalidRequestError    (also a ValueError) bad messages or parameters passed to the router
+    │   └── PromptTooLarge          the prompt is over the Router's max_prompt_chars (refused before tokenizing)
     ├── ProviderError          a model call failed; carries model alias and status code
     │   ├── RateLimitError          429 (retry_after seconds when the provider said so)
     │   ├── ProviderTimeout         the call or the overall deadline timed out
@@ -40,6 +41,14 @@ class ConfigError(CascadeError, ValueError):
 
 class InvalidRequestError(CascadeError, ValueError):
     """The messages or parameters given to the router are malformed."""
+
+
+class PromptTooLarge(InvalidRequestError):
+    """The messages hold more text than the Router takes (``max_prompt_chars``); refused at once."""
+
+    def __init__(self, message: str, *, chars: int, limit: int) -> None:
+        self.chars, self.limit = chars, limit
+        super().__init__(message)
 
 
 class ProviderError(CascadeError):
@@ -88,14 +97,18 @@ class ContextWindowExceeded(BadRequestError):
 
 
 class BudgetExceeded(CascadeError):
-    """A budget cap refused the request. ``retry_after`` is seconds until the window resets."""
+    """A budget cap refused the request. ``retry_after`` is seconds until a retry may pass: the window's
+    reset, or — when ``in_flight`` (the money is only *reserved* by requests still running, and the
+    request would fit once they settle) — the time those reservations are expected to take."""
 
     def __init__(self, message: str, *, scope: str | None = None, window: str | None = None,
-                 limit_usd: float | None = None, retry_after: float | None = None) -> None:
+                 limit_usd: float | None = None, retry_after: float | None = None,
+                 in_flight: bool = False) -> None:
         self.scope = scope
         self.window = window
         self.limit_usd = limit_usd
         self.retry_after = retry_after
+        self.in_flight = in_flight
         super().__init__(message)
 
 

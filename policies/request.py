@@ -119,9 +119,16 @@ def _part_kind(part: Any, where: str) -> str:
     if ptype in IMAGE_PARTS:
         url = _image_url(part, where)
         return "document" if url.startswith(tuple(f"data:{m}" for m in DOCUMENT_MIME)) else "image"
+    if ptype == "file" and not _is_file_ref(part.get("file")):
+        raise InvalidRequestError(f"{where}.file must be an object with a string file_id or file_data")
     if ptype in FILE_PARTS:
         return "document"
     raise InvalidRequestError(f"{where}.type must be one of text, image_url, file; got {ptype!r}")
+
+
+def _is_file_ref(file: Any) -> bool:
+    given = [file[k] for k in ("file_id", "file_data") if k in file] if isinstance(file, dict) else []
+    return bool(given) and all(isinstance(v, str) for v in given)
 
 
 def _document_payload(part: dict) -> str | None:

@@ -222,17 +222,22 @@ def new_reservation(*, request_id: str, user: str | None, model: str, amount_nan
 
 def exceeded(check: CapCheck, *, user: str | None, spent_nano: int, reserved_nano: int,
              amount_nano: int, now: float) -> BudgetExceeded:
-    """The refusal for ``check``: names scope, window, limit and seconds until the bucket ends."""
+    """The refusal for ``check``: names scope, window, limit and when a retry may pass — the bucket's
+    end, or (``in_flight``) as soon as the reservations of requests in flight settle, when the request
+    would fit beside what is really spent."""
     cap = check.cap
     who = "global" if cap.scope == "global" else f"user {user!r}"
-    retry_after = None if check.ends_at is None else max(0.0, check.ends_at - now)
+    in_flight = reserved_nano > 0 and spent_nano + amount_nano <= cap.limit_nano
+    retry_after = None if check.ends_at is None or in_flight else max(0.0, check.ends_at - now)
     message = (f"budget exceeded: {who} {cap.window} cap ${cap.limit_usd:.6g} "
                f"(spent ${from_nano(spent_nano):.6g}, reserved ${from_nano(reserved_nano):.6g}, "
                f"requested ${from_nano(amount_nano):.6g})")
-    if retry_after is not None:
+    if in_flight:
+        message += "; held by requests in flight: retry when they settle"
+    elif retry_after is not None:
         message += f"; window resets in {retry_after:.0f}s"
     return BudgetExceeded(message, scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd,
-                          retry_after=retry_after)
+                          retry_after=retry_after, in_flight=in_flight)
 
 
 def admit(checks: Sequence[CapCheck], spent: Sequence[int], reserved: Sequence[int], *,

@@ -4,6 +4,7 @@
     GET  /v1/models             ``cascade`` and ``cascade/<policy name>``
     GET  /healthz               200 {"status": "ok", store reachable, breaker states} (503 if the store is not)
     GET  /metrics               Prometheus text (the app's own CollectorRegistry)
+    GET  /openapi.json          the OpenAPI 3.1 document of these routes (built once, kept as bytes)
 
 ``model`` must be ``cascade`` or ``cascade/<policy name>`` (else 404 ``model_not_found``). The answer's
 ``model`` is ``cascade/<alias>`` of the model that answered, its ``id`` is ``chatcmpl-<trace request_id>``,
@@ -13,7 +14,14 @@ API key's user when the app has keys, else the body's ``user``.
 
 One Router per app, made in the lifespan (so one per process under uvicorn) and closed at shutdown.
 ``/v1/*`` needs ``Authorization: Bearer <key>`` when the app has keys (see :mod:`cascade.server.auth`);
-``/healthz`` and ``/metrics`` never do. Errors are OpenAI-shaped (see :mod:`cascade.server.errors`).
+``/healthz``, ``/metrics`` and ``/openapi.json`` never do. Errors are OpenAI-shaped (see
+:mod:`cascade.server.errors`); every malformed body is a 4xx (see :mod:`cascade.server.body`).
+
+Hostile input and slow clients: the body is bounded (``max_body_bytes``, 413), the prompt too
+(``max_prompt_chars``, 413 before any tokenizing; long prompts are planned off the event loop by the
+Router); a client that disconnects cancels its request (:mod:`cascade.server.disconnect`); a stream
+whose first chunk takes longer than ``sse_keepalive_s`` (a checked answer is held whole until it
+passed) starts with SSE keep-alive comments instead of silence.
 """
 from __future__ import annotations
 
@@ -34,16 +42,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from policies.errors import BudgetExceeded, CascadeError, EscalationExhausted
 
 from cascade.server.auth import KeyRing, load_keys
+from cascade.server.body import parse_json, read_body
+from cascade.server.disconnect import ClientDisconnected, until_disconnect
 from cascade.server.errors import ApiError, error_json, error_reply
 from cascade.server.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from cascade.server.schemas import ChatCompletionRequest, router_params
-from cascade.server.streaming import SSEResponse, SSEStream
+from cascade.server.streaming import SSEResponse, SSEStream, open_first_chunk
 from cascade.server.wire import TRACE_HEADER, completion_body, trace_header
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ServerSettings", "create_app"]
 
 log = logging.getLogger("cascade.server")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_SSE_KEEPALIVE_S = 5.0
 _JSON = "application/json"
 
 
@@ -60,21 +71,38 @@ class ServerSettings:
     trace_path: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     transport: str | None = None
+    max_prompt_chars: int | None = None      # None: the Router's default (cascade.planning)
+    sse_keepalive_s: float = DEFAULT_SSE_KEEPALIVE_S
 
     def make_router(self) -> Any:
         from cascade.router import Router
         return Router(self.policy, budget_store=self.budget_store, trace_path=self.trace_path,
                       global_cap_usd=self.global_cap_usd, user_cap_usd=self.user_cap_usd,
-                      cap_window=self.cap_window, transport=self.transport)
+                      cap_window=self.cap_window, transport=self.transport, max_prompt_chars=self.max_prompt_chars)
 
 
 class ServerState:
     """Everything a request handler needs, bound once (the Router at start-up)."""
 
-    def __init__(self, keys: KeyRing | None, max_body_bytes: int, metrics: ServerMetrics) -> None:
+    def __init__(self, keys: KeyRing | None, max_body_bytes: int, metrics: ServerMetrics,
+                 sse_keepalive_s: float = DEFAULT_SSE_KEEPALIVE_S) -> None:
         self.keys, self.max_body_bytes, self.metrics = keys, max_body_bytes, metrics
+        self.sse_keepalive_s = sse_keepalive_s
         self.router: Any = None
         self.model_ids: tuple[str, ...] = ("cascade",)
+        self._openapi: bytes | None = None
+
+    def openapi(self) -> bytes:
+        if self._openapi is None:
+            from importlib.metadata import PackageNotFoundError, version
+
+            from cascade.server.openapi import openapi_document
+            try:
+                release = version("deepseek-cascade")
+            except PackageNotFoundError:
+                release = "0"
+            self._openapi = openapi_document(self.model_ids, with_keys=self.keys is not None, version=release)
+        return self._openapi
 
     def bind(self, router: Any) -> None:
         self.router = router
@@ -105,10 +133,11 @@ def app_from_env() -> FastAPI:
 
 def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
                keys: KeyRing | Mapping[str, str] | None = None, max_body_bytes: int | None = None,
-               warm_up: bool = True) -> FastAPI:
+               warm_up: bool = True, sse_keepalive_s: float | None = None) -> FastAPI:
     """The ASGI app. ``config``: ServerSettings, or a zero-argument factory returning a Router (tests
     pass one wired to their fake provider). ``keys`` (a KeyRing or key → user mapping) overrides the
-    settings' keys file. ``warm_up`` imports litellm at start-up rather than on the first request."""
+    settings' keys file. ``warm_up`` imports litellm at start-up rather than on the first request.
+    ``max_body_bytes`` / ``sse_keepalive_s`` override the settings'."""
     settings = config if isinstance(config, ServerSettings) else ServerSettings()
     factory: Callable[[], Any] = config if callable(config) and not isinstance(config, ServerSettings) \
         else settings.make_router
@@ -117,7 +146,8 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
     if keys is None and settings.keys_file is not None:
         keys = load_keys(settings.keys_file)
     limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
-    state = ServerState(keys, int(limit), ServerMetrics())
+    keepalive = settings.sse_keepalive_s if sse_keepalive_s is None else sse_keepalive_s
+    state = ServerState(keys, int(limit), ServerMetrics(), float(keepalive))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -169,21 +199,25 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
         wants_stream = streaming = False
         try:
             user = state.authenticate(request)
-            data = _parse_json(await _read_body(request, state.max_body_bytes))
+            data = parse_json(await read_body(request, state.max_body_bytes))
             if data.get("model") not in state.model_ids:
                 raise _model_not_found(data.get("model"), state.model_ids)
             req = ChatCompletionRequest.model_validate(data)
             user = user if state.keys is not None else req.user
             wants_stream = req.stream
             if req.stream:
-                response = await _open_stream(state, req, user, started)
+                response = await until_disconnect(request.receive, _open_stream(state, req, user, started))
                 streaming = True
                 return response
-            resp = await state.router.acomplete(req.messages, user=user, **router_params(req))
+            resp = await until_disconnect(request.receive,
+                                          state.router.acomplete(req.messages, user=user, **router_params(req)))
             trace = resp.cascade
             body = completion_body(resp, trace)
             metrics.record(outcome=trace.outcome, trace=trace, seconds=time.perf_counter() - started, stream=False)
             return Response(body, media_type=_JSON, headers={TRACE_HEADER: trace_header(trace)})
+        except ClientDisconnected:
+            metrics.record(outcome="client_closed", seconds=time.perf_counter() - started, stream=wants_stream)
+            return Response(status_code=499)         # nobody reads it: the client has gone
         except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI-style error body
             return _failed(state, exc, started, stream=wants_stream)
         finally:
@@ -205,30 +239,42 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
     async def prometheus(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(request: Request) -> Response:
+        return Response(state.openapi(), media_type=_JSON)
+
     # Plain Starlette routes (no dependency injection to solve per request: the handlers take the Request)
     app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_route("/v1/models", models, methods=["GET"])
     app.add_route("/healthz", healthz, methods=["GET"])
     app.add_route("/metrics", prometheus, methods=["GET"])
+    app.add_route("/openapi.json", openapi, methods=["GET"])
     return chat_completions
 
 
 async def _open_stream(state: ServerState, req: ChatCompletionRequest, user: str | None,
                        started: float) -> Response:
-    """Start the stream and wait for its first chunk, so that failures before any output (budget,
-    every model down) still get their HTTP status; then hand the rest to SSE."""
-    stream = await state.router.acomplete(req.messages, user=user, **router_params(req))
+    """Start the stream and wait up to ``sse_keepalive_s`` for its first chunk, so that failures before
+    any output (budget, every model down) still get their HTTP status; then hand the rest to SSE (which
+    sends keep-alive comments while a checked answer is still being made)."""
+    opening = asyncio.ensure_future(open_first_chunk(state.router, req.messages, user, router_params(req)))
+    handed = False
     try:
-        first = await stream.__anext__()
-    except StopAsyncIteration:
-        first = None
-    except BaseException as exc:
-        await _aclose(stream)
-        raise _budget_refusal(exc) or exc
-    trace = stream.cascade
-    headers = {TRACE_HEADER: trace_header(trace), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    events = SSEStream(stream, first, include_usage=req.include_usage, on_done=_stream_done(state, started))
-    return SSEResponse(events, headers)
+        await asyncio.wait({opening}, timeout=state.sse_keepalive_s)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        if opening.done():
+            try:
+                stream, _ = opening.result()
+            except BaseException as exc:
+                raise _budget_refusal(exc) or exc
+            headers[TRACE_HEADER] = trace_header(stream.cascade)
+        events = SSEStream(opening, include_usage=req.include_usage, on_done=_stream_done(state, started),
+                           keepalive_s=state.sse_keepalive_s, refusal=_budget_refusal)
+        handed = True
+        return SSEResponse(events, headers)
+    finally:
+        if not handed and not opening.done():     # the client left (or the server is stopping)
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
 
 
 def _stream_done(state: ServerState, started: float) -> Callable[[str, Any], None]:
@@ -236,13 +282,6 @@ def _stream_done(state: ServerState, started: float) -> Callable[[str, Any], Non
         state.metrics.record(outcome=outcome, trace=trace, seconds=time.perf_counter() - started, stream=True)
         state.metrics.in_flight.dec()
     return done
-
-
-async def _aclose(stream: Any) -> None:
-    try:
-        await stream.aclose()
-    except Exception:  # noqa: BLE001 - closing a failed stream must not hide its error
-        pass
 
 
 def _budget_refusal(exc: BaseException) -> BudgetExceeded | None:
@@ -264,39 +303,6 @@ def _failed(state: ServerState, exc: BaseException, started: float, *, stream: b
     state.metrics.record(outcome=reply.outcome, trace=trace, seconds=time.perf_counter() - started, stream=stream)
     headers = reply.headers if trace is None else {**reply.headers, TRACE_HEADER: trace_header(trace)}
     return Response(reply.content(), status_code=reply.status, headers=headers, media_type=_JSON)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes (before parsing)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ApiError(400, "invalid Content-Length header")
-        if int(declared) > limit:
-            raise _too_large(limit)
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(part)
-    return b"".join(parts)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"request body exceeds the server's limit of {limit:,} bytes",
-                    code="request_too_large", outcome="too_large")
-
-
-def _parse_json(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "We could not parse the JSON body of your request: expected a JSON object.",
-                       code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
-    return data
 
 
 def _model_not_found(model: Any, known: tuple[str, ...]) -> ApiError:
@@ -331,7 +337,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        body = error_json("invalid request", "invalid_request_error", None, "invalid_value")
+        body = error_json("invalid request: the request does not match this route's parameters",
+                          "invalid_request_error", None, "invalid_value")
         return Response(json.dumps(body), status_code=400, media_type=_JSON)
 
     @app.exception_handler(Exception)

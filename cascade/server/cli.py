@@ -2,7 +2,8 @@
 
     cascade serve  --policy P --host H --port N [--budget-store URL] [--keys FILE] [--global-cap-usd X]
                    [--user-cap-usd X] [--cap-window total|minute|hour|day|month] [--trace PATH]
-                   [--max-body-bytes N] [--access-log] [--timeout-keep-alive 75] [--log-level info]
+                   [--max-body-bytes N] [--max-prompt-chars N] [--sse-keepalive-s 5] [--access-log]
+                   [--timeout-keep-alive 75] [--log-level info]
     cascade budget [--budget-store URL] [--policy P] [--user U ...] [--global-cap-usd X] [--user-cap-usd X]
                    [--cap-window W] [--json]
 
@@ -67,6 +68,14 @@ def serve_cmd(
         cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
         trace: Optional[str] = typer.Option(None, "--trace", help="Append one JSON trace line per request here."),
         max_body_bytes: int = typer.Option(8 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."),
+        max_prompt_chars: Optional[int] = typer.Option(None, "--max-prompt-chars",
+                                                       help="Prompts with more characters of text get 413 at once, "
+                                                            "before any tokenizing (default: 8 per token of the "
+                                                            "policy's largest context window, 1,048,576)."),
+        sse_keepalive_s: float = typer.Option(5.0, "--sse-keepalive-s",
+                                              help="A stream whose first chunk takes longer (a checked answer is "
+                                                   "held whole until it passed) starts with SSE keep-alive "
+                                                   "comments, one per this many seconds."),
         transport: str = typer.Option("direct", "--transport",
                                       help="direct (default): every catalog model that can (deepseek/ and openai/) "
                                            "is called without litellm's per-call pipeline, 1/6 to 1/10 of its CPU per "
@@ -90,9 +99,12 @@ def serve_cmd(
     settings = ServerSettings(policy=policy, budget_store=budget_store,
                               global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
                               trace_path=trace, max_body_bytes=max_body_bytes,
-                              transport=None if transport == "policy" else transport)
+                              transport=None if transport == "policy" else transport,
+                              max_prompt_chars=max_prompt_chars, sse_keepalive_s=sse_keepalive_s)
     if max_body_bytes < 1:
         _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
+    if not sse_keepalive_s > 0:
+        _fail(ConfigError(f"--sse-keepalive-s must be positive, got {sse_keepalive_s}"))
     keyring = None if keys is None else _guard(lambda: load_keys(keys))
     if transport not in ("direct", "litellm", "policy"):
         _fail(ConfigError(f"--transport must be direct, litellm or policy, got {transport!r}"))
@@ -104,7 +116,7 @@ def serve_cmd(
         _fail(ConfigError(f"--workers {workers} needs a budget store the workers share (--budget-store "
                           "sqlite:///path or redis://host:port/db): memory:// is per process, so every "
                           "worker would enforce the caps on its own"))
-    app = create_app(lambda: router, keys=keyring, max_body_bytes=max_body_bytes)
+    app = create_app(lambda: router, keys=keyring, max_body_bytes=max_body_bytes, sse_keepalive_s=sse_keepalive_s)
     auth = "no auth" if keys is None else f"{len(app.state.cascade.keys)} API keys"
     if keys is None and not is_loopback(host):
         typer.echo(f"warning: serving on {host} without --keys: anyone who can reach this port can spend "

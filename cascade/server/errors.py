@@ -4,10 +4,15 @@
     ──────────────────────────────────  ──────  ──────────────────────  ────────────────────────
     ApiError (raised by the server)     its own (401 / 404 / 413 / 400 ...)
     pydantic ValidationError            400     invalid_request_error   invalid_value / unsupported_parameter / ...
+    PromptTooLarge                      413     invalid_request_error   prompt_too_large    (param: messages)
     InvalidRequestError                 400     invalid_request_error   invalid_request
-    BudgetExceeded                      429     insufficient_quota      budget_exceeded     + Retry-After (int s >= 1)
+    BudgetExceeded                      429     insufficient_quota      budget_exceeded     + Retry-After (int s >= 1):
+                                                                        the window's reset, or the expected settle
+                                                                        time of reservations in flight (<= 60 s)
     BudgetStoreUnavailable              503     server_error            budget_store_unavailable
     EscalationExhausted                 502     upstream_error          escalation_exhausted
+      ... every call refused as a bad request (HTTP 400 from the provider or its client library):
+                                        400     invalid_request_error   invalid_request
     ProviderError                       502     upstream_error          provider_error
     anything else                       500     server_error            internal_error (no detail)
 
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from policies.errors import (BudgetExceeded, BudgetStoreUnavailable, EscalationExhausted,
-                             InvalidRequestError, ProviderError)
+                             InvalidRequestError, PromptTooLarge, ProviderError)
 
 __all__ = ["ApiError", "ErrorReply", "error_reply", "error_json", "outcome_of", "retry_after_seconds"]
 
@@ -56,8 +61,9 @@ def error_json(message: str, type: str, param: str | None = None, code: str | No
 
 
 def retry_after_seconds(exc: BudgetExceeded) -> int:
-    """Whole seconds for the Retry-After header: the window's reset rounded up, at least 1 (a total
-    or per-request cap has no reset: 1 s, the time for open reservations to settle)."""
+    """Whole seconds for the Retry-After header: ``exc.retry_after`` (the window's reset, or the settle
+    time of the reservations in flight that stand in the way) rounded up, at least 1 (a total or
+    per-request cap has no reset: 1 s)."""
     value = exc.retry_after
     if value is None or not math.isfinite(value):
         return 1
@@ -78,12 +84,18 @@ def error_reply(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorReply:
         headers = {"Retry-After": str(retry_after_seconds(exc))}
         return ErrorReply(429, error_json(_clean(str(exc), secrets), "insufficient_quota", None, "budget_exceeded"),
                           headers, "budget_exceeded")
+    if isinstance(exc, PromptTooLarge):
+        return ErrorReply(413, error_json(_clean(str(exc), secrets), "invalid_request_error", "messages",
+                                          "prompt_too_large"), {}, "too_large")
     if isinstance(exc, InvalidRequestError):
         return ErrorReply(400, error_json(_clean(str(exc), secrets), "invalid_request_error", _param_of(str(exc)),
                                           "invalid_request"), {}, "invalid_request")
     if isinstance(exc, BudgetStoreUnavailable):
         return ErrorReply(503, error_json("the budget store is unavailable; try again later", "server_error", None,
                                           "budget_store_unavailable"), {"Retry-After": "1"}, "store_unavailable")
+    if isinstance(exc, EscalationExhausted) and _refused_as_bad_request(exc):
+        return ErrorReply(400, error_json(_clean(str(exc), secrets), "invalid_request_error", None, "invalid_request"),
+                          {}, "invalid_request")
     if isinstance(exc, EscalationExhausted):
         return ErrorReply(502, error_json(_clean(str(exc), secrets), "upstream_error", None, "escalation_exhausted"),
                           {}, "exhausted")
@@ -91,6 +103,12 @@ def error_reply(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorReply:
         return ErrorReply(502, error_json(_clean(str(exc), secrets), "upstream_error", None, "provider_error"),
                           {}, "provider_error")
     return ErrorReply(500, error_json("internal server error", "server_error", None, "internal_error"), {}, "error")
+
+
+def _refused_as_bad_request(exc: EscalationExhausted) -> bool:
+    """Every call that was made failed as a bad request (the request's fault, not the providers')."""
+    made = [a for a in exc.attempts if getattr(a, "status", None) == "error"]
+    return bool(made) and all(str(a.error or "").startswith("BadRequestError") for a in made)
 
 
 def outcome_of(exc: BaseException) -> str:

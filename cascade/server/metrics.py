@@ -5,9 +5,11 @@
                                                     outcome: ok | best_answer | budget_exceeded |
                                                     invalid_request | unauthorized | not_found |
                                                     too_large | provider_error | exhausted |
-                                                    store_unavailable | error
+                                                    store_unavailable | client_closed | error
     cascade_escalations_total                       answers that needed more than one model
     cascade_spend_usd_total                         USD committed by this process's requests
+    cascade_overrun_usd_total                       USD committed beyond the reservations (providers that
+                                                    reported more tokens than were reserved for)
     cascade_budget_refusals_total{scope, window}    BudgetExceeded refusals
     cascade_request_duration_seconds{stream}        latency histogram (to the last byte for streams)
     cascade_requests_in_flight                      chat completions being served now
@@ -37,6 +39,8 @@ class ServerMetrics:
                                 ("model", "outcome"), registry=r)
         self.escalations = Counter("cascade_escalations", "Answers that needed more than one model.", registry=r)
         self.spend = Counter("cascade_spend_usd", "USD committed by the requests of this process.", registry=r)
+        self.overrun = Counter("cascade_overrun_usd", "USD committed beyond what was reserved (provider reported "
+                               "more tokens than reserved for).", registry=r)
         self.refusals = Counter("cascade_budget_refusals", "Requests refused by a budget cap.",
                                 ("scope", "window"), registry=r)
         self.latency = Histogram("cascade_request_duration_seconds", "Chat completion latency (seconds).",
@@ -53,6 +57,8 @@ class ServerMetrics:
             model = trace.model or "none"
             if trace.cost_usd:
                 self.spend.inc(trace.cost_usd)
+            if trace.overrun_usd:
+                self.overrun.inc(trace.overrun_usd)
             if trace.escalated:
                 self.escalations.inc()
         key = (model, outcome)

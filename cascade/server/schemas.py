@@ -7,9 +7,10 @@ problem (``messages[2].content[0].type``). Unknown top-level parameters are refu
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from typing_extensions import TypedDict
 
 __all__ = ["ChatCompletionRequest", "PASSTHROUGH", "IGNORED", "ValidationError", "router_params",
            "validation_problem"]
@@ -22,39 +23,67 @@ PASSTHROUGH = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "s
 #: OpenAI-platform parameters accepted and ignored (they have no meaning behind the cascade).
 IGNORED = ("store", "metadata", "service_tier", "safety_identifier", "prompt_cache_key")
 
-Stop = Union[str, list[str], None]
+Stop = Union[str, Annotated[list[str], Field(max_length=4)], None]
+INT32_MAX, INT64_MIN, INT64_MAX = 2**31 - 1, -2**63, 2**63 - 1
+MetadataKey = Annotated[str, StringConstraints(max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=512)]
+Bias = Annotated[float, Field(ge=-100, le=100)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: ``13.0`` is the integer 13 (as JSON Schema says), ``13.5`` is not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def Int(ge: int, le: int) -> Any:
+    """An integer in [ge, le] that may be written 13.0 (the bounds inside the Annotated, so that the
+    JSON schema states them as minimum / maximum)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+class FunctionName(TypedDict):
+    name: str
+
+
+class NamedToolChoice(TypedDict):
+    type: Literal["function"]
+    function: FunctionName
+
+
+ToolChoice = Union[Literal["none", "auto", "required"], NamedToolChoice, None]
+FunctionCall = Union[Literal["none", "auto"], FunctionName, None]
 
 
 class ChatCompletionRequest(BaseModel):
     """The OpenAI chat-completions request, as far as the cascade serves it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     model: str
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    user: str | None = None
-    n: Literal[1] | None = None
+    user: str = Field(default=None, max_length=256)      # type: ignore[assignment] - absent, never null
+    n: Annotated[Literal[1], BeforeValidator(_integral)] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Int(1, INT32_MAX) | None = None
+    max_completion_tokens: Int(1, INT32_MAX) | None = None
     stop: Stop = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: Union[str, dict[str, Any], None] = None
+    tool_choice: ToolChoice = None
     parallel_tool_calls: bool | None = None
-    seed: int | None = None
+    seed: Int(INT64_MIN, INT64_MAX) | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, Bias] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: Int(0, 20) | None = None
     functions: list[dict[str, Any]] | None = None
-    function_call: Union[str, dict[str, Any], None] = None
+    function_call: FunctionCall = None
     store: bool | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)] | None = None
     service_tier: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
@@ -75,7 +104,7 @@ def router_params(req: ChatCompletionRequest) -> dict[str, Any]:
 def validation_problem(exc: ValidationError) -> tuple[str, str | None, str]:
     """(message, param, code) for the first error of a pydantic ValidationError."""
     first = exc.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()))
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ())).lstrip(".")
     if first.get("type") == "extra_forbidden":
         return f"Unrecognized request argument supplied: {loc}", loc or None, "unsupported_parameter"
     if first.get("type") == "missing":

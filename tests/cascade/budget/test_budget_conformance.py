@@ -40,15 +40,32 @@ def test_reserve_within_cap_holds_the_amount(store):
 def test_refusal_names_scope_window_limit_and_retry_after(store, window):
     cap = Cap("global", window, 1.0)
     now = T0 + 30
-    reserve(store, 0.7, caps=[cap], now=now)
+    store.commit(reserve(store, 0.7, caps=[cap], now=now, request_id="spent"), 0.7, now=now)
     with pytest.raises(BudgetExceeded) as info:
         reserve(store, 0.4, caps=[cap], now=now)
     err = info.value
     _, ends_at = window_bucket(window, now)
-    assert (err.scope, err.window, err.limit_usd) == ("global", window, 1.0)
+    assert (err.scope, err.window, err.limit_usd, err.in_flight) == ("global", window, 1.0, False)
     assert err.retry_after == pytest.approx(ends_at - now)
-    assert store.open_reservations(now=now) == 1   # the refused one holds nothing
+    assert store.open_reservations(now=now) == 0   # the refused one holds nothing
     reserve(store, 0.3, caps=[cap], now=now)        # exactly up to the limit is allowed
+
+
+@pytest.mark.parametrize("window", ["minute", "day", "total"])
+def test_a_refusal_caused_by_reservations_in_flight_says_so(store, window):
+    """Issue 11, finding 3: money only *held* by requests in flight frees up in seconds, not at the
+    window's reset: the refusal says so and leaves Retry-After to the settle time."""
+    cap = Cap("user", window, 0.02)
+    reserve(store, 0.015, caps=[cap], user="alice", now=T0 + 30)
+    with pytest.raises(BudgetExceeded) as info:
+        reserve(store, 0.01, caps=[cap], user="alice", now=T0 + 30)
+    err = info.value
+    assert err.in_flight is True and err.retry_after is None
+    assert "requests in flight" in str(err) and "resets" not in str(err)
+    store.commit(reserve(store, 0.015, caps=[], user="bob", now=T0 + 30, request_id="b"), 0.015, now=T0 + 30)
+    with pytest.raises(BudgetExceeded) as spent:        # bob's spend does not touch alice's cap ...
+        reserve(store, 0.021, caps=[cap], user="alice", now=T0 + 30)
+    assert spent.value.in_flight is False             # ... and a request over the cap on its own is no in-flight case
 
 
 def test_total_window_refusal_has_no_retry_after(store):
