@@ -22,7 +22,7 @@ from cascade.tokens import count_prompt_tokens
 
 
 # Ordinary text runs 3-5 characters per DeepSeek token; the default prompt limit allows 8 per token
-# of the largest context window of the policy's catalog (128K tokens: 1,048,576 characters).
+# of the largest context window of the policy's catalog (128,000 tokens: 1,024,000 characters).
 CHARS_PER_TOKEN_ALLOWED = 8
 OFF_LOOP_CHARS = 32_768
 

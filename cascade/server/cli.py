@@ -71,7 +71,7 @@ def serve_cmd(
         max_prompt_chars: Optional[int] = typer.Option(None, "--max-prompt-chars",
                                                        help="Prompts with more characters of text get 413 at once, "
                                                             "before any tokenizing (default: 8 per token of the "
-                                                            "policy's largest context window, 1,048,576)."),
+                                                            "policy's largest context window, 1,024,000)."),
         sse_keepalive_s: float = typer.Option(5.0, "--sse-keepalive-s",
                                               help="A stream whose first chunk takes longer (a checked answer is "
                                                    "held whole until it passed) starts with SSE keep-alive "

@@ -103,8 +103,12 @@ def router_params(req: ChatCompletionRequest) -> dict[str, Any]:
 
 def validation_problem(exc: ValidationError) -> tuple[str, str | None, str]:
     """(message, param, code) for the first error of a pydantic ValidationError."""
-    first = exc.errors(include_url=False, include_input=False)[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ())).lstrip(".")
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    loc = _path(first.get("loc", ()))
+    branches = [e for e in errors if e.get("loc", ())[:1] == first.get("loc", ())[:1] and len(e.get("loc", ())) > 1]
+    if len(branches) > 1 and first.get("type") not in ("extra_forbidden", "missing"):
+        return _union_problem(branches)
     if first.get("type") == "extra_forbidden":
         return f"Unrecognized request argument supplied: {loc}", loc or None, "unsupported_parameter"
     if first.get("type") == "missing":
@@ -112,3 +116,22 @@ def validation_problem(exc: ValidationError) -> tuple[str, str | None, str]:
     if loc == "n":
         return "Only n=1 is supported by the cascade.", "n", "unsupported_value"
     return f"Invalid value for {loc!r}: {first.get('msg', 'invalid')}.", loc or None, "invalid_value"
+
+
+def _path(loc: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _union_problem(branches: list[Any]) -> tuple[str, str | None, str]:
+    """A field of several accepted shapes (``stop``: a string or a list of strings): name the field and
+    what each shape wanted, not pydantic's tag of the first shape tried."""
+    field = str(branches[0]["loc"][0])
+    wanted: list[str] = []
+    for e in branches:
+        if e.get("type") == "none_required":
+            continue
+        where = _path(e["loc"][2:])
+        text = f"{where}: {e.get('msg')}" if where else str(e.get("msg"))
+        if text not in wanted:
+            wanted.append(text)
+    return f"Invalid value for {field!r}: {' or '.join(wanted)}.", field, "invalid_value"

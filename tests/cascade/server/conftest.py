@@ -73,18 +73,20 @@ def _run_in_thread(app: Any) -> Served:
 
 @pytest.fixture
 def serve(fake_provider: Any) -> Iterator[Callable[..., Served]]:
-    """``serve(score=0.1, keys=None, max_body_bytes=None, **router_kw)``: an app on a free port whose Router
+    """``serve(score=0.1, keys=None, max_body_bytes=None, sse_keepalive_s=None, **router_kw)``: an app on a
+    free port whose Router
     calls the fake provider; stopped (and its ledger checked for open reservations) after the test."""
     started: list[Served] = []
 
     def start(*, score: float = 0.1, keys: Any = None, max_body_bytes: int | None = None,
-              policy: Any = "default", **router_kw: Any) -> Served:
+              policy: Any = "default", sse_keepalive_s: float | None = None, **router_kw: Any) -> Served:
         router_kw.setdefault("budget_store", "memory://")
 
         def factory() -> Router:
             return Router(policy, classifier=FixedScore(score), env=provider_env(fake_provider.url), seed=0,
                           **router_kw)
-        served = _run_in_thread(create_app(factory, keys=keys, max_body_bytes=max_body_bytes))
+        served = _run_in_thread(create_app(factory, keys=keys, max_body_bytes=max_body_bytes,
+                                           sse_keepalive_s=sse_keepalive_s))
         started.append(served)
         return served
 
