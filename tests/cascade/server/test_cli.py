@@ -188,3 +188,21 @@ def test_serve_transport(uvicorn_calls, flag, transports):
 def test_serve_rejects_an_unknown_transport(uvicorn_calls):
     result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--transport", "grpc"])
     assert result.exit_code == 2 and "--transport must be direct, litellm or policy" in result.output
+
+
+def test_serve_passes_the_prompt_limit_and_keepalive(uvicorn_calls):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--max-prompt-chars", "5000",
+                                 "--sse-keepalive-s", "2.5"])
+    assert result.exit_code == 0, result.output
+    [(asgi, _)] = uvicorn_calls
+    assert asgi.state.cascade.sse_keepalive_s == 2.5
+    from starlette.testclient import TestClient
+    with TestClient(asgi):
+        assert asgi.state.cascade.router.services.max_prompt_chars == 5000
+
+
+@pytest.mark.parametrize("args, message", [(["--max-prompt-chars", "0"], "max_prompt_chars must be a positive"),
+                                           (["--sse-keepalive-s", "0"], "--sse-keepalive-s must be positive")])
+def test_serve_refuses_bad_limits(uvicorn_calls, args, message):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", *args])
+    assert result.exit_code == 2 and message in result.output and uvicorn_calls == []
