@@ -1,6 +1,6 @@
 """Train the answer checker (training only: scikit-learn, scipy, pyarrow).
 
-    python -m classifiers.train checker --data ../shared/data/mmlu_pro ... --out PATH
+    python -m classifiers.training.train checker --data ../shared/data/mmlu_pro ... --out PATH
 
 Rows: each pair's cheap answers where the data set has a responses table, split by prompt with
 :mod:`classifiers.splits` (fit on ``train``, choose on ``calibration``, report ``test``).
@@ -24,11 +24,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from classifiers.artifact import write_artifact
-from classifiers.data import load_responses
+from classifiers.training.data import load_responses
 from classifiers.features import FeatureSpec, sparse_matrix, struct_matrix
 from classifiers.linear import sigmoid
 from classifiers.metrics import apgr
-from classifiers.train import CHECKER_SPEC, PairSet, _data_report, _objective, load_pairs
+from classifiers.training.train import CHECKER_SPEC, PairSet, _data_report, _objective, load_pairs
 
 #: (max_depth, n_estimators, learning_rate) of the tree ensembles compared on calibration
 TREE_GRID: tuple[tuple[int, int, float], ...] = ((3, 200, 0.05), (2, 400, 0.05))
@@ -52,7 +52,7 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
                        tree_grid: Sequence[tuple[int, int, float]] = TREE_GRID,
                        name: str = "default") -> dict[str, Any]:
     """Fit text heads, then trees for each (target, tree size); keep the best on calibration."""
-    from classifiers.fit import StackFitter
+    from classifiers.training.fit import StackFitter
     from classifiers.signals import signal_matrix
     from classifiers.tree_checker import _MC_COL, _RULE_COLS
 
@@ -95,7 +95,7 @@ def _linear_fallback(rows: "AnswerRows", dense: np.ndarray, spec: FeatureSpec, a
     """The scorer of prompts that are not multiple choice: the earlier linear checker's recipe
     (its calibration choice: gain head -> logistic, C = 1, the cheap model's rows), so plain
     answers to open questions are scored as before. (stack, logits of every row)."""
-    from classifiers.fit import HeadTarget, StackFitter
+    from classifiers.training.fit import HeadTarget, StackFitter
     head, label = _checker_target(rows, "gain")
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
         sparse_matrix(rows.answers, spec), dense, rows.split == "train",
@@ -126,7 +126,7 @@ def _extra(rows: "AnswerRows") -> np.ndarray:
 
 
 def _text_heads(rows: "AnswerRows") -> dict[str, Any]:
-    from classifiers.fit import HeadTarget
+    from classifiers.training.fit import HeadTarget
     every = np.ones(len(rows.score), dtype=bool)
     return {"gain": HeadTarget(rows.q_strong - rows.score, every),
             "inadequate": HeadTarget(1.0 - rows.score, every)}
@@ -146,7 +146,7 @@ def _with_rules(logits: np.ndarray, failed: np.ndarray) -> np.ndarray:
 def _export_tree_checker(fitter: Any, gbm: Any, n_inputs: int, name: str, fallback: Any = None) -> Any:
     """The numpy-only checker: ridge heads with the standardisation folded in, trees as arrays."""
     from classifiers.tree_checker import TextHeads, TreeAnswerChecker
-    from classifiers.trees import from_sklearn
+    from classifiers.training.trees import from_sklearn
 
     nb = fitter.spec.n_buckets
     coefs = np.vstack([fitter.ridges_[n].coef_ for n in fitter.head_names_])
@@ -225,7 +225,7 @@ def train_linear_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
     calibration answers in checker order (0.5 x first data set + 0.5 x mean).
     """
     from classifiers.checker import LinearAnswerChecker, extra_columns
-    from classifiers.fit import StackFitter
+    from classifiers.training.fit import StackFitter
 
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
@@ -261,7 +261,7 @@ def _checker_grid(pairs: list[PairSet], rows: AnswerRows, hashed: Any, dense: np
                   others: bool, Cs: Sequence[float], grid: list[dict[str, Any]], fitter: Any) -> Any:
     """Fit the checker's head for ``target``, then its output layer for each C (appended to grid)."""
     from classifiers.checker import LinearAnswerChecker
-    from classifiers.fit import HeadTarget
+    from classifiers.training.fit import HeadTarget
 
     train = rows.split == "train"
     head, label = _checker_target(rows, target)
