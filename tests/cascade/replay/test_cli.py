@@ -115,6 +115,17 @@ def test_train_without_the_trainer_says_so(setup, tmp_path):
     assert res.exit_code == 2 and "classifiers.training.train" in " ".join(res.output.split())
 
 
+
+def test_train_without_scikit_learn_names_the_extra(setup, tmp_path, monkeypatch):
+    """The trainers import scikit-learn when ``cascade train`` looks them up, so a build without the
+    ``train`` extra is told what to install before any data is read."""
+    for name in [m for m in sys.modules if m.startswith(("sklearn.", "classifiers.training."))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    _, folder = setup
+    res = invoke("train", "--data", folder, "--cheap", "C", "--strong", "S", "--out", tmp_path / "m")
+    assert res.exit_code == 2 and "deepseek-cascade[train]" in " ".join(res.output.split())
+
 def test_import_cascade_stays_light():
     code = ("import sys, cascade, cascade.commands, cascade.replay; "
             "print(sorted(m for m in ('matplotlib', 'pyarrow', 'litellm', 'sklearn', 'ruamel.yaml') if m in sys.modules))")
