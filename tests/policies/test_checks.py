@@ -23,7 +23,7 @@ def run(name: str, text: str, params: dict | None = None, **kw) -> CheckOutcome:
 
 def test_registry_names():
     assert CHECK_NAMES == {"non_empty", "not_truncated", "valid_json", "json_schema", "no_refusal", "answer_format",
-                           "min_chars", "answer_checker", "custom"}
+                           "min_chars", "answer_checker", "custom", "agreement"}
     assert set(CHECK_FACTORIES) == CHECK_NAMES
 
 
@@ -296,3 +296,47 @@ def test_parsing_a_policy_reads_no_artifact():
             "print(sorted(m for m in sys.modules if m.startswith('classifiers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+# ---- agreement ---------------------------------------------------------------------------------------------
+
+MC = "Which is a prime?\nOptions:\nA. 4\nB. 7\nC. 9\nD. 12"
+
+
+@pytest.mark.parametrize("prompt, text, second, extract, passed, why", [
+    (MC, "Reasoning... The answer is (B).", "so the answer is (B)", "auto", True, ""),
+    (MC, "The answer is (B).", "The answer is (C).", "auto", False, "another final answer"),
+    (MC, "I think it is prime.", "The answer is (B).", "auto", False, "no choice final answer"),
+    ("How many legs do 3 spiders have?", "3 x 8 = 24. #### 24", "The answer is 24.", "auto", True, ""),
+    ("How many legs do 3 spiders have?", "#### 24", "#### 23", "number", False, "another final answer"),
+    ("Write a Python function that reverses a list.", "def f(x): return x[::-1]", None, "auto", True, "abstained"),
+    ("Tell me about Rome.", "Rome is " + "very old " * 30, "Rome " + "is big " * 30, "auto", True, "abstained"),
+    (MC, "The answer is (B).", None, "auto", False, "no second opinion"),
+    ('Give JSON', '{"city": "Paris", "n": 1}', '```json\n{"n": 2, "city": "Paris"}\n```', "json:city", True, ""),
+])
+def test_agreement(prompt, text, second, extract, passed, why):
+    params = {"with": "deepseek-coder", "extract": extract}
+    validate_check_params("agreement", params)
+    out = build_check("agreement", params)(Answer(prompt=prompt, text=text, second=second))
+    assert (out.name, out.passed) == ("agreement", passed), out
+    assert why in out.reason
+
+
+@pytest.mark.parametrize("params, message", [
+    ({}, "needs parameter 'with'"),
+    ({"with": "m", "extract": "letters"}, "extract 'letters' is not one of"),
+    ({"with": "m", "parallel": "yes"}, "parallel must be bool"),
+])
+def test_agreement_params_are_validated(params, message):
+    with pytest.raises(ValueError, match=message):
+        validate_check_params("agreement", params)
+
+
+@pytest.mark.parametrize("snippet, message", [
+    ("checks: [{name: agreement, with: nobody}]", "agreement with unknown model 'nobody'"),
+    ("checks: [{name: agreement, with: gpt-4o}, {name: agreement, with: deepseek-coder, extract: number}]",
+     "at most one agreement check per rung"),
+])
+def test_agreement_in_a_policy_names_a_catalog_model(snippet, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_policy(f"extends: default\nname: x\nescalation:\n  {snippet}\n", source="x.yaml")
