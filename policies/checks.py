@@ -128,12 +128,16 @@ def _answer_checker(params: dict, scorer: Any = None) -> Check:
                          f"scorer: build_check(..., scorer=load_answer_checker(artifact))")
 
     def check(a: Answer) -> CheckOutcome:
+        from classifiers.extract import checker_judges      # pure functions, no I/O
+        if not checker_judges(a.prompt, a.text):
+            return CheckOutcome("answer_checker", True, CHECKER_ABSTAINS)
         p = float(scorer.score_one(a.prompt, a.text))
         ok = p < threshold
         return CheckOutcome("answer_checker", ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
     return check
 
 
+CHECKER_ABSTAINS = "abstained: not a multiple-choice answer with reasoning (the checker cannot judge it)"
 _KIND = re.compile(r"^(?:auto|choice|number|text|json(?::\S+)?)$")
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from policies.checks import Answer, CheckOutcome, build_check
+from policies.checks import CHECKER_ABSTAINS, Answer, CheckOutcome, build_check
 from policies.schema import CheckSpec, Policy
 
 from cascade.replay.data import ReplayData
@@ -58,6 +58,7 @@ class CheckTable:
         self._passed: dict[tuple[Key, int], np.ndarray] = {}
         self._evaluable: dict[tuple[Key, int], np.ndarray] = {}
         self._score: dict[tuple[Key, int], np.ndarray] = {}
+        self._abstains: dict[tuple[Key, int], np.ndarray] = {}   # the answer checker cannot judge the answer
         self._asks: dict[int, np.ndarray] = {}         # rung -> (N,) its agreement check would call the second model
         self._consult_nano: dict[int, np.ndarray] = {}  # rung -> (N,) what that call cost (0: none recorded)
         self._parallel: dict[int, bool] = {}
@@ -153,7 +154,13 @@ class CheckTable:
         n = len(self.data)
         scores = np.full(n, np.nan)
         texts, prompts = self._texts(r), self.data.prompts
+        from classifiers.extract import checker_judges
         rows = [i for i in np.flatnonzero(self.data.available[:, r]).tolist() if texts[i] is not None]
+        abstains = np.zeros(n, dtype=bool)
+        if prompts is not None:
+            judged = [i for i in rows if checker_judges(prompts[i], texts[i])]
+            abstains[sorted(set(rows) - set(judged))] = True
+            rows = judged
         if rows and prompts is not None:
             artifact = str(spec.param("artifact", "default"))
             scorer = self._checkers.get(artifact) or load_answer_checker(artifact)
@@ -162,11 +169,12 @@ class CheckTable:
             pairs = list(unique)
             scored = scorer.score([q for q, _ in pairs], [a for _, a in pairs])
             scores[rows] = scored[np.asarray(slot, dtype=np.int64)]
-        for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores)).tolist():
+        for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores) & ~abstains).tolist():
             recorded = self._recorded(r, i, CHECKER)
             if recorded is not None and recorded[1] is not None:
                 scores[i] = float(recorded[1])
         self._score[(spec_key(spec), r)] = scores
+        self._abstains[(spec_key(spec), r)] = abstains
 
     # ---- lookup (the replay executor) ------------------------------------------------------------
     def outcomes(self, specs: Sequence[CheckSpec], i: int, r: int) -> list[CheckOutcome]:
@@ -189,7 +197,7 @@ class CheckTable:
         if found is None or found[0] is not spec:
             key = (spec_key(spec), r)
             if spec.name == CHECKER:
-                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), None, {})
+                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), self._abstains[key].tolist(), {})
             else:
                 entry = (outcome_name(spec), None, self._passed[key].tolist(), self._evaluable[key].tolist(),
                          self._reason[key])
@@ -200,8 +208,8 @@ class CheckTable:
         name, threshold, values, evaluable, reasons = self._lookup(spec, r)
         if threshold is not None:
             p = values[i]
-            if p != p:                                          # NaN: no answer text to score
-                return CheckOutcome(CHECKER, True, UNEVALUABLE)
+            if p != p:                                          # NaN: no answer text to score, or abstains
+                return CheckOutcome(CHECKER, True, CHECKER_ABSTAINS if evaluable[i] else UNEVALUABLE)
             ok = p < threshold
             return CheckOutcome(CHECKER, ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
         if not evaluable[i]:

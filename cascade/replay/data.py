@@ -131,10 +131,10 @@ def policy_needs_responses(policy: Policy) -> bool:
 
 
 def resolve_mapping(policy: Policy, meta: Mapping[str, Any], maps: Mapping[str, str], where: str) -> dict[str, str]:
-    """alias -> dataset model: ``--map`` first, then meta.json ``models`` ({alias: model}), then its
+    """alias -> dataset model: ``--map`` first, then meta.json ``aliases`` ({alias: model}), then its
     cheap / strong pair for the ladder's first / last rung."""
     ladder = text_ladder(policy)
-    named = meta.get("models") if isinstance(meta.get("models"), dict) else {}
+    named = meta.get("aliases") if isinstance(meta.get("aliases"), dict) else {}
     out: dict[str, str] = {}
     for alias in consult_models(policy):
         if alias in maps or alias in named:

@@ -9,6 +9,9 @@ from policies.errors import ConfigError
 from policies.loader import parse_policy
 
 
+MC = "Which is a prime?\nOptions:\nA. 4\nB. 7\nC. 9\nD. 12"
+
+
 def answer(text: str, finish_reason: str | None = "stop", prompt: str = "What is 2+2?") -> Answer:
     return Answer(prompt=prompt, text=text, finish_reason=finish_reason, model="deepseek-v2")
 
@@ -281,9 +284,24 @@ def test_answer_checker_compares_the_given_scorer_with_its_threshold():
             return 0.7 if "bad" in text else 0.1
 
     check = build_check("answer_checker", {"threshold": 0.5}, scorer=Scorer())
-    assert check(Answer(prompt="q", text="good")).passed
-    out = check(Answer(prompt="q", text="bad"))
+    reasoning = " because".join(["x"] * 25)
+    assert check(Answer(prompt=MC, text="good " + reasoning)).passed
+    out = check(Answer(prompt=MC, text="bad " + reasoning))
     assert not out.passed and out.score == 0.7 and "0.700 >= 0.5" in out.reason
+
+
+@pytest.mark.parametrize("prompt, text", [
+    (MC, "bad: B"),                                               # a bare letter: nothing to judge
+    ("How many legs do 3 spiders have? Explain.", "bad " + "step " * 40),   # not multiple choice
+    ("Write a Python function that adds two numbers.", "bad\ndef add(a, b):\n    return a + b " + "x " * 30),
+])
+def test_answer_checker_abstains_where_it_cannot_judge(prompt, text):
+    class Scorer:
+        def score_one(self, prompt, text):
+            return 0.99
+
+    out = build_check("answer_checker", {"threshold": 0.5}, scorer=Scorer())(Answer(prompt=prompt, text=text))
+    assert out.passed and out.reason.startswith("abstained") and out.score is None
     with pytest.raises(ValueError, match="needs its loaded scorer"):
         build_check("answer_checker", {"threshold": 0.5})
 
@@ -299,9 +317,6 @@ def test_parsing_a_policy_reads_no_artifact():
 
 
 # ---- agreement ---------------------------------------------------------------------------------------------
-
-MC = "Which is a prime?\nOptions:\nA. 4\nB. 7\nC. 9\nD. 12"
-
 
 @pytest.mark.parametrize("prompt, text, second, extract, passed, why", [
     (MC, "Reasoning... The answer is (B).", "so the answer is (B)", "auto", True, ""),

@@ -51,7 +51,7 @@ def make_data(seed: int, n: int = 160) -> tuple[ReplayData, np.ndarray, AnswerTa
         for j in range(r):
             k = int(kinds[i, j])
             text = [f"answer {i}-{j} " + "x" * int(rng.integers(0, 9)), "", "I'm sorry, I can't help with that",
-                    "abc", None, f"plain {i}-{j}"][k]
+                    "abc", None, f"plain {i}-{j} " + "because " * int(rng.integers(15, 30))][k]
             responses[j][i] = text
             if text is not None:
                 table.setdefault(text, float(rng.choice([rng.random(), 0.25, 0.5, 1.0])))
@@ -59,7 +59,8 @@ def make_data(seed: int, n: int = 160) -> tuple[ReplayData, np.ndarray, AnswerTa
     data = ReplayData(
         kind="outcomes", sources=("mem",), aliases=("cheap", "mid", "strong"),
         mappings=({"cheap": "c", "mid": "m", "strong": "s"},), source=np.zeros(n, np.int16),
-        ids=[f"r{i}" for i in range(n)], prompts=[f"prompt {i}" for i in range(n)], prompt_tokens=tokens,
+        ids=[f"r{i}" for i in range(n)], prompt_tokens=tokens,
+        prompts=[f"prompt {i}" + ("\nOptions:\nA. yes\nB. no" if i % 2 else "") for i in range(n)],
         plan_tokens=tokens + 4, available=available, missing=~available,
         quality=np.where(available, rng.choice([0.0, 0.5, 1.0, 0.3], (n, r)), 0.0),
         cost_usd=np.where(available, rng.random((n, r)) * 0.01, 0.0), cost_recorded=available.copy(),
