@@ -21,7 +21,8 @@ Hostile input and slow clients: the body is bounded (``max_body_bytes``, 413), t
 (``max_prompt_chars``, 413 before any tokenizing; long prompts are planned off the event loop by the
 Router); a client that disconnects cancels its request (:mod:`cascade.server.disconnect`); a stream
 whose first chunk takes longer than ``sse_keepalive_s`` (a checked answer is held whole until it
-passed) starts with SSE keep-alive comments instead of silence.
+passed) starts with SSE keep-alive comments instead of silence (its headers then carry no
+``x-cascade-trace``: the trace rides in the last chunk, as always).
 """
 from __future__ import annotations
 
