@@ -28,6 +28,8 @@ _OPTION_LINE = re.compile(rb"\n(\(?)[A-J][.)](?=[ \x00\n]|\Z)")
 # as one; option lines are found by _OPTION_LINE)
 _CAT_UPPER = np.where(CAT == 8, 3, CAT).astype(np.uint8).tobytes()
 _CATEGORIES = (1, 2, 3, 4, 5, 6, 7)
+# the bytes of no category (most of a text: lower case, spaces...), dropped before counting the others
+_NO_CATEGORY = bytes(np.flatnonzero(CAT == 0).tolist())
 
 
 def options_of(b: bytes) -> tuple[int, int]:
@@ -129,7 +131,7 @@ class Single:
 
     def struct_list(self) -> list[float]:
         b = self.clipped
-        cats = [0, *map(b.translate(_CAT_UPPER).count, _CATEGORIES)]
+        cats = [0, *map(b.translate(_CAT_UPPER, _NO_CATEGORY).count, _CATEGORIES)]
         options, first = options_of(b)
         return struct_scalar(len(self.text), len(b), cats, self.word_begin.size, self.word_bytes,
                              options, first, self.truncated)
