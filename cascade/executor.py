@@ -97,8 +97,10 @@ class CheckBook:
 class LiveExecutor:
     def __init__(self, policy: Policy, gate: BudgetGate, health: HealthBoard, checks: CheckBook,
                  transports: Mapping[str, Transport], credentials: Callable[[str], tuple[str | None, str | None]],
-                 *, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], rng: Any) -> None:
+                 *, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], rng: Any,
+                 missing_keys: Mapping[str, str] | None = None) -> None:
         self.policy, self.gate, self.health, self.checks = policy, gate, health, checks
+        self._missing_keys = dict(missing_keys or {})
         self.transports, self._credentials = transports, credentials
         self._clock, self._sleep, self._rng = clock, sleep, rng
 
@@ -183,7 +185,8 @@ class LiveExecutor:
         candidate = await self._checked(attempt, result, cost, ctx, trace, notes, consult, early)
         candidate.record.overrun_usd = self.gate.overrun(reservation, cost)
         passed = sum(o.passed for o in candidate.record.checks)
-        return answered(passed, len(candidate.record.checks) - passed), candidate
+        empty = not (result.content or "").strip()
+        return answered(passed, len(candidate.record.checks) - passed, empty), candidate
 
     async def _second_opinion(self, consult: Attempt, ctx: CallContext, trace: RouteTrace) -> str | None:
         """The second model's answer for an agreement check (reserved, billed, traced like any call);
@@ -250,7 +253,14 @@ class LiveExecutor:
 
     async def _admit(self, attempt: Attempt, ctx: CallContext,
                      trace: RouteTrace) -> AttemptOutcome | tuple[Any, list[str]]:
-        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made."""
+        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made.
+        A model without its API key fails the request at once (a configuration error, not retried)."""
+        if attempt.model in self._missing_keys:
+            var = self._missing_keys[attempt.model]
+            exc = AuthenticationError(f"{attempt.model}: no API key: environment variable {var} is not set",
+                                      model=attempt.model)
+            trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=f"AuthenticationError: {exc}"))
+            raise exc
         if self._clock() >= ctx.deadline_at:
             trace.add(AttemptRecord(attempt.model, "skipped", "deadline reached before this attempt"))
             return SKIPPED

@@ -76,10 +76,12 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     validate_user(user)
-    counts = dict(n_messages=len(messages), n_images=facts.n_images, document_pages=facts.document_pages)
-    tokens = count_prompt_tokens(facts.text, exact=False, **counts)
+    n_messages, n_images, pages = len(messages), facts.n_images, facts.document_pages
+    tokens = count_prompt_tokens(facts.text, exact=False, n_messages=n_messages, n_images=n_images,
+                                 document_pages=pages)
     if policy is None or not _fits_everywhere(policy, tokens, max_tokens, facts):
-        tokens = count_prompt_tokens(facts.text, exact=True, **counts)
+        tokens = count_prompt_tokens(facts.text, exact=True, n_messages=n_messages, n_images=n_images,
+                                     document_pages=pages)
     return Request(text=facts.text, prompt_tokens=tokens, max_tokens=max_tokens, n_images=facts.n_images,
                    n_documents=facts.n_documents, needs_tools=bool(params.get("tools")),
                    json_output=json_output(params.get("response_format")), stream=bool(params.get("stream")),

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -35,6 +36,10 @@ from cascade.trace import RouteTrace
 from cascade.transport import aclose_all
 
 _PLAN_PARAMS = ("max_tokens", "max_completion_tokens", "stream")
+
+
+class MissingCredentialsWarning(UserWarning):
+    """A catalog model has no API key in the environment (``Router(...)`` names it and its variable)."""
 
 
 @dataclass
@@ -64,8 +69,13 @@ class Router:
         self._clock, self._wall = s.clock, s.wall_clock
         self.gate = BudgetGate(self.store, fail_open=self.policy.budgets.on_store_unavailable == "fail_open",
                                ttl_s=self.policy.budgets.reservation_ttl_s)
+        missing = s.missing_credentials()
+        if missing:
+            warnings.warn(MissingCredentialsWarning(
+                "no API key for " + ", ".join(f"{a} (set {v})" for a, v in missing.items())
+                + ": a request planned to them fails with AuthenticationError"), stacklevel=2)
         self.executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy), s.transports,
-                                     s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng)
+                                     s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng, missing_keys=missing)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
 

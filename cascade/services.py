@@ -92,6 +92,17 @@ class RouterServices:
         key = self.env.get(spec.api_key_env) if spec.api_key_env else None
         return base or None, key or None
 
+    def missing_credentials(self) -> dict[str, str]:
+        """alias -> the unset key variable, for catalog models whose transport calls a provider's own
+        endpoint (no base URL configured: a self-hosted server may need no key) without a key."""
+        out = {}
+        for alias, spec in self.policy.catalog.items():
+            base, key = self.credentials(alias)
+            transport = self.transports.get(alias)
+            if spec.api_key_env and not key and not base and getattr(transport, "needs_credentials", False):
+                out[alias] = spec.api_key_env
+        return out
+
     def secrets(self) -> list[str]:
         return [k for alias in self.policy.catalog for k in [self.credentials(alias)[1]] if k]
 

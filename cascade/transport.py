@@ -31,6 +31,7 @@ class Transport(Protocol):
     name: str
     needs_litellm: bool          # its first call imports litellm (the Router warms it up off the clock)
     streams_with_litellm: bool   # its streams do
+    needs_credentials: bool      # it calls a provider that wants an API key
 
     async def acall(self, call: CallSpec) -> CallResult: ...
 
@@ -40,7 +41,7 @@ class Transport(Protocol):
 
 
 class LiteLLMTransport:
-    name, needs_litellm, streams_with_litellm = "litellm", True, True
+    name, needs_litellm, streams_with_litellm, needs_credentials = "litellm", True, True, True
 
     async def acall(self, call: CallSpec) -> CallResult:
         from cascade.providers import acall
@@ -55,7 +56,7 @@ class LiteLLMTransport:
 
 
 class DirectTransport:
-    name, needs_litellm, streams_with_litellm = "direct", False, True
+    name, needs_litellm, streams_with_litellm, needs_credentials = "direct", False, True, True
 
     def __init__(self, streaming: Transport | None = None) -> None:
         self._streaming = streaming or LiteLLMTransport()
@@ -82,7 +83,7 @@ class MockTransport:
     chat.completion dict, or a str taken as the answer text. Errors the handler raises reach the
     cascade as they are (raise :mod:`policies.errors` provider errors to script failures)."""
 
-    name, needs_litellm, streams_with_litellm = "mock", False, False
+    name, needs_litellm, streams_with_litellm, needs_credentials = "mock", False, False, False
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler

@@ -6,59 +6,32 @@ normalised text), one bucket number in ``[0, 2**bits)`` per occurrence, each occ
 *structural* features (length, option count, digit / math-symbol / uppercase density...).
 
 Normalisation: ASCII lower-case, every digit -> ``0``, whitespace and NUL -> space; bytes >= 0x80
-(UTF-8) are kept and count as word bytes. A word is hashed from its first 8 bytes (a crude
-stemmer). Texts longer than ``head + tail`` bytes keep their first ``head`` and last ``tail``
-bytes (the length feature still sees the full length). Hashes are fixed 64-bit multiplicative
-hashes (independent of Python's hash seed), so artifacts are portable.
+(UTF-8) are kept and count as word bytes (the tables and hash constants: :mod:`classifiers.hashing`).
+A word is hashed from its first 8 bytes (a crude stemmer). Texts longer than ``head + tail`` bytes
+keep their first ``head`` and last ``tail`` bytes (the length feature still sees the full length).
 
 Two implementations of the same arithmetic: :class:`Batch` (many texts in one NUL-separated
-byte buffer, a few dozen whole-array numpy calls per cache-sized chunk) and :class:`Single` (one
-text, the fewest numpy calls). They agree to rounding (summation order).
+byte buffer, a few dozen whole-array numpy calls per cache-sized chunk) and
+:class:`~classifiers.single.Single` (one text, the fewest interpreter steps; re-exported here).
+They agree to rounding (summation order).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-# one odd multiplier per char n-gram order: every kind hashes into the same table differently
-_MULT = [np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
-                                0xD6E8FEB86659FD93, 0xA0761D6478BD642F, 0xE7037ED1A0B428DB,
-                                0x8EBC6AF09C88C6E3, 0x589965CC75374CC3, 0x1D8E4E27C47D124F)]
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_SALT_W1 = np.uint64(0x5851F42D4C957F2D)
-_SALT_W2 = np.uint64(0x2545F4914F6CDD1D)
-_P = np.uint64(0x100000001B3)
-_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+from classifiers.hashing import CAT_BYTES as _CAT_BYTES, M1 as _M1, MASKS as _MASKS, MULT as _MULT, N_CATS
+from classifiers.hashing import NORM_BYTES as _NORM_BYTES, SALT_W1 as _SALT_W1, SALT_W2 as _SALT_W2
+from classifiers.hashing import WORDISH as _WORDISH, P as _P
+from classifiers.single import Single
 
-_NORM = np.arange(256, dtype=np.uint8)
-_NORM[ord("A"):ord("Z") + 1] += 32
-_NORM[ord("0"):ord("9") + 1] = ord("0")
-_NORM[[0, 9, 10, 11, 12, 13]] = 32
-_WORD = np.zeros(256, dtype=bool)
-_WORD[ord("a"):ord("z") + 1] = True
-_WORD[ord("0")] = True
-_WORD[128:] = True
-
-# byte categories for the structural counts (each byte in at most one): 1 digit, 2 math symbol,
-# 3 upper-case K..Z, 4 non-ASCII, 5 code punctuation, 6 newline, 7 question mark, 8 upper-case A..J
-# (an upper-case letter that may open an option line)
-_CAT = np.zeros(256, dtype=np.uint8)
-for _code, _members in enumerate((b"0123456789", b"=+*/^\\$<>%|", b"KLMNOPQRSTUVWXYZ",
-                                  bytes(range(128, 256)), b"{}();[]_#`", b"\n", b"?", b"ABCDEFGHIJ"),
-                                 start=1):
-    _CAT[list(_members)] = _code
-N_CATS = 9
-# bytes.translate tables (a C-speed lookup with no index conversion): normalised byte; category
-# or 16 for a word byte without category (non-ASCII bytes are both: category 4, and word bytes
-# are found as "category 4 or >= 16")
-_NORM_BYTES = _NORM.tobytes()
-_CAT_BYTES = _CAT.tobytes()
-_WORDISH = np.where(_WORD[_NORM], 1, 0).astype(np.uint8).tobytes()
+__all__ = ["N_CATS", "STRUCT_NAMES", "Batch", "FeatureSpec", "KindBuckets", "Single", "chunks",
+           "sparse_matrix", "struct_from_counts", "struct_matrix"]
 # An option line starts (at the text start or after a newline) with "A." / "B)" / "(C)" ... (letters
-# A..J), followed by a space, newline, NUL or the end: options_of() and Batch.options() agree.
+# A..J), followed by a space, newline, NUL or the end: classifiers.single.options_of() and
+# Batch.options() agree.
 
 #: names of the dense structural features, in column order
 STRUCT_NAMES: tuple[str, ...] = (
@@ -112,29 +85,6 @@ class FeatureSpec:
         if len(b) > self.head + self.tail:
             return b[: self.head] + b" " + (b[-self.tail:] if self.tail else b""), True
         return b, False
-
-
-def options_of(b: bytes) -> tuple[int, int]:
-    """(number of option lines, byte offset of the first option letter or len(b)) of one text."""
-    count, first, pos = 0, len(b), 0
-    for line in b.split(b"\n"):
-        k = 1 if line[:1] == b"(" else 0
-        if (len(line) >= k + 2 and 65 <= line[k] <= 74 and line[k + 1] in (46, 41)
-                and (len(line) == k + 2 or line[k + 2] in (32, 0))):
-            if not count:
-                first = pos + k
-            count += 1
-        pos += len(line) + 1
-    return count, first
-
-
-def struct_scalar(chars: int, length: int, cats: Sequence[int], n_words: int, word_bytes: int,
-                  options: int, first_option: int, truncated: bool) -> list[float]:
-    """:func:`struct_from_counts` for one text, in plain Python floats."""
-    ln = max(length, 1)
-    return [math.log1p(chars), math.log1p(n_words), float(min(options, 12)), math.log1p(cats[6]),
-            math.log1p(cats[7]), cats[1] / ln, cats[2] / ln, (cats[3] + cats[8]) / ln, cats[4] / ln,
-            cats[5] / ln, word_bytes / max(n_words, 1), first_option / ln, float(truncated)]
 
 
 def struct_from_counts(chars: np.ndarray, lengths: np.ndarray, cats: np.ndarray,
@@ -280,7 +230,7 @@ class Batch:
         return total
 
     def options(self, cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`options_of` of every text, vectorised (``cat``: the byte categories)."""
+        """:func:`classifiers.single.options_of` of every text, vectorised (``cat``: the byte categories)."""
         raw = np.frombuffer(self.joined + b"\0\0", dtype=np.uint8)
         cand = np.flatnonzero(cat == 8)  # byte offsets of A..J
         text = np.searchsorted(self.starts, cand, side="right") - 1
@@ -310,56 +260,6 @@ class Batch:
                                   cats, np.bincount(rows, minlength=self.n),
                                   np.bincount(rows, weights=length, minlength=self.n), options,
                                   first, self.truncated)
-
-
-class Single:
-    """One text, with the same arithmetic as :class:`Batch` and the fewest numpy calls."""
-
-    def __init__(self, text: str, spec: FeatureSpec) -> None:
-        self.spec, self.text, self.n = spec, text, 1
-        self.clipped, self.truncated = spec.clip(text)
-        size = len(self.clipped)
-        norm = np.zeros(size + 16, dtype=np.uint8)
-        norm[:size] = _NORM[np.frombuffer(self.clipped, dtype=np.uint8)]
-        self.size = size
-        self.norm = norm
-        self.packed = np.ndarray((size,), dtype="<u8", buffer=norm, strides=(1,))
-        is_word = _WORD[norm[: size + 1]]
-        edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
-        if size and is_word[0]:
-            edges = np.concatenate(([0], edges))
-        self.word_begin, self.word_len = edges[0::2], edges[1::2] - edges[0::2]
-
-    def hashed_sum(self, table: np.ndarray) -> np.ndarray:
-        return np.array([self.hashed_total(table)])
-
-    def hashed_total(self, table: np.ndarray) -> float:
-        """The text's sum over kinds of its scaled n-gram weights."""
-        shift, total = np.uint64(64 - self.spec.bits), 0.0
-        for n in self.spec.char_ngrams:
-            count = self.size - n + 1
-            if count > 0:
-                keys = ((self.packed[:count] & _MASKS[n]) * _MULT[n]) >> shift
-                total += table.take(keys.view(np.intp)).sum() / math.sqrt(count)
-        n_words = self.word_begin.size
-        if n_words and self.spec.word_ngrams:
-            h = self.packed[self.word_begin] & _MASKS[np.minimum(self.word_len, 8)]
-            if 1 in self.spec.word_ngrams:
-                total += table.take((((h ^ _SALT_W1) * _M1) >> shift).view(np.intp)).sum() / math.sqrt(n_words)
-            if 2 in self.spec.word_ngrams and n_words > 1:
-                keys = ((h[:-1] * _P + h[1:]) ^ _SALT_W2) * _M1 >> shift
-                total += table.take(keys.view(np.intp)).sum() / math.sqrt(n_words - 1)
-        return float(total)
-
-    def struct(self) -> np.ndarray:
-        return np.array([self.struct_list()])
-
-    def struct_list(self) -> list[float]:
-        b = self.clipped
-        cats = np.bincount(_CAT[np.frombuffer(b, dtype=np.uint8)], minlength=N_CATS).tolist()
-        options, first = options_of(b)
-        return struct_scalar(len(self.text), len(b), cats, int(self.word_begin.size),
-                             int(self.word_len.sum()), options, first, self.truncated)
 
 
 def chunks(texts: Sequence[str], spec: FeatureSpec) -> Iterator[tuple[int, Batch | Single]]:

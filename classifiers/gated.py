@@ -71,8 +71,7 @@ class GatedLinearClassifier:
     def logit_one(self, text: str) -> float:
         single = Single(text, self.spec)
         struct = single.struct_list()
-        stack = self.experts[self.gate.expert(struct[_OPTIONS])]
-        return single.hashed_total(stack.table) + float(np.dot(struct, stack.dense_coef)) + stack.dense_bias
+        return self.experts[self.gate.expert(struct[_OPTIONS])].logit_of(single, struct)
 
     def score_one(self, text: str) -> float:
         z = self.logit_one(text)

@@ -6,8 +6,9 @@ place (``messages[2].content[0].type``) of the first problem; it counts the page
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from policies.documents import document_pages
 from policies.errors import InvalidRequestError
@@ -66,7 +67,7 @@ def describe_messages(messages: Any) -> MessageFacts:
         if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequestError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r}")
         for key, value in message.items():
-            if key != "content":
+            if key != "content" and key != "role":  # the role is a name from ROLES (checked above)
                 _check_json(value, f"{where}.{key}")
         t, im, doc, pg = _describe_content(message.get("content"), f"{where}.content", role)
         texts.extend(t)

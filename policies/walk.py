@@ -16,7 +16,8 @@ The rules, in one place:
 - attempts run in plan order; the first *answered* attempt whose checks all pass is accepted
   (``outcome="ok"``); it is ``escalated`` when it is not the plan's first attempt;
 - when every attempt has been walked: with ``on_exhausted: best_answer`` the answered attempt passing
-  the most checks (then the strongest model; the earlier one on a tie) is accepted
+  the most checks (then the strongest model; the earlier one on a tie) is accepted — never an empty
+  answer
   (``outcome="best_answer"``, escalated when the plan had more than one attempt); otherwise exhausted;
 - when nothing answered and a budget cap refused an attempt, ``at_cap: downgrade`` asks once for a
   fresh plan (:class:`Replan`); a plan with the same attempts, no plan, or a second refusal is an
@@ -44,6 +45,7 @@ class AttemptOutcome:
     status: Status
     passed: int = 0
     failed_checks: int = 0
+    empty: bool = False          # an answer with no visible text: never the best answer
 
     @property
     def accepted(self) -> bool:
@@ -55,8 +57,8 @@ SKIPPED = AttemptOutcome("skipped")
 REFUSED = AttemptOutcome("refused")
 
 
-def answered(passed: int, failed: int) -> AttemptOutcome:
-    return AttemptOutcome("answered", passed, failed)
+def answered(passed: int, failed: int, empty: bool = False) -> AttemptOutcome:
+    return AttemptOutcome("answered", passed, failed, empty)
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,10 @@ class Walk:
 
     def _exhausted(self) -> Action:
         answers = [i for i, o in enumerate(self.outcomes) if o.status == "answered"]
-        if answers and self.on_exhausted == "best_answer":
+        usable = [i for i in answers if not self.outcomes[i].empty]
+        if usable and self.on_exhausted == "best_answer":
             strength = [a.strength for a in self.plan.attempts]
-            best = max(answers, key=lambda i: (self.outcomes[i].passed, strength[i], -i))
+            best = max(usable, key=lambda i: (self.outcomes[i].passed, strength[i], -i))
             return self._end(Accept(best, self.plan.attempts[best], "best_answer",
                                     escalated=len(self.plan.attempts) > 1))
         if not answers and self._refused:

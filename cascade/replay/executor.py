@@ -102,7 +102,9 @@ class ReplayExecutor:
         reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
         trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason, self._prompt_tokens[i],
                                 self._completion[i][r], self._cost_usd[i][r], 0.0, None, outcomes))
-        return answered(len(outcomes) - len(failed), len(failed)), self._cost_nano[i][r] + consult
+        text = self.data.responses[r][i] if self.data.responses is not None else None
+        empty = text is not None and not text.strip()
+        return answered(len(outcomes) - len(failed), len(failed), empty), self._cost_nano[i][r] + consult
 
     def _consulted(self, i: int, attempt: Attempt, trace: RouteTrace, *, answered: bool, others_passed: bool) -> int:
         """The second opinion's cost, traced as the live executor traces it."""

@@ -53,6 +53,7 @@ class DecisionArrays:
     agree_pass: np.ndarray     # (N, R) the second opinion agrees (or the check abstains)
     agree_asks: np.ndarray     # (N, R) the second model would be called
     consult_nano: np.ndarray   # (N, R) what that call costs
+    empty: np.ndarray          # (N, R) the recorded answer has no visible text (never the best answer)
     t1: float | None           # the policy's thresholds[0]
     t2: float | None           # the policy's swept-checker threshold
     aliases: tuple[str, ...] = ()
@@ -80,7 +81,12 @@ def decision_arrays(policy: Policy, data: ReplayData, scores: np.ndarray, checks
     swept = swept_checker(policy)
     fixed_pass, fixed_npass, swept_count, chk = checks.arrays(swept)
     has, parallel, agree_pass, asks, consult_nano = checks.agreement_arrays()
+    empty = np.zeros((n, r_count), dtype=bool)
+    if data.responses is not None:
+        for r in range(r_count):
+            empty[:, r] = [t is not None and not t.strip() for t in data.responses[r]]
     return DecisionArrays(
+        empty=empty,
         agree_has=has, agree_parallel=parallel, agree_pass=agree_pass, agree_asks=asks, consult_nano=consult_nano,
         score=score, base_first=np.asarray(base, dtype=np.int64), usable=usable, est=est,
         room=policy.budgets.per_request_usd, downgrade=policy.budgets.at_cap == "downgrade",
@@ -164,10 +170,11 @@ def outcomes_at(a: DecisionArrays, first: np.ndarray, t2: float | None) -> Repla
         if not a.check_last_rung:                                # its checks are dropped: nothing to pass
             chk_ok, fixed_pass = chk_ok | unchecked, fixed_pass | unchecked
             npass = np.where(unchecked, 0, npass)
-        better = cand & ((npass > best_np) | ((npass == best_np) & (a.strength[r] > best_st)))
+        usable = cand & ~a.empty[:, r]
+        better = usable & ((npass > best_np) | ((npass == best_np) & (a.strength[r] > best_st)))
         best, best_np = np.where(better, r, best), np.where(better, npass, best_np)
         best_st = np.where(better, a.strength[r], best_st)
-        any_cand |= cand
+        any_cand |= usable
         accept = cand & fixed_pass & chk_ok
         answered = np.where(accept, r, answered)
         escalated |= accept & (before > 0)

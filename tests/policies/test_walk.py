@@ -40,6 +40,8 @@ CASES = [  # strengths, on_exhausted, outcomes, expected (kind, index, outcome, 
     ((1, 10), "best_answer", [REFUSED, ANSWER_FAILED], ("exhausted", True)),
     ((1, 10), "raise", [REFUSED, REFUSED], ("exhausted", True)),
     ((1, 10), "best_answer", [REFUSED, FAIL1], ("accept", 1, "best_answer", True)),
+    ((1, 10), "best_answer", [answered(3, 1, empty=True), FAIL1], ("accept", 1, "best_answer", True)),
+    ((1, 10), "best_answer", [answered(1, 1, empty=True), ANSWER_FAILED], ("exhausted", False)),   # never empty
 ]
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cascade.replay.executor import FAILED
 from cascade.replay.run import run_replay
 from cascade.router import Router
 from cascade.transport import MockTransport
 from tests.cascade.replay.helpers import write_folder
+from policies.errors import EscalationExhausted
 from tests.cascade.router.conftest import FixedScore
 
 MODELS = {"deepseek-v2": "V2", "gpt-4o": "G4", "deepseek-coder": "C2"}
@@ -59,16 +61,22 @@ async def test_router_and_replay_agree_request_by_request(tmp_path, parallel):
 
     router = Router(str(policy), budget_store="memory://", classifier=FixedScore(0.0), transport=MockTransport(handler))
     ladder = [r.model for r in router.policy.escalation.ladders["text"]]
-    seconds = 0
+    seconds = failed = 0
     for i, request_id in enumerate(run.data.ids):
         text = run.data.prompts[i]
-        resp = await router.acomplete([{"role": "user", "content": text}])
-        trace = resp.cascade
+        try:
+            trace = (await router.acomplete([{"role": "user", "content": text}])).cascade
+        except EscalationExhausted as exc:                  # nothing usable: not even a best answer
+            assert run.engine.outcome[i] == FAILED, (text, exc.trace.attempts)
+            assert exc.trace.cost_usd == pytest.approx(run.engine.cost_nano[i] / 1e9, abs=2e-9)
+            failed += 1
+            continue
         assert ladder.index(trace.model) == run.engine.answered[i], (text, trace.attempts)
         assert trace.outcome == ("ok" if run.engine.outcome[i] == 0 else "best_answer")
         assert trace.escalated == bool(run.engine.escalated[i])
         assert trace.cost_usd == pytest.approx(run.engine.cost_nano[i] / 1e9, abs=2e-9)
         seconds += any(a.status == "second_opinion" for a in trace.attempts)
     assert 0 < seconds < len(run.data.ids)           # code prompts are never sent for a second opinion
+    assert failed == int((run.engine.outcome == FAILED).sum())
     assert router.store.total_spent() == pytest.approx(run.engine.cost_nano.sum() / 1e9, abs=1e-7)
     await router.aclose()

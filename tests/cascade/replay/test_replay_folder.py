@@ -82,16 +82,25 @@ def test_answer_format_check_reads_the_response(tmp_path):
 @pytest.mark.parametrize("mode, quality, outcome_share", [("best_answer", 0.75, "best_answer_rate"),
                                                           ("raise", 0.0, "failure_rate")])
 def test_exhausted_ladder(tmp_path, mode, quality, outcome_share):
-    blank = {p: "" for p in CHEAP_Q}
-    doc = report(tmp_path, {"on_exhausted: best_answer": f"on_exhausted: {mode}"},
-                 folder_kw={"outcomes": outcomes(), "responses": responses(cheap=blank, strong=blank)})
+    refusal = {p: "I'm sorry, I can't help with that." for p in CHEAP_Q}
+    doc = report(tmp_path, {"on_exhausted: best_answer": f"on_exhausted: {mode}", "checks: [non_empty]":
+                            "checks: [non_empty, no_refusal]"},
+                 folder_kw={"outcomes": outcomes(), "responses": responses(cheap=refusal, strong=refusal)})
     op = doc["rows"]["policy"]
-    # every answer fails non_empty: best_answer returns the strongest of equally-failing candidates (the
+    # every answer fails no_refusal: best_answer returns the strongest of equally-failing candidates (the
     # strong model's: 1, 1, 0, 1); raise fails every request (quality 0). Every attempt made is paid.
     assert op[outcome_share] == 1.0
     assert op["quality"] == pytest.approx(quality)
     assert op["total_usd"] == pytest.approx(2 * CHEAP_USD + 4 * STRONG_USD)
     assert op["escalation_rate"] == (0.5 if mode == "best_answer" else 0.0)
+
+
+def test_an_empty_answer_is_never_the_best_answer(tmp_path):
+    blank = {p: "" for p in CHEAP_Q}
+    doc = report(tmp_path, folder_kw={"outcomes": outcomes(), "responses": responses(cheap=blank, strong=blank)})
+    op = doc["rows"]["policy"]
+    assert op["failure_rate"] == 1.0 and op["best_answer_rate"] == 0.0 and op["quality"] == 0.0
+    assert op["total_usd"] == pytest.approx(2 * CHEAP_USD + 4 * STRONG_USD)      # every attempt is still paid
 
 
 def test_without_responses_checks_count_as_passed(tmp_path):

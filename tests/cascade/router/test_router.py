@@ -212,10 +212,13 @@ async def test_cancelled_request_releases_its_reservation(make_router, fake_prov
 
 
 async def test_on_exhausted_best_answer_and_raise(make_router, fake_provider):
-    fake_provider.script("deepseek-chat", empty())
+    fake_provider.script("deepseek-chat", answer("I'm sorry, I can't help with that."))
     fake_provider.script("gpt-4o", http_error(500))
     resp = await make_router(score=0.1).acomplete(user_msg("q"))
     assert resp.cascade.outcome == "best_answer" and resp.cascade.model == "deepseek-v2"
+    fake_provider.script("deepseek-chat", empty())          # an empty answer is never the best answer
+    with pytest.raises(EscalationExhausted, match="empty answer"):
+        await make_router(score=0.1).acomplete(user_msg("q"))
     strict = parse_policy("extends: default\nname: s\nescalation: {on_exhausted: raise}\n", source="s.yaml")
     with pytest.raises(EscalationExhausted) as info:
         await make_router(strict, score=0.1).acomplete(user_msg("q"))

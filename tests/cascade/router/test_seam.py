@@ -112,3 +112,22 @@ def test_a_direct_only_router_answers_without_importing_litellm(fake_provider):
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     assert doc["litellm"] is False, doc
     assert doc["model"] in ("deepseek-v2", "gpt-4o") and doc["text"]
+
+
+async def test_a_missing_key_is_named_at_construction_and_fails_the_escalation_at_once(fake_provider):
+    """OPENAI_API_KEY unset (and no OPENAI_API_BASE: the provider's own endpoint): Router() warns, and a
+    request escalating to gpt-4o raises AuthenticationError naming the variable — no retry, no 500, no
+    empty cheap answer passed off as the best one."""
+    from cascade.router import MissingCredentialsWarning
+    from policies.errors import AuthenticationError
+    from tests.harness.fake_provider import empty
+    fake_provider.script("deepseek-chat", empty())
+    env = {"DEEPSEEK_API_BASE": fake_provider.url, "DEEPSEEK_API_KEY": "sk-test-deepseek-SECRET-1111"}
+    with pytest.warns(MissingCredentialsWarning, match=r"gpt-4o \(set OPENAI_API_KEY\)"):
+        router = Router("default", budget_store="memory://", classifier=FixedScore(0.0), env=env)
+    with pytest.raises(AuthenticationError, match="OPENAI_API_KEY is not set") as info:
+        await router.acomplete(user_msg("What is 2+2?"))
+    assert "gpt-4o" in str(info.value)
+    assert fake_provider.tally["deepseek-chat"].n_requests == 1 and "gpt-4o" not in fake_provider.tally
+    assert router.store.open_reservations() == 0
+    await router.aclose()
