@@ -4,7 +4,10 @@ For each attempt the walk asks for: deadline → circuit breaker → budget rese
 → provider call through the model's transport, under tenacity (per-class retries, Retry-After,
 per-attempt timeout, overall deadline) → settle the real cost (usage × the policy's price) or release
 the reservation → answer checks. What happened is recorded in the walk, which says what comes next.
-Reservations are settled on every path, including exceptions and task cancellation.
+Reservations are settled on every path, including exceptions and task cancellation; a call given up
+on (our timeout, or the request cancelled) runs on and its late answer is recorded by the gate. Once
+an attempt has been answered (and paid for), a store that cannot budget the next attempt skips it
+(the walk's rules then decide: best answer, or the store's error) rather than failing the request.
 
 Two drivers of the same walk: :meth:`LiveExecutor.run` (answers whole, buffered streams included)
 and :meth:`LiveExecutor.stream` (chunks passed on as they arrive; no checks).
@@ -19,8 +22,8 @@ import tenacity
 
 from policies.budget import Cap
 from policies.checks import Answer, Check, CheckOutcome, build_check
-from policies.errors import (AuthenticationError, BudgetExceeded, ContextWindowExceeded, ProviderError,
-                             ProviderTimeout, RateLimitError)
+from policies.errors import (AuthenticationError, BudgetExceeded, BudgetStoreUnavailable, ContextWindowExceeded,
+                             ProviderError, ProviderTimeout, RateLimitError)
 from policies.plan import Attempt, Plan
 from policies.schema import CheckSpec, Policy
 from policies.walk import (ANSWER_FAILED, REFUSED, SKIPPED, Accept, AttemptOutcome, Exhausted, Replan,
@@ -49,6 +52,8 @@ class CallContext:
     prompt_text: str
     stream: bool = False          # buffered streaming: the call drains the stream, checks see the whole text
     refused: BudgetExceeded | None = None   # the first budget refusal met in the current plan
+    answered: bool = False                  # some attempt was answered (and paid for)
+    store_error: BudgetStoreUnavailable | None = None   # the store refused a reservation after that
 
 
 @dataclass
@@ -67,11 +72,13 @@ class Candidate:
 @dataclass
 class WalkResult:
     """How the walk ended: ``Accept`` (with the accepted candidate; None for a direct stream, whose
-    chunks went to the caller) or ``Exhausted`` (with the budget refusal met, if any)."""
+    chunks went to the caller) or ``Exhausted`` (with the budget refusal met, if any, and the store's
+    error if it could not budget the attempts left after a paid answer)."""
 
     action: Accept | Exhausted
     accepted: Candidate | None
     refusal: BudgetExceeded | None
+    store_error: BudgetStoreUnavailable | None = None
 
 
 class CheckBook:
@@ -119,7 +126,7 @@ class LiveExecutor:
                     found = {}
             else:
                 accepted = found.get(action.index) if isinstance(action, Accept) else None
-                return WalkResult(action, accepted, ctx.refused)
+                return WalkResult(action, accepted, ctx.refused, ctx.store_error)
 
     async def stream(self, plan: Plan, ctx: CallContext, trace: RouteTrace, ended: list[WalkResult],
                      replan: Replanner | None = None) -> AsyncIterator[Any]:
@@ -136,7 +143,7 @@ class LiveExecutor:
             elif isinstance(action, Replan):
                 await self._replan(walk, ctx, replan)
             else:
-                ended.append(WalkResult(action, None, ctx.refused))
+                ended.append(WalkResult(action, None, ctx.refused, ctx.store_error))
                 return
 
     async def _replan(self, walk: Walk, ctx: CallContext, replan: Replanner | None) -> bool:
@@ -160,8 +167,8 @@ class LiveExecutor:
         try:
             result = await self._call_with_retries(attempt, ctx, trace, _open_buffered if ctx.stream else _call)
             cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
-            settled = True
-            await self.gate.commit(reservation, cost, notes)
+            settled = ctx.answered = True
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
         except ProviderError as exc:
             settled = True
             await self._failed(attempt, reservation, exc, notes, trace, started)
@@ -198,8 +205,8 @@ class LiveExecutor:
                 yield chunk
             result = stream.final()
             cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
-            settled = True
-            await self.gate.commit(reservation, cost, notes)
+            settled = ctx.answered = True
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
             self.health.success(attempt.model)
             trace.add(AttemptRecord(attempt.model, "ok", _joined(attempt.reason, notes), result.prompt_tokens,
                                     result.completion_tokens, cost, self._clock() - started,
@@ -228,6 +235,15 @@ class LiveExecutor:
             ctx.refused = ctx.refused or exc
             trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
             return REFUSED
+        except BudgetStoreUnavailable as exc:
+            self.health.release_probe(attempt.model)
+            if not ctx.answered:
+                raise
+            # A paid answer exists: this attempt cannot be budgeted, the walk's rules decide what the
+            # request returns (its best answer, or this error) instead of a 503 over a paid answer.
+            ctx.store_error = ctx.store_error or exc
+            trace.add(AttemptRecord(attempt.model, "skipped", f"budget store: {exc}"))
+            return SKIPPED
         except BaseException:
             self.health.release_probe(attempt.model)
             raise
@@ -256,20 +272,22 @@ class LiveExecutor:
 
     # ---- the call: timeout, late answers, retries ------------------------------------------------
     async def _timed_call(self, opener: Opener, attempt: Attempt, ctx: CallContext, spec: CallSpec) -> Any:
-        """The call, given up on after ``spec.timeout_s``. The provider call itself may run a grace
-        period longer: if it is answered after all, the gate records what it cost (the provider bills it)."""
+        """The call, given up on after ``spec.timeout_s`` or when the request is cancelled. The provider
+        call itself runs on, up to a grace period past the timeout: if it is answered after all, the gate
+        records what it cost (the provider bills it)."""
         timeout = spec.timeout_s
         graced = CallSpec(**{**spec.__dict__, "timeout_s": timeout + _late_grace(timeout)})
         call = asyncio.ensure_future(opener(self.transports[attempt.model], graced))
+        late = dict(request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
+                    price=self.policy.catalog[attempt.model].price)
         try:
             done, _ = await asyncio.wait({call}, timeout=timeout)
         except BaseException:
-            call.cancel()
+            self.gate.settle_late(call, **late)      # cancelled (shutdown, client gone): it may still be billed
             raise
         if call in done:
             return call.result()
-        self.gate.settle_late(call, request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
-                              price=self.policy.catalog[attempt.model].price)
+        self.gate.settle_late(call, **late)
         raise ProviderTimeout(f"{attempt.model}: no answer within {timeout:.2f}s (a late answer is still "
                               f"recorded in the ledger)", model=attempt.model)
 

@@ -59,9 +59,14 @@ def _open_redis(url: str) -> BudgetStore:
     if not parts.hostname or (db and not db.isdigit()):
         raise ConfigError(f"malformed budget store URL {mask_url(url)!r}: expected "
                           "redis://[:password@]host[:port][/db] with an integer db")
+    from cascade.budget.generation import GenerationMarker
     from cascade.budget.redis_store import RedisBudgetStore
+    from cascade.spool import spool_path
 
-    return RedisBudgetStore(url)
+    store = RedisBudgetStore(url)
+    path = spool_path(store)
+    store.marker = GenerationMarker(path.with_suffix(".generation")) if path is not None else None
+    return store
 
 
 BUDGET_STORES: dict[str, Callable[[str], BudgetStore]] = {
