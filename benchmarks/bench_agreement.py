@@ -40,10 +40,11 @@ the calibration split ("abstains" when none beats random there). Last, one summa
 folder and kind, the second model the one with the largest agree-vs-random gain on calibration.
 
 Costs: cost_usd where the data has it (routerbench), else tokens x list price per 1M tokens
-(classifiers.data.PRICES_PER_1M; the second models here: DeepSeek-Coder-V2 at DeepSeek-V2's price,
-$0.14 in / $0.28 out, as DeepSeek's API served it; gemini-1.5-flash-002 $0.075 / $0.30, Google's
-list price for prompts up to 128k tokens). RouterBench stores each answer as the repr of a
-one-string list ("['C\\n']"); every check here sees it unwrapped, as a provider would return it.
+(classifiers.training.data.PRICES_PER_1M; the second models here: DeepSeek-Coder-V2 at
+DeepSeek-V2's price, $0.14 in / $0.28 out, as DeepSeek's API served it; gemini-1.5-flash-002
+$0.075 / $0.30, Google's list price for prompts up to 128k tokens). RouterBench stores each
+answer as the repr of a one-string list ("['C\\n']"); every check here sees it unwrapped, as a
+provider would return it.
 Second models (routerbench): every other model with answers whose mean cost is at most twice
 the cheap model's.
 """
@@ -61,9 +62,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import classifiers  # noqa: E402
-from classifiers.data import RoutingData, load_dataset, load_responses  # noqa: E402
 from classifiers.extract import agree, prompt_kind  # noqa: E402
 from classifiers.rules import rule_failure  # noqa: E402
+from classifiers.training.data import RoutingData, load_dataset, load_responses  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = ROOT.parent / "shared" / "data"

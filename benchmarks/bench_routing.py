@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import classifiers  # noqa: E402
 from classifiers import metrics as M  # noqa: E402
-from classifiers.data import RoutingData, load_dataset, load_responses  # noqa: E402
+from classifiers.training.data import RoutingData, load_dataset, load_responses  # noqa: E402
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("mmlu_pro", "routellm_mmlu", "routerbench_subset", "llmrouter")

@@ -163,14 +163,16 @@ def train_cmd(
 
 
 def _trainer(name: str) -> Callable[..., Any]:
+    """The training function ``name`` of :mod:`classifiers.training.train`, imported only here."""
+    module_name = "classifiers.training.train"
     try:
         import importlib
-        module = importlib.import_module("classifiers.train")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name in ("classifiers.train", "classifiers"):
-            raise CascadeError("training is not available in this build yet: classifiers.train is missing") from None
+        if exc.name in (module_name, "classifiers.training", "classifiers"):
+            raise CascadeError(f"training is not available in this build yet: {module_name} is missing") from None
         raise CascadeError(f"training needs {exc.name!r}: pip install 'deepseek-cascade[train]'") from None
     fn = getattr(module, name, None)
     if fn is None:
-        raise CascadeError(f"training is not available in this build yet: classifiers.train.{name} is missing")
+        raise CascadeError(f"training is not available in this build yet: {module_name}.{name} is missing")
     return fn

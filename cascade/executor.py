@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 import tenacity
 
 from policies.budget import Cap
-from policies.checks import Answer, Check, CheckOutcome, build_check
+from policies.checks import Answer, Check, CheckOutcome, build_check, consults
 from policies.errors import (AuthenticationError, BudgetExceeded, BudgetStoreUnavailable, ContextWindowExceeded,
                              ProviderError, ProviderTimeout, RateLimitError)
 from policies.plan import Attempt, Plan
@@ -158,11 +158,16 @@ class LiveExecutor:
     # ---- one attempt ---------------------------------------------------------------------------
     async def attempt(self, attempt: Attempt, ctx: CallContext,
                       trace: RouteTrace) -> tuple[AttemptOutcome, Candidate | None]:
-        """Make one attempt (reserve, call with retries, settle, check) and say what happened."""
+        """Make one attempt (reserve, call with retries, settle, check — a second opinion included when
+        its checks ask for one) and say what happened."""
         admitted = await self._admit(attempt, ctx, trace)
         if isinstance(admitted, AttemptOutcome):
             return admitted, None
         reservation, notes = admitted
+        consult = attempt.consult if attempt.consult is not None and any(
+            consults(c, ctx.prompt_text) for c in attempt.checks) else None
+        early = (asyncio.ensure_future(self._second_opinion(consult, ctx, trace))
+                 if consult is not None and _parallel(attempt) else None)
         started, settled = self._clock(), False
         try:
             result = await self._call_with_retries(attempt, ctx, trace, _open_buffered if ctx.stream else _call)
@@ -172,15 +177,46 @@ class LiveExecutor:
         except ProviderError as exc:
             settled = True
             await self._failed(attempt, reservation, exc, notes, trace, started)
+            if early is not None:
+                await early                      # billed whatever happened to the first call
             return ANSWER_FAILED, None
         finally:
             if not settled:   # cancelled or an unexpected error: the money was not spent by us
                 await self.gate.release_shielded(reservation)
                 self.health.release_probe(attempt.model)
+                if early is not None:
+                    early.cancel()
         self.health.success(attempt.model)
-        candidate = self._checked(attempt, result, cost, ctx, trace, notes)
+        candidate = await self._checked(attempt, result, cost, ctx, trace, notes, consult, early)
         passed = sum(o.passed for o in candidate.record.checks)
         return answered(passed, len(candidate.record.checks) - passed), candidate
+
+    async def _second_opinion(self, consult: Attempt, ctx: CallContext, trace: RouteTrace) -> str | None:
+        """The second model's answer for an agreement check (reserved, billed, traced like any call);
+        None when it could not be had."""
+        admitted = await self._admit(consult, ctx, trace)
+        if isinstance(admitted, AttemptOutcome):
+            return None
+        reservation, notes = admitted
+        started, settled = self._clock(), False
+        try:
+            result = await self._call_with_retries(consult, ctx, trace, _call)
+            cost = self.policy.catalog[consult.model].price.cost(result.prompt_tokens, result.completion_tokens)
+            settled = True
+            await self.gate.commit(reservation, cost, notes)
+        except ProviderError as exc:
+            settled = True
+            await self._failed(consult, reservation, exc, notes, trace, started)
+            return None
+        finally:
+            if not settled:
+                await self.gate.release_shielded(reservation)
+                self.health.release_probe(consult.model)
+        self.health.success(consult.model)
+        trace.add(AttemptRecord(consult.model, "second_opinion", _joined(consult.reason, notes), result.prompt_tokens,
+                                result.completion_tokens, cost, result.latency_s, finish_reason=result.finish_reason,
+                                answer=result.content or ""))
+        return result.content or ""
 
     async def stream_attempt(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,
                              outcome: list[AttemptOutcome]) -> AsyncIterator[Any]:
@@ -257,11 +293,26 @@ class LiveExecutor:
         trace.add(AttemptRecord(attempt.model, "error", _joined(attempt.reason, notes),
                                 latency_s=self._clock() - started, error=f"{type(exc).__name__}: {exc}"))
 
-    def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace,
-                 notes: list[str]) -> Candidate:
+    async def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace,
+                       notes: list[str], consult: Attempt | None = None,
+                       early: "asyncio.Future[str | None] | None" = None) -> Candidate:
+        """Run the attempt's checks; an agreement check last, with the second opinion (asked for only
+        when every other check passed, unless it was asked at the same time as the answer)."""
         answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
                         model=attempt.model)
-        outcomes = self.checks.run(attempt.checks, answer)
+        plain = [c for c in attempt.checks if c.name != "agreement"]
+        outcomes = self.checks.run(plain, answer)
+        for spec in (c for c in attempt.checks if c.name == "agreement"):
+            if early is not None:
+                second = await early
+            elif consult is not None and all(o.passed for o in outcomes):
+                second = await self._second_opinion(consult, ctx, trace)
+            elif consult is not None:
+                outcomes.append(CheckOutcome("agreement", False, "not asked: another check failed"))
+                continue
+            else:
+                second = None
+            outcomes += self.checks.run([spec], Answer(**{**answer.__dict__, "second": second}))
         failed = [o for o in outcomes if not o.passed]
         status = "check_failed" if failed else "ok"
         reason = _joined(attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed), notes)
@@ -342,6 +393,10 @@ async def _open_primed(transport: Transport, spec: CallSpec) -> PrimedStream:
     except StopAsyncIteration:
         first = None
     return PrimedStream(opened, first)
+
+
+def _parallel(attempt: Attempt) -> bool:
+    return any(c.name == "agreement" and bool(c.param("parallel", False)) for c in attempt.checks)
 
 
 def _scorer_of(spec: CheckSpec) -> Any:

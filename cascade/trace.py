@@ -11,7 +11,8 @@ One JSON object per request::
                   ],
      "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
 
-Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped.
+Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped ·
+second_opinion (the answer of an agreement check's second model, billed like any call).
 """
 from __future__ import annotations
 

@@ -330,3 +330,13 @@ def agree(a: str, b: str, kind: str, prompt: str | None = None) -> bool | None:
     if first is None or second is None:
         return None
     return first == second
+
+
+CHECKER_MIN_WORDS = 20
+
+
+def checker_judges(prompt: str | None, answer: str | None) -> bool:
+    """Whether the shipped answer checker can judge this answer: it learned multiple-choice answers that
+    reason before their letter (MMLU-Pro), and on bare letters, code, numbers or open text its score says
+    nothing (it flags almost every correct one). Elsewhere it abstains."""
+    return bool(answer) and prompt_kind(prompt) == "choice" and len(answer.split()) >= CHECKER_MIN_WORDS

@@ -12,6 +12,9 @@ factories through the explicit ``CHECK_FACTORIES`` registry; nothing registers i
     min_chars     {n: 20}          at least n non-blank characters
     answer_checker {threshold: 0.5, artifact: default}
                                    the trained checker's P(inadequate) is below the threshold
+    agreement {with: ALIAS, extract: auto, parallel: false}
+                                   a second model (catalog alias) gives the same final answer
+                                   (extract: auto | choice | number | text | json | json:<field>)
     custom        {callable: "pkg.mod:fn"}  fn(answer) -> bool | (bool, reason)
 """
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Answer:
     text: str
     finish_reason: str | None = None
     model: str | None = None
+    second: str | None = None          # the second opinion's answer (agreement checks), None: none came
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,46 @@ def _answer_checker(params: dict, scorer: Any = None) -> Check:
                          f"scorer: build_check(..., scorer=load_answer_checker(artifact))")
 
     def check(a: Answer) -> CheckOutcome:
+        from classifiers.extract import checker_judges      # pure functions, no I/O
+        if not checker_judges(a.prompt, a.text):
+            return CheckOutcome("answer_checker", True, CHECKER_ABSTAINS)
         p = float(scorer.score_one(a.prompt, a.text))
         ok = p < threshold
         return CheckOutcome("answer_checker", ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
+    return check
+
+
+CHECKER_ABSTAINS = "abstained: not a multiple-choice answer with reasoning (the checker cannot judge it)"
+_KIND = re.compile(r"^(?:auto|choice|number|text|json(?::\S+)?)$")
+
+
+def consults(spec: Any, prompt: str) -> bool:
+    """Whether an agreement check calls its second model for this prompt: not when ``extract: auto``
+    meets a code request (two programs are not compared by their final answer: the check abstains)."""
+    if spec.name != "agreement":
+        return False
+    if str(spec.param("extract", "auto")) != "auto":
+        return True
+    from classifiers.extract import prompt_kind   # pure functions, no I/O
+    return prompt_kind(prompt) != "code"
+
+
+def _agreement(params: dict) -> Check:
+    kind, other = str(params.get("extract", "auto")), str(params["with"])
+
+    def check(a: Answer) -> CheckOutcome:
+        from classifiers.extract import agree, answer_kind, prompt_kind
+        if kind == "auto" and prompt_kind(a.prompt) == "code":
+            return CheckOutcome("agreement", True, "abstained: a code request (no final answer to compare)")
+        if a.second is None:
+            return CheckOutcome("agreement", False, f"no second opinion from {other} (its call did not answer)")
+        verdict = agree(a.text, a.second, kind, a.prompt)
+        resolved = answer_kind(a.prompt) if kind == "auto" else kind
+        if verdict is None and resolved == "text":
+            return CheckOutcome("agreement", True, "abstained: free text too long to compare")
+        if verdict is None:
+            return CheckOutcome("agreement", False, f"no {resolved} final answer to compare with {other}'s")
+        return CheckOutcome("agreement", verdict, "" if verdict else f"{other} gives another final answer")
     return check
 
 
@@ -167,6 +208,7 @@ CHECK_FACTORIES: dict[str, tuple[Callable[[dict], Check], dict[str, tuple[tuple[
     "min_chars": (_min_chars, {"n": ((int,), True)}),
     "answer_checker": (_answer_checker, {"threshold": ((int, float), False), "artifact": ((str,), False)}),  # + scorer
     "custom": (_custom, {"callable": ((str,), True)}),
+    "agreement": (_agreement, {"with": ((str,), True), "extract": ((str,), False), "parallel": ((bool,), False)}),
 }
 CHECK_NAMES = frozenset(CHECK_FACTORIES)
 
@@ -184,7 +226,7 @@ def validate_check_params(name: str, params: dict) -> None:
                 raise ValueError(f"check {name!r} needs parameter {key!r}")
             continue
         value = params[key]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise ValueError(f"check {name!r}: {key} must be {'/'.join(t.__name__ for t in types)}, got {value!r}")
     if name == "answer_checker" and not 0.0 <= float(params.get("threshold", 0.5)) <= 1.0:
         raise ValueError(f"check 'answer_checker': threshold {params['threshold']} is outside [0, 1]")
@@ -197,6 +239,9 @@ def validate_check_params(name: str, params: dict) -> None:
             raise ValueError(f"check 'answer_format': invalid regex {params['pattern']!r}: {exc}") from None
     if name == "custom":
         resolve_callable(params["callable"])
+    if name == "agreement" and not _KIND.match(str(params.get("extract", "auto"))):
+        raise ValueError(f"check 'agreement': extract {params['extract']!r} is not one of auto, choice, number, "
+                         f"text, json, json:<field>")
     if name == "json_schema":
         import jsonschema
         try:

@@ -66,9 +66,23 @@ def _unusable(policy: Policy, request: Request, alias: str, health: Health) -> s
 def _attempt(policy: Policy, request: Request, rung: Rung, index: int, reason: str) -> Attempt:
     spec = policy.catalog[rung.model]
     max_tokens = _max_tokens(policy, request, spec)
+    checks = policy.checks_for(rung)
     return Attempt(model=rung.model, litellm_model=spec.litellm_model, params=(("max_tokens", max_tokens),),
-                   checks=policy.checks_for(rung), est_cost_usd=spec.price.cost(request.prompt_tokens, max_tokens),
-                   reason=reason, rung=index, strength=spec.strength)
+                   checks=checks, est_cost_usd=spec.price.cost(request.prompt_tokens, max_tokens),
+                   reason=reason, rung=index, strength=spec.strength, consult=_consult(policy, request, rung, checks))
+
+
+def _consult(policy: Policy, request: Request, rung: Rung, checks: tuple) -> Attempt | None:
+    """The second opinion of the rung's agreement check, if it has one (same prompt, its own call)."""
+    agreement = next((c for c in checks if c.name == "agreement"), None)
+    if agreement is None:
+        return None
+    alias = str(agreement.param("with"))
+    spec = policy.catalog[alias]
+    max_tokens = _max_tokens(policy, request, spec)
+    return Attempt(model=alias, litellm_model=spec.litellm_model, params=(("max_tokens", max_tokens),), checks=(),
+                   est_cost_usd=spec.price.cost(request.prompt_tokens, max_tokens),
+                   reason=f"second opinion on {rung.model}'s answer", rung=-1, strength=spec.strength)
 
 
 def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapshot = UNLIMITED,
@@ -90,7 +104,7 @@ def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapsho
     plan = _fit_budget(policy, request, ladder, usable, attempts, score, tuple(skipped), budget)
     if policy.escalation.check_last_rung or not plan.attempts[-1].checks:
         return plan
-    last = replace(plan.attempts[-1], checks=())      # nothing to escalate to: accept what it says
+    last = replace(plan.attempts[-1], checks=(), consult=None)  # nothing to escalate to: accept what it says
     return replace(plan, attempts=plan.attempts[:-1] + (last,))
 
 
@@ -124,11 +138,11 @@ def _fit_budget(policy: Policy, request: Request, ladder: tuple[Rung, ...], usab
         return Plan(tuple(attempts), score, request.modality, head_reason, skipped)
     kept, total = [], 0.0
     for a in attempts:
-        if total + a.est_cost_usd > room:
-            skipped += (Skip(a.model, f"budget: est. ${a.est_cost_usd:.6f} would exceed the ${room - total:.6f} left"),)
+        if total + a.est_total_usd > room:
+            skipped += (Skip(a.model, f"budget: est. ${a.est_total_usd:.6f} would exceed the ${room - total:.6f} left"),)
             break
         kept.append(a)
-        total += a.est_cost_usd
+        total += a.est_total_usd
     if kept:
         return Plan(tuple(kept), score, request.modality, head_reason, skipped)
     return _downgrade(policy, request, ladder, usable, score, skipped, budget, room)
@@ -138,9 +152,9 @@ def _downgrade(policy: Policy, request: Request, ladder: tuple[Rung, ...], usabl
                skipped: tuple[Skip, ...], budget: BudgetSnapshot, room: float) -> Plan:
     if policy.budgets.at_cap == "downgrade":
         fits = [_attempt(policy, request, ladder[i], i, "") for i in usable]
-        fits = [a for a in fits if a.est_cost_usd <= room]
+        fits = [a for a in fits if a.est_total_usd <= room]
         if fits:
-            cheapest = min(fits, key=lambda a: (a.est_cost_usd, a.rung))
+            cheapest = min(fits, key=lambda a: (a.est_total_usd, a.rung))
             reason = f"budget: downgraded to {cheapest.model}, the cheapest capable model within ${room:.6f}"
             attempt = Attempt(**{**cheapest.__dict__, "reason": reason})
             return Plan((attempt,), score, request.modality, reason, skipped, downgraded=True)

@@ -16,7 +16,7 @@ from policies.schema import Policy
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PATH_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w\-]+)+): ")
-BUILTIN_POLICIES = ("default", "budget-strict", "quality-first")
+BUILTIN_POLICIES = ("default", "budget-strict", "quality-first", "quality-match")
 Path_ = tuple[str | int, ...]
 
 

@@ -17,6 +17,12 @@ class Attempt:
     reason: str
     rung: int                        # index in the modality's ladder (ascending along the plan)
     strength: int
+    consult: "Attempt | None" = None  # the second opinion an agreement check asks for (its own call)
+
+    @property
+    def est_total_usd(self) -> float:
+        """Worst case of the attempt with its second opinion."""
+        return self.est_cost_usd + (self.consult.est_cost_usd if self.consult is not None else 0.0)
 
     @property
     def max_tokens(self) -> int:
@@ -26,7 +32,8 @@ class Attempt:
         return {"model": self.model, "litellm_model": self.litellm_model, "params": dict(self.params),
                 "checks": [c.name if not c.params else {"name": c.name, **dict(c.params)} for c in self.checks],
                 "est_cost_usd": self.est_cost_usd, "reason": self.reason, "rung": self.rung,
-                "strength": self.strength}
+                "strength": self.strength,
+                **({"second_opinion": self.consult.to_dict()} if self.consult is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class Plan:
 
     @property
     def est_max_cost_usd(self) -> float:
-        return sum(a.est_cost_usd for a in self.attempts)
+        return sum(a.est_total_usd for a in self.attempts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"score": self.score, "modality": self.modality, "reason": self.reason,

@@ -260,11 +260,27 @@ class Policy(_Strict):
                 if need not in self.catalog[rung.model].capabilities:
                     raise ValueError(f"escalation.ladders.{modality}.{i}: model {rung.model!r} lacks "
                                      f"capability {need!r} needed by the {modality} ladder")
+        self._agreements_name_models()
         n_rungs = len(self.escalation.ladders["text"])
         if len(self.routing.thresholds) > max(0, n_rungs - 1):
             raise ValueError(f"routing.thresholds: {len(self.routing.thresholds)} thresholds but the text "
                              f"ladder has only {n_rungs} rungs (at most {n_rungs - 1} thresholds)")
         return self
+
+    def _agreements_name_models(self) -> None:
+        """An agreement check's ``with`` is a catalog model; one agreement check per rung."""
+        for modality, rungs in self.escalation.ladders.items():
+            for i, rung in enumerate(rungs):
+                found = [c for c in self.checks_for(rung) if c.name == "agreement"]
+                where = (f"escalation.ladders.{modality}.{i}.checks" if rung.checks is not None
+                         else "escalation.checks")
+                if len(found) > 1:
+                    raise ValueError(f"{where}: at most one agreement check per rung, got {len(found)}")
+                for spec in found:
+                    other = spec.param("with")
+                    if other not in self.catalog:
+                        raise ValueError(f"{where}: agreement with unknown model {other!r}; catalog has: "
+                                         f"{', '.join(sorted(self.catalog))}")
 
     def checks_for(self, rung: Rung) -> tuple[CheckSpec, ...]:
         return self.escalation.checks if rung.checks is None else rung.checks

@@ -125,6 +125,21 @@ def _models_in(pf: pq.ParquetFile) -> list[str]:
     return sorted(found)
 
 
+def unwrap_response(text: str | None) -> str | None:
+    """A response some data sets store as the Python repr of a one-item list of strings (RouterBench:
+    ``"['C\\n']"``), read as the string it holds; any other text as it is."""
+    if not text or not (text.startswith(("['", '["')) and text.endswith(("']", '"]'))):
+        return text
+    import ast
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return text
+
+
 def read_responses(path: Path, ids: pa.Array, models: list[str], tick: Tick = None) -> list[list[str | None]]:
     """Per model (in ``models`` order), the response text of each kept prompt (None where absent)."""
     pf, cols = _columns(path, ("prompt_id", "model", "response"))
@@ -139,7 +154,7 @@ def read_responses(path: Path, ids: pa.Array, models: list[str], tick: Tick = No
             r = pc.drop_null(rows).to_numpy()
             c = pc.index_in(pc.cast(batch.column("model"), pa.large_string()), value_set=wanted).to_numpy()
             for i, j, text in zip(r.tolist(), c.tolist(), batch.column("response").to_pylist()):
-                out[j][i] = text
+                out[j][i] = unwrap_response(text)
         if tick:
             tick("responses")
     return out

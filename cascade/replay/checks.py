@@ -13,13 +13,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from policies.checks import Answer, CheckOutcome, build_check
+from policies.checks import CHECKER_ABSTAINS, Answer, CheckOutcome, build_check
 from policies.schema import CheckSpec, Policy
 
 from cascade.replay.data import ReplayData
 
 UNEVALUABLE = "not evaluated (no recorded answer text): counted as passed"
 CHECKER = "answer_checker"
+AGREEMENT = "agreement"
+NOT_ASKED = "not asked: another check failed"
 Key = tuple
 
 
@@ -56,6 +58,10 @@ class CheckTable:
         self._passed: dict[tuple[Key, int], np.ndarray] = {}
         self._evaluable: dict[tuple[Key, int], np.ndarray] = {}
         self._score: dict[tuple[Key, int], np.ndarray] = {}
+        self._abstains: dict[tuple[Key, int], np.ndarray] = {}   # the answer checker cannot judge the answer
+        self._asks: dict[int, np.ndarray] = {}         # rung -> (N,) its agreement check would call the second model
+        self._consult_nano: dict[int, np.ndarray] = {}  # rung -> (N,) what that call cost (0: none recorded)
+        self._parallel: dict[int, bool] = {}
         self._reason: dict[tuple[Key, int], dict[int, str]] = {}
         self._lookups: dict[tuple[int, int], tuple[CheckSpec, tuple]] = {}
         for r, specs in enumerate(self.rung_specs):
@@ -63,7 +69,9 @@ class CheckTable:
             for spec in unique:
                 if spec.name == CHECKER:
                     self._score_checker(spec, r)
-            self._run_checks([s for s in unique if s.name != CHECKER], r)
+                elif spec.name == AGREEMENT:
+                    self._agreement(spec, r)
+            self._run_checks([s for s in unique if s.name not in (CHECKER, AGREEMENT)], r)
             if tick:
                 tick(f"checks on {self.aliases[r]}")
 
@@ -107,12 +115,52 @@ class CheckTable:
             key = (spec_key(spec), r)
             self._passed[key], self._evaluable[key], self._reason[key] = passed[k], evaluable[k], reasons[k]
 
+    def _agreement(self, spec: CheckSpec, r: int) -> None:
+        """Agreement of each recorded answer with the second model's recorded answer (the data's
+        ``consult_*`` columns); its call's cost, and whether it would be asked at all."""
+        from policies.checks import consults
+        n, data = len(self.data), self.data
+        c = data.consult_aliases.index(str(spec.param("with"))) if str(spec.param("with")) in data.consult_aliases else -1
+        check = build_check(spec.name, dict(spec.params))
+        texts, prompts = self._texts(r), data.prompts or [""] * n
+        seconds = data.consult_responses[c] if c >= 0 and data.consult_responses is not None else None
+        passed, evaluable = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+        asks, reasons = np.zeros(n, dtype=bool), {}
+        for i in range(n):
+            asks[i] = consults(spec, prompts[i])
+            if texts[i] is None or (asks[i] and seconds is None):
+                continue                                    # nothing to compare: not evaluated
+            second = seconds[i] if asks[i] and data.consult_available[i, c] else None
+            out = check(Answer(prompt=prompts[i], text=texts[i], model=self.aliases[r], second=second))
+            evaluable[i], passed[i] = True, out.passed
+            if not out.passed or out.reason:
+                reasons[i] = out.reason
+        key = (spec_key(spec), r)
+        self._passed[key], self._evaluable[key], self._reason[key] = passed, evaluable, reasons
+        nano = (np.floor(data.consult_cost_usd[:, c] * 1e9 + 0.5).astype(np.int64) if c >= 0
+                else np.zeros(n, dtype=np.int64))
+        self._asks[r], self._consult_nano[r] = asks, np.where(asks, nano, 0)
+        self._parallel[r] = bool(spec.param("parallel", False))
+
+    def consult_nano(self, specs: Sequence[CheckSpec], i: int, r: int, answered: bool, others_passed: bool) -> int:
+        """Nano-dollars of the second opinion an attempt with ``specs`` pays for request ``i``: asked at
+        once (parallel), or once the answer came and passed every other check."""
+        if r not in self._asks or not any(s.name == AGREEMENT for s in specs) or not self._asks[r][i]:
+            return 0
+        return int(self._consult_nano[r][i]) if self._parallel[r] or (answered and others_passed) else 0
+
     def _score_checker(self, spec: CheckSpec, r: int) -> None:
         from classifiers import load_answer_checker
         n = len(self.data)
         scores = np.full(n, np.nan)
         texts, prompts = self._texts(r), self.data.prompts
+        from classifiers.extract import checker_judges
         rows = [i for i in np.flatnonzero(self.data.available[:, r]).tolist() if texts[i] is not None]
+        abstains = np.zeros(n, dtype=bool)
+        if prompts is not None:
+            judged = [i for i in rows if checker_judges(prompts[i], texts[i])]
+            abstains[sorted(set(rows) - set(judged))] = True
+            rows = judged
         if rows and prompts is not None:
             artifact = str(spec.param("artifact", "default"))
             scorer = self._checkers.get(artifact) or load_answer_checker(artifact)
@@ -121,15 +169,25 @@ class CheckTable:
             pairs = list(unique)
             scored = scorer.score([q for q, _ in pairs], [a for _, a in pairs])
             scores[rows] = scored[np.asarray(slot, dtype=np.int64)]
-        for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores)).tolist():
+        for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores) & ~abstains).tolist():
             recorded = self._recorded(r, i, CHECKER)
             if recorded is not None and recorded[1] is not None:
                 scores[i] = float(recorded[1])
         self._score[(spec_key(spec), r)] = scores
+        self._abstains[(spec_key(spec), r)] = abstains
 
     # ---- lookup (the replay executor) ------------------------------------------------------------
     def outcomes(self, specs: Sequence[CheckSpec], i: int, r: int) -> list[CheckOutcome]:
-        return [self.outcome(spec, i, r) for spec in specs]
+        """The outcomes of ``specs`` on request ``i``'s answer of rung ``r``, as the live executor runs
+        them: the agreement check last, and not asked (failed) when another check failed."""
+        out = [self.outcome(spec, i, r) for spec in specs if spec.name != AGREEMENT]
+        for spec in (s for s in specs if s.name == AGREEMENT):
+            asked = r in self._asks and self._asks[r][i]
+            if asked and not self._parallel[r] and not all(o.passed for o in out):
+                out.append(CheckOutcome(AGREEMENT, False, NOT_ASKED))
+            else:
+                out.append(self.outcome(spec, i, r))
+        return out
 
     def _lookup(self, spec: CheckSpec, r: int) -> tuple[str, float | None, list, list | None, dict[int, str]]:
         """Per (spec, rung), once: (outcome name, checker threshold, scores or passed, evaluable, reasons)
@@ -139,7 +197,7 @@ class CheckTable:
         if found is None or found[0] is not spec:
             key = (spec_key(spec), r)
             if spec.name == CHECKER:
-                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), None, {})
+                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), self._abstains[key].tolist(), {})
             else:
                 entry = (outcome_name(spec), None, self._passed[key].tolist(), self._evaluable[key].tolist(),
                          self._reason[key])
@@ -150,8 +208,8 @@ class CheckTable:
         name, threshold, values, evaluable, reasons = self._lookup(spec, r)
         if threshold is not None:
             p = values[i]
-            if p != p:                                          # NaN: no answer text to score
-                return CheckOutcome(CHECKER, True, UNEVALUABLE)
+            if p != p:                                          # NaN: no answer text to score, or abstains
+                return CheckOutcome(CHECKER, True, CHECKER_ABSTAINS if evaluable[i] else UNEVALUABLE)
             ok = p < threshold
             return CheckOutcome(CHECKER, ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
         if not evaluable[i]:
@@ -173,6 +231,8 @@ class CheckTable:
         for r, specs in enumerate(self.rung_specs):
             for spec in specs:
                 key = (spec_key(spec), r)
+                if spec.name == AGREEMENT:
+                    continue                                     # agreement_arrays()
                 if key[0] == swept_key:
                     swept_count[r] += 1
                     chk[:, r] = self._score[key]
@@ -185,3 +245,16 @@ class CheckTable:
                 fixed_pass[:, r] &= ok
                 fixed_npass[:, r] += ok
         return fixed_pass, fixed_npass, swept_count, chk
+
+    def agreement_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(has (R,), parallel (R,), passed (N, R), asks (N, R), consult_nano (N, R))`` of the rungs'
+        agreement checks (the sweep adds them to the other checks as the executor does)."""
+        n, r_count = len(self.data), len(self.rung_specs)
+        has, parallel = np.zeros(r_count, dtype=bool), np.zeros(r_count, dtype=bool)
+        passed, asks = np.ones((n, r_count), dtype=bool), np.zeros((n, r_count), dtype=bool)
+        nano = np.zeros((n, r_count), dtype=np.int64)
+        for r, specs in enumerate(self.rung_specs):
+            for spec in (s for s in specs if s.name == AGREEMENT):
+                has[r], parallel[r] = True, self._parallel[r]
+                passed[:, r], asks[:, r], nano[:, r] = self._passed[(spec_key(spec), r)], self._asks[r], self._consult_nano[r]
+        return has, parallel, passed, asks, nano

@@ -49,6 +49,10 @@ class ReplayData:
     recorded_checks: list[list[dict | None]] | None = None  # traces: per rung, per request {name: (passed, score)}
     recorded_scores: np.ndarray | None = None  # traces: the classifier score written in the trace
     split: str = "all"
+    consult_aliases: tuple[str, ...] = ()      # second-opinion models of the policy's agreement checks
+    consult_available: np.ndarray | None = None   # (N, C) an answer of that model was recorded
+    consult_cost_usd: np.ndarray | None = None    # (N, C)
+    consult_responses: list[list[str | None]] | None = None   # per consult model, per request
     dropped: int = 0                           # requests left out for want of an outcome of some rung
     notes: list[str] = field(default_factory=list)
 
@@ -74,7 +78,7 @@ class ReplayData:
         changes["ids"] = [self.ids[i] for i in idx]
         if self.prompts is not None:
             changes["prompts"] = [self.prompts[i] for i in idx]
-        for name in ("responses", "recorded_checks"):
+        for name in ("responses", "recorded_checks", "consult_responses"):
             rows = getattr(self, name)
             if rows is not None:
                 changes[name] = [[col[i] for i in idx] for col in rows]
@@ -105,12 +109,19 @@ def text_ladder(policy: Policy) -> tuple[str, ...]:
     return tuple(r.model for r in policy.escalation.ladders["text"])
 
 
+def consult_models(policy: Policy) -> tuple[str, ...]:
+    """The second-opinion models of the text ladder's agreement checks, in ladder order."""
+    found = [str(c.param("with")) for rung in policy.escalation.ladders["text"] for c in policy.checks_for(rung)
+             if c.name == "agreement"]
+    return tuple(dict.fromkeys(found))
+
+
 def check_maps(policy: Policy, maps: Mapping[str, str]) -> None:
-    ladder = text_ladder(policy)
+    known = text_ladder(policy) + consult_models(policy)
     for alias in maps:
-        if alias not in ladder:
+        if alias not in known:
             raise ConfigError(f"--map {alias}=...: {alias!r} is not a rung of policy {policy.name!r}'s text "
-                              f"ladder ({', '.join(ladder)})")
+                              f"ladder nor a second opinion of it ({', '.join(known)})")
 
 
 def policy_needs_responses(policy: Policy) -> bool:
@@ -120,11 +131,20 @@ def policy_needs_responses(policy: Policy) -> bool:
 
 
 def resolve_mapping(policy: Policy, meta: Mapping[str, Any], maps: Mapping[str, str], where: str) -> dict[str, str]:
+    """alias -> dataset model: ``--map`` first, then meta.json ``aliases`` ({alias: model}), then its
+    cheap / strong pair for the ladder's first / last rung."""
     ladder = text_ladder(policy)
+    named = meta.get("aliases") if isinstance(meta.get("aliases"), dict) else {}
     out: dict[str, str] = {}
+    for alias in consult_models(policy):
+        if alias in maps or alias in named:
+            out[alias] = str(maps.get(alias) or named[alias])
+        else:
+            raise ConfigError(f"{where}: no dataset model for {alias!r}, the second opinion of an agreement "
+                              f"check: give --map {alias}=MODEL")
     for i, alias in enumerate(ladder):
-        if alias in maps:
-            out[alias] = maps[alias]
+        if alias in maps or alias in named:
+            out[alias] = str(maps.get(alias) or named[alias])
         elif i == 0 and meta.get("cheap"):
             out[alias] = str(meta["cheap"])
         elif i == len(ladder) - 1 and meta.get("strong"):
@@ -196,6 +216,8 @@ def _assemble(folder: Path, index: int, policy: Policy, mapping: dict[str, str],
               table: Any, responses: list[list[str | None]] | None, want_text: bool) -> ReplayData:
     aliases = text_ladder(policy)
     cols = [table.models.index(mapping[a]) for a in aliases]
+    consulted = consult_models(policy)
+    ccols = [table.models.index(mapping[a]) for a in consulted]
     n = len(prompts.ids)
     available = ~np.isnan(table.score[:, cols])
     keep = available.all(axis=1)
@@ -215,7 +237,8 @@ def _assemble(folder: Path, index: int, policy: Policy, mapping: dict[str, str],
         cost_usd=np.where(available, np.where(cost_recorded, recorded_cost, priced), 0.0),
         cost_recorded=cost_recorded & available,
         completion_tokens=np.where(np.isnan(completion), -1, completion).astype(np.int64),
-        responses=None if responses is None else [responses[c] for c in cols], split=split)
+        responses=None if responses is None else [responses[c] for c in cols], split=split,
+        consult_aliases=consulted, **_consult_columns(policy, consulted, ccols, table, pt, responses))
     data = data.subset(keep)
     data.dropped = int(n - keep.sum())
     name = folder.name
@@ -230,6 +253,21 @@ def _assemble(folder: Path, index: int, policy: Policy, mapping: dict[str, str],
     return data
 
 
+def _consult_columns(policy: Policy, aliases: tuple[str, ...], cols: list[int], table: Any, pt: np.ndarray,
+                     responses: list[list[str | None]] | None) -> dict[str, Any]:
+    """The second-opinion models' outcomes: whether one was recorded, its cost (recorded, else the
+    catalog price x tokens) and its answer text."""
+    available = ~np.isnan(table.score[:, cols]) if cols else np.zeros((len(pt), 0), bool)
+    cost = np.zeros(available.shape)
+    for c, alias in enumerate(aliases):
+        price = policy.catalog[alias].price
+        recorded, completion = table.cost[:, cols[c]], np.nan_to_num(table.completion[:, cols[c]])
+        priced = (pt * price.input_per_1m + completion * price.output_per_1m) / 1e6
+        cost[:, c] = np.where(available[:, c], np.where(np.isnan(recorded), priced, recorded), 0.0)
+    texts = None if responses is None else [responses[c] for c in cols]
+    return {"consult_available": available, "consult_cost_usd": cost, "consult_responses": texts}
+
+
 def _concat(parts: list[ReplayData]) -> ReplayData:
     first = parts[0]
     arrays = {f.name: np.concatenate([getattr(p, f.name) for p in parts])
@@ -238,7 +276,11 @@ def _concat(parts: list[ReplayData]) -> ReplayData:
     if any(p.responses is not None for p in parts):
         responses = [sum(([None] * len(p) if p.responses is None else p.responses[r] for p in parts), [])
                      for r in range(len(first.aliases))]
-    return replace(first, **arrays, sources=tuple(s for p in parts for s in p.sources),
+    consult = None
+    if any(p.consult_responses is not None for p in parts):
+        consult = [sum(([None] * len(p) if p.consult_responses is None else p.consult_responses[c] for p in parts), [])
+                   for c in range(len(first.consult_aliases))]
+    return replace(first, **arrays, consult_responses=consult, sources=tuple(s for p in parts for s in p.sources),
                    mappings=tuple(m for p in parts for m in p.mappings),
                    ids=[i for p in parts for i in p.ids], prompts=[t for p in parts for t in (p.prompts or [])],
                    responses=responses, dropped=sum(p.dropped for p in parts),

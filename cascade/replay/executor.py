@@ -81,24 +81,36 @@ class ReplayExecutor:
                 walk.replan(None)
 
     def _attempt(self, i: int, attempt: Attempt, trace: RouteTrace) -> tuple[AttemptOutcome, int]:
-        """The recorded outcome of one attempt: what the walk is told, and its cost in nano-dollars."""
+        """The recorded outcome of one attempt (and of its second opinion, if an agreement check asks
+        for one): what the walk is told, and what was paid, in nano-dollars."""
         r = attempt.rung
         self.called.append(r)
         if not self._available[i][r]:
             self.missing_calls += self._missing[i][r]
             why = "no recorded outcome" if self._missing[i][r] else "the recorded call failed"
+            consult = self._consulted(i, attempt, trace, answered=False, others_passed=False)
             trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=why))
-            return ANSWER_FAILED, 0
+            return ANSWER_FAILED, consult
         outcomes = self.checks.outcomes(attempt.checks, i, r)
         failed = []
         for o in outcomes:
             (self.unevaluated if o.reason == UNEVALUABLE else self.evaluated)[o.name] += 1
             if not o.passed:
                 failed.append(o)
+        others = all(o.passed for o in outcomes if o.name != "agreement")
+        consult = self._consulted(i, attempt, trace, answered=True, others_passed=others)
         reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
         trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason, self._prompt_tokens[i],
                                 self._completion[i][r], self._cost_usd[i][r], 0.0, None, outcomes))
-        return answered(len(outcomes) - len(failed), len(failed)), self._cost_nano[i][r]
+        return answered(len(outcomes) - len(failed), len(failed)), self._cost_nano[i][r] + consult
+
+    def _consulted(self, i: int, attempt: Attempt, trace: RouteTrace, *, answered: bool, others_passed: bool) -> int:
+        """The second opinion's cost, traced as the live executor traces it."""
+        nano = self.checks.consult_nano(attempt.checks, i, attempt.rung, answered, others_passed)
+        if nano and attempt.consult is not None:
+            trace.add(AttemptRecord(attempt.consult.model, "second_opinion", attempt.consult.reason,
+                                    self._prompt_tokens[i], 0, nano / 1e9))
+        return nano
 
 
 def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: CheckTable,

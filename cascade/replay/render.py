@@ -41,6 +41,8 @@ def header_lines(doc: dict[str, Any]) -> list[str]:
 
 def print_report(doc: dict[str, Any], console: Any, frontier_rows: int = 15) -> None:
     from rich.table import Table
+    if doc.get("summary"):
+        console.print(f"{doc['policy']['name']}: {doc['summary']['line']}", highlight=False, markup=False, style="bold")
     for line in header_lines(doc):
         console.print(line, highlight=False, markup=False)
     table = Table("", *COLUMNS, title="Replay", title_justify="left")

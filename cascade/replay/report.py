@@ -62,6 +62,7 @@ def build_report(run: ReplayRun) -> dict[str, Any]:
         "data": _data_section(run, base["n"]),
         "checks": {"evaluated": dict(run.engine.evaluated), "not_evaluated_counted_passed": dict(run.engine.unevaluated)},
         "rows": rows,
+        "summary": summary(rows, data.aliases[-1] if data.aliases else "the strong model"),
         "traffic": {"answered": op.pop("answered_share"), "calls": op.pop("calls_share")},
         "by_source": _by_source(run) if len(data.sources) > 1 else None,
         "sweep": _sweep_section(run),
@@ -70,6 +71,32 @@ def build_report(run: ReplayRun) -> dict[str, Any]:
         "notes": list(data.notes) + _notes(run),
         "timings_s": dict(run.timings),
     }
+
+
+def summary(rows: dict[str, Any], strong: str) -> dict[str, Any] | None:
+    """What the policy buys, in plain words: its cost and quality against always-strong, and what random
+    routing keeps at the same cost / costs for the same quality (random mixes interpolate linearly)."""
+    p, lo, hi = rows.get("policy"), rows.get("always_cheap"), rows.get("always_strong")
+    if not p or not lo or not hi or None in (lo.get("quality"), hi.get("quality")) or not hi["total_usd"]:
+        return None
+    per = lambda row: row["total_usd"] / max(row["n"], 1)                  # noqa: E731
+    cp, cc, cs, qp, qc, qs = per(p), per(lo), per(hi), p["quality"], lo["quality"], hi["quality"]
+    share_at_cost = min(max((cp - cc) / (cs - cc), 0.0), 1.0) if cs > cc else 0.0
+    random_quality = qc + share_at_cost * (qs - qc)
+    share_for_quality = (qp - qc) / (qs - qc) if qs > qc else None
+    random_cost = cc + share_for_quality * (cs - cc) if share_for_quality is not None and 0 <= share_for_quality <= 1 else None
+    out = {"savings_vs_strong": num(1 - cp / cs), "quality_retained": num(qp / qs) if qs else None,
+           "random_quality_retained_at_same_cost": num(random_quality / qs) if qs else None,
+           "random_cost_at_same_quality_vs_strong": num(random_cost / cs) if random_cost is not None else None}
+    cheaper = f"{out['savings_vs_strong']:.0%} cheaper than" if cp <= cs else f"{-out['savings_vs_strong']:.0%} dearer than"
+    line = (f"{cheaper} always {strong} at {qp / qs:.1%} of its quality; random routing at that cost keeps "
+            f"{random_quality / qs:.1%}") if qs else f"{cheaper} always {strong}"
+    if random_cost is not None:
+        line += f", and needs {random_cost / cs:.0%} of always {strong}'s cost for the same quality"
+    elif share_for_quality is not None and share_for_quality > 1:
+        line += "; no random mix of the two reaches that quality"
+    out["line"] = line
+    return out
 
 
 def _operating_point(e: Replayed, aliases: tuple[str, ...], n: int) -> dict[str, Any]:

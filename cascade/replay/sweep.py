@@ -48,6 +48,11 @@ class DecisionArrays:
     strength: np.ndarray       # (R,)
     best_answer: bool
     check_last_rung: bool      # False: the plan's last attempt carries no checks (``decide``)
+    agree_has: np.ndarray      # (R,) the rung has an agreement check
+    agree_parallel: np.ndarray  # (R,) its second opinion is asked at once
+    agree_pass: np.ndarray     # (N, R) the second opinion agrees (or the check abstains)
+    agree_asks: np.ndarray     # (N, R) the second model would be called
+    consult_nano: np.ndarray   # (N, R) what that call costs
     t1: float | None           # the policy's thresholds[0]
     t2: float | None           # the policy's swept-checker threshold
     aliases: tuple[str, ...] = ()
@@ -64,12 +69,19 @@ def decision_arrays(policy: Policy, data: ReplayData, scores: np.ndarray, checks
         max_tokens = min(policy.routing.default_max_tokens, spec.max_output_tokens)
         usable[:, r] = data.plan_tokens + max_tokens <= spec.context_window
         est[:, r] = (tokens * spec.price.input_per_1m + max_tokens * spec.price.output_per_1m) / 1e6
+        agreement = next((c for c in policy.checks_for(rung) if c.name == "agreement"), None)
+        if agreement is not None:                      # the plan's worst case counts the second opinion
+            other = policy.catalog[str(agreement.param("with"))]
+            extra = min(policy.routing.default_max_tokens, other.max_output_tokens)
+            est[:, r] += (tokens * other.price.input_per_1m + extra * other.price.output_per_1m) / 1e6
     thresholds = policy.routing.thresholds
     score = np.asarray(scores, dtype=np.float64)
     base = sum((score >= t).astype(np.int64) for t in thresholds[1:]) if len(thresholds) > 1 else np.zeros(n, np.int64)
     swept = swept_checker(policy)
     fixed_pass, fixed_npass, swept_count, chk = checks.arrays(swept)
+    has, parallel, agree_pass, asks, consult_nano = checks.agreement_arrays()
     return DecisionArrays(
+        agree_has=has, agree_parallel=parallel, agree_pass=agree_pass, agree_asks=asks, consult_nano=consult_nano,
         score=score, base_first=np.asarray(base, dtype=np.int64), usable=usable, est=est,
         room=policy.budgets.per_request_usd, downgrade=policy.budgets.at_cap == "downgrade",
         available=data.available, quality_units=data.quality_units, cost_nano=data.cost_nano,
@@ -140,8 +152,16 @@ def outcomes_at(a: DecisionArrays, first: np.ndarray, t2: float | None) -> Repla
             chk_ok = np.ones(n, dtype=bool)
         npass = a.fixed_npass[:, r] + a.swept_count[r] * chk_ok
         fixed_pass = a.fixed_pass[:, r]
+        unchecked = (last == r) if not a.check_last_rung else np.zeros(n, dtype=bool)
+        if a.agree_has[r]:                                       # as the executor: asked once the others pass
+            has = ~unchecked
+            others = fixed_pass & chk_ok
+            agrees = a.agree_pass[:, r] & (a.agree_parallel[r] | ~a.agree_asks[:, r] | others)
+            paid = has & a.agree_asks[:, r] & (att if a.agree_parallel[r] else cand & others)
+            cost += np.where(paid, a.consult_nano[:, r], 0)
+            npass = npass + (has & agrees)
+            fixed_pass = fixed_pass & (agrees | ~has)
         if not a.check_last_rung:                                # its checks are dropped: nothing to pass
-            unchecked = last == r
             chk_ok, fixed_pass = chk_ok | unchecked, fixed_pass | unchecked
             npass = np.where(unchecked, 0, npass)
         better = cand & ((npass > best_np) | ((npass == best_np) & (a.strength[r] > best_st)))

@@ -19,7 +19,7 @@ SPEC = FeatureSpec(bits=12, char_ngrams=(3, 5), word_ngrams=(1, 2), head=300, ta
 
 @pytest.fixture(scope="module")
 def mmlu_slice():
-    from classifiers.data import load_dataset
+    from classifiers.training.data import load_dataset
     data = load_dataset(DATA / "mmlu_pro").with_pair()
     return data.subset(np.arange(len(data)) % 25 == 0)  # ~430 prompts
 
@@ -27,7 +27,7 @@ def mmlu_slice():
 @needs_data
 def test_round_trip_matches_sklearn(mmlu_slice, tmp_path):
     from classifiers.artifact import write_artifact
-    from classifiers.fit import HeadTarget, StackFitter
+    from classifiers.training.fit import HeadTarget, StackFitter
 
     d = mmlu_slice
     qc, qs = d.score_of(d.cheap), d.score_of(d.strong)
@@ -117,7 +117,7 @@ def test_shipped_artifacts_are_small_and_described():
     total = sum(p.stat().st_size for p in art.iterdir())
     assert total < 4_000_000
     card = (art / "MODEL_CARD.md").read_text()
-    assert "test" in card.lower() and "python -m classifiers.train" in card
+    assert "test" in card.lower() and "python -m classifiers.training.train" in card
     for path, kind in ((classifiers.DEFAULT_CLASSIFIER, "classifier"),
                        (classifiers.MMLU_PRO_CLASSIFIER, "classifier"),
                        (classifiers.DEFAULT_ANSWER_CHECKER, "answer_checker")):
@@ -128,7 +128,7 @@ def test_shipped_artifacts_are_small_and_described():
 def test_training_only_head_targets(mmlu_slice):
     """The difficulty head's target is the centred mean score of the models outside the pair; the
     task head's is its task's mean gain over the training rows."""
-    from classifiers.train import PairSet, _classifier_heads, difficulty_target
+    from classifiers.training.train import PairSet, _classifier_heads, difficulty_target
 
     d = mmlu_slice
     ps = PairSet(DATA / "mmlu_pro", d, d.cheap, d.strong)

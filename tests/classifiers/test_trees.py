@@ -8,7 +8,8 @@ import pytest
 
 import classifiers
 from classifiers.artifact import write_artifact
-from classifiers.trees import TreeEnsemble, from_sklearn
+from classifiers.training.trees import from_sklearn
+from classifiers.trees import TreeEnsemble
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "mmlu_pro").exists(), reason="shared data not present")
@@ -64,11 +65,11 @@ def test_tree_checker_round_trip_matches_sklearn(tmp_path):
     """A small tree checker, fitted like train_tree_checker, scores like its scikit-learn parts."""
     from scipy import sparse
 
-    from classifiers.data import load_dataset, load_responses
+    from classifiers.training.data import load_dataset, load_responses
     from classifiers.features import FeatureSpec, sparse_matrix, struct_matrix
-    from classifiers.fit import HeadTarget, StackFitter
+    from classifiers.training.fit import HeadTarget, StackFitter
     from classifiers.signals import signal_matrix
-    from classifiers.train_checker import _export_tree_checker, _fit_trees
+    from classifiers.training.train_checker import _export_tree_checker, _fit_trees
     from classifiers.tree_checker import _RULE_COLS
     from classifiers.checker import extra_columns
 

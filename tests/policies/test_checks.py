@@ -9,6 +9,9 @@ from policies.errors import ConfigError
 from policies.loader import parse_policy
 
 
+MC = "Which is a prime?\nOptions:\nA. 4\nB. 7\nC. 9\nD. 12"
+
+
 def answer(text: str, finish_reason: str | None = "stop", prompt: str = "What is 2+2?") -> Answer:
     return Answer(prompt=prompt, text=text, finish_reason=finish_reason, model="deepseek-v2")
 
@@ -23,7 +26,7 @@ def run(name: str, text: str, params: dict | None = None, **kw) -> CheckOutcome:
 
 def test_registry_names():
     assert CHECK_NAMES == {"non_empty", "not_truncated", "valid_json", "json_schema", "no_refusal", "answer_format",
-                           "min_chars", "answer_checker", "custom"}
+                           "min_chars", "answer_checker", "custom", "agreement"}
     assert set(CHECK_FACTORIES) == CHECK_NAMES
 
 
@@ -281,9 +284,24 @@ def test_answer_checker_compares_the_given_scorer_with_its_threshold():
             return 0.7 if "bad" in text else 0.1
 
     check = build_check("answer_checker", {"threshold": 0.5}, scorer=Scorer())
-    assert check(Answer(prompt="q", text="good")).passed
-    out = check(Answer(prompt="q", text="bad"))
+    reasoning = " because".join(["x"] * 25)
+    assert check(Answer(prompt=MC, text="good " + reasoning)).passed
+    out = check(Answer(prompt=MC, text="bad " + reasoning))
     assert not out.passed and out.score == 0.7 and "0.700 >= 0.5" in out.reason
+
+
+@pytest.mark.parametrize("prompt, text", [
+    (MC, "bad: B"),                                               # a bare letter: nothing to judge
+    ("How many legs do 3 spiders have? Explain.", "bad " + "step " * 40),   # not multiple choice
+    ("Write a Python function that adds two numbers.", "bad\ndef add(a, b):\n    return a + b " + "x " * 30),
+])
+def test_answer_checker_abstains_where_it_cannot_judge(prompt, text):
+    class Scorer:
+        def score_one(self, prompt, text):
+            return 0.99
+
+    out = build_check("answer_checker", {"threshold": 0.5}, scorer=Scorer())(Answer(prompt=prompt, text=text))
+    assert out.passed and out.reason.startswith("abstained") and out.score is None
     with pytest.raises(ValueError, match="needs its loaded scorer"):
         build_check("answer_checker", {"threshold": 0.5})
 
@@ -296,3 +314,44 @@ def test_parsing_a_policy_reads_no_artifact():
             "print(sorted(m for m in sys.modules if m.startswith('classifiers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+# ---- agreement ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prompt, text, second, extract, passed, why", [
+    (MC, "Reasoning... The answer is (B).", "so the answer is (B)", "auto", True, ""),
+    (MC, "The answer is (B).", "The answer is (C).", "auto", False, "another final answer"),
+    (MC, "I think it is prime.", "The answer is (B).", "auto", False, "no choice final answer"),
+    ("How many legs do 3 spiders have?", "3 x 8 = 24. #### 24", "The answer is 24.", "auto", True, ""),
+    ("How many legs do 3 spiders have?", "#### 24", "#### 23", "number", False, "another final answer"),
+    ("Write a Python function that reverses a list.", "def f(x): return x[::-1]", None, "auto", True, "abstained"),
+    ("Tell me about Rome.", "Rome is " + "very old " * 30, "Rome " + "is big " * 30, "auto", True, "abstained"),
+    (MC, "The answer is (B).", None, "auto", False, "no second opinion"),
+    ('Give JSON', '{"city": "Paris", "n": 1}', '```json\n{"n": 2, "city": "Paris"}\n```', "json:city", True, ""),
+])
+def test_agreement(prompt, text, second, extract, passed, why):
+    params = {"with": "deepseek-coder", "extract": extract}
+    validate_check_params("agreement", params)
+    out = build_check("agreement", params)(Answer(prompt=prompt, text=text, second=second))
+    assert (out.name, out.passed) == ("agreement", passed), out
+    assert why in out.reason
+
+
+@pytest.mark.parametrize("params, message", [
+    ({}, "needs parameter 'with'"),
+    ({"with": "m", "extract": "letters"}, "extract 'letters' is not one of"),
+    ({"with": "m", "parallel": "yes"}, "parallel must be bool"),
+])
+def test_agreement_params_are_validated(params, message):
+    with pytest.raises(ValueError, match=message):
+        validate_check_params("agreement", params)
+
+
+@pytest.mark.parametrize("snippet, message", [
+    ("checks: [{name: agreement, with: nobody}]", "agreement with unknown model 'nobody'"),
+    ("checks: [{name: agreement, with: gpt-4o}, {name: agreement, with: deepseek-coder, extract: number}]",
+     "at most one agreement check per rung"),
+])
+def test_agreement_in_a_policy_names_a_catalog_model(snippet, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_policy(f"extends: default\nname: x\nescalation:\n  {snippet}\n", source="x.yaml")

@@ -391,7 +391,7 @@ def test_extends_replaces_lists_and_adds_catalog_entries(tmp_path):
           thresholds: [0.4, 0.8]
         """)
     policy = load_policy(path)
-    assert set(policy.catalog) == {"deepseek-v2", "deepseek-vl2", "deepseek-ocr-2", "gpt-4o", "gpt-4o-mini"}
+    assert set(policy.catalog) == {"deepseek-v2", "deepseek-coder", "deepseek-vl2", "deepseek-ocr-2", "gpt-4o", "gpt-4o-mini"}
     assert [r.model for r in policy.escalation.ladders["text"]] == ["deepseek-v2", "gpt-4o-mini", "gpt-4o"]
     assert [r.model for r in policy.escalation.ladders["vision"]] == ["deepseek-vl2", "gpt-4o"]
     assert [c.name for c in policy.escalation.checks] == ["non_empty"]
@@ -456,7 +456,7 @@ def test_builtin_policies_load_by_name_and_by_path(name):
 
 
 def test_builtin_policies_differ_as_documented():
-    default, strict, quality = (load_policy(n) for n in BUILTIN_POLICIES)
+    default, strict, quality, match = (load_policy(n) for n in BUILTIN_POLICIES)
     assert default.routing.classifier == "default" and default.routing.thresholds == (0.3,)
     assert default.escalation.checks[-1].name == "answer_checker"
     assert strict.routing.thresholds == (0.8,) and strict.budgets.per_request_usd == 0.02
@@ -464,6 +464,9 @@ def test_builtin_policies_differ_as_documented():
     assert quality.routing.thresholds == (0.15,) and quality.escalation.on_exhausted == "raise"
     assert quality.routing.thresholds < default.routing.thresholds < strict.routing.thresholds
     assert quality.escalation.checks[-1].name == "min_chars" and quality.escalation.checks[-1].param("n") == 2
+    agreement = match.escalation.checks[-1]
+    assert agreement.name == "agreement" and agreement.param("with") == "deepseek-coder"
+    assert match.catalog["deepseek-coder"].price == match.catalog["deepseek-v2"].price
 
 
 def test_load_policy_returns_a_policy_as_is():

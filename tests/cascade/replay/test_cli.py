@@ -107,12 +107,24 @@ def test_train_errors_exit_2(tmp_path):
     assert res.exit_code == 2 and "not an outcome folder" in " ".join(res.output.split())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("classifiers.train") is not None, reason="classifiers.train exists")
+@pytest.mark.skipif(importlib.util.find_spec("classifiers.training.train") is not None,
+                    reason="classifiers.training.train exists")
 def test_train_without_the_trainer_says_so(setup, tmp_path):
     _, folder = setup
     res = invoke("train", "--data", folder, "--cheap", "C", "--strong", "S", "--out", tmp_path / "m")
-    assert res.exit_code == 2 and "classifiers.train" in " ".join(res.output.split())
+    assert res.exit_code == 2 and "classifiers.training.train" in " ".join(res.output.split())
 
+
+
+def test_train_without_scikit_learn_names_the_extra(setup, tmp_path, monkeypatch):
+    """The trainers import scikit-learn when ``cascade train`` looks them up, so a build without the
+    ``train`` extra is told what to install before any data is read."""
+    for name in [m for m in sys.modules if m.startswith(("sklearn.", "classifiers.training."))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    _, folder = setup
+    res = invoke("train", "--data", folder, "--cheap", "C", "--strong", "S", "--out", tmp_path / "m")
+    assert res.exit_code == 2 and "deepseek-cascade[train]" in " ".join(res.output.split())
 
 def test_import_cascade_stays_light():
     code = ("import sys, cascade, cascade.commands, cascade.replay; "

@@ -82,3 +82,18 @@ def test_report_is_strict_json(run_and_doc):
     again = json.loads(json.dumps(doc, allow_nan=False))
     assert again["schema"] == "deepseek-cascade/replay-report-v1"
     assert set(again["rows"]) == {"policy", "classifier", "always_cheap", "always_strong", "random", "oracle"}
+
+
+def test_summary_says_what_the_policy_buys_in_plain_words():
+    from cascade.replay.report import summary
+    rows = {"policy": {"n": 100, "quality": 0.66, "total_usd": 2.0},
+            "always_cheap": {"n": 100, "quality": 0.5, "total_usd": 0.1},
+            "always_strong": {"n": 100, "quality": 0.7, "total_usd": 4.0}}
+    out = summary(rows, "gpt-4o")
+    assert out["savings_vs_strong"] == 0.5 and abs(out["quality_retained"] - 0.66 / 0.7) < 1e-12
+    # random at $2.0: share (2.0-0.1)/3.9; quality 0.5 + share*0.2; same quality 0.66: share 0.8 -> $3.22
+    assert abs(out["random_quality_retained_at_same_cost"] - (0.5 + 1.9 / 3.9 * 0.2) / 0.7) < 1e-12
+    assert abs(out["random_cost_at_same_quality_vs_strong"] - (0.1 + 0.8 * 3.9) / 4.0) < 1e-12
+    assert out["line"].startswith("50% cheaper than always gpt-4o at 94.3% of its quality; random routing at that cost keeps 85.3%")
+    dear = summary({**rows, "policy": {"n": 100, "quality": 0.75, "total_usd": 5.0}}, "gpt-4o")
+    assert dear["line"].startswith("25% dearer than") and "no random mix of the two reaches that quality" in dear["line"]

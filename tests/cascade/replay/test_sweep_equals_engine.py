@@ -51,7 +51,7 @@ def make_data(seed: int, n: int = 160) -> tuple[ReplayData, np.ndarray, AnswerTa
         for j in range(r):
             k = int(kinds[i, j])
             text = [f"answer {i}-{j} " + "x" * int(rng.integers(0, 9)), "", "I'm sorry, I can't help with that",
-                    "abc", None, f"plain {i}-{j}"][k]
+                    "abc", None, f"plain {i}-{j} " + "because " * int(rng.integers(15, 30))][k]
             responses[j][i] = text
             if text is not None:
                 table.setdefault(text, float(rng.choice([rng.random(), 0.25, 0.5, 1.0])))
@@ -59,7 +59,8 @@ def make_data(seed: int, n: int = 160) -> tuple[ReplayData, np.ndarray, AnswerTa
     data = ReplayData(
         kind="outcomes", sources=("mem",), aliases=("cheap", "mid", "strong"),
         mappings=({"cheap": "c", "mid": "m", "strong": "s"},), source=np.zeros(n, np.int16),
-        ids=[f"r{i}" for i in range(n)], prompts=[f"prompt {i}" for i in range(n)], prompt_tokens=tokens,
+        ids=[f"r{i}" for i in range(n)], prompt_tokens=tokens,
+        prompts=[f"prompt {i}" + ("\nOptions:\nA. yes\nB. no" if i % 2 else "") for i in range(n)],
         plan_tokens=tokens + 4, available=available, missing=~available,
         quality=np.where(available, rng.choice([0.0, 0.5, 1.0, 0.3], (n, r)), 0.0),
         cost_usd=np.where(available, rng.random((n, r)) * 0.01, 0.0), cost_recorded=available.copy(),
@@ -115,22 +116,33 @@ def test_policy_operating_point_is_a_grid_point_of_the_default_sweep():
 
 CATALOG = {  # alias: (input $/1M, output $/1M, context window, strength)
     "m1": (1, 2, 100000, 1), "m2": (2, 4, 3000, 3), "m3": (4, 8, 100000, 5), "m4": (10, 20, 100000, 10)}
-CHECKS = ["non_empty", "no_refusal", "{name: min_chars, n: 5}", "{name: answer_checker, artifact: fake, threshold: 0.5}"]
+CHECKS = ["non_empty", "no_refusal", "{name: min_chars, n: 5}", "{name: answer_checker, artifact: fake, threshold: 0.5}",
+          "{name: agreement, with: c1, extract: auto}", "{name: agreement, with: c1, extract: choice, parallel: true}",
+          "{name: agreement, with: c1, extract: text}"]
+AGREEMENTS = [c for c in CHECKS if "agreement" in c]
+
+
+def _one_agreement(checks: list[str]) -> list[str]:
+    """At most one agreement check per rung (the schema's rule)."""
+    seen = [c for c in checks if c in AGREEMENTS]
+    return [c for c in checks if c not in AGREEMENTS] + seen[:1]
 
 
 @st.composite
 def policies(draw):
     ladder = sorted(draw(st.sets(st.sampled_from(sorted(CATALOG)), min_size=2, max_size=4)))
     thresholds = sorted(draw(st.lists(st.floats(0.05, 0.95), max_size=len(ladder) - 1)))
-    shared = draw(st.lists(st.sampled_from(CHECKS), unique=True, max_size=4))
+    shared = _one_agreement(draw(st.lists(st.sampled_from(CHECKS), unique=True, max_size=4)))
     rungs = []
     for model in ladder:
-        own = draw(st.none() | st.lists(st.sampled_from(CHECKS), unique=True, max_size=3))
+        own = draw(st.none() | st.lists(st.sampled_from(CHECKS), unique=True, max_size=3).map(_one_agreement))
         rungs.append(model if own is None else f"{{model: {model}, checks: [{', '.join(own)}]}}")
     room = draw(st.sampled_from([None, 0.004, 0.012, 0.03]))
     catalog = "\n".join(f"  {a}: {{litellm_model: openai/{a}, price: {{input_per_1m: {i}, output_per_1m: {o}}}, "
                         f"context_window: {c}, max_output_tokens: 1000, capabilities: [text], strength: {s}}}"
                         for a, (i, o, c, s) in CATALOG.items() if a in ladder)
+    catalog += ("\n  c1: {litellm_model: openai/c1, price: {input_per_1m: 1, output_per_1m: 2}, context_window: 100000, "
+                "max_output_tokens: 1000, capabilities: [text], strength: 2}")
     text = (f"name: drawn\ncatalog:\n{catalog}\n"
             f"routing: {{classifier: heuristic, thresholds: [{', '.join(map(str, thresholds))}], default_max_tokens: 500}}\n"
             f"escalation:\n  ladders:\n    text: [{', '.join(rungs)}]\n  checks: [{', '.join(shared)}]\n"
@@ -148,14 +160,20 @@ def data_for(policy, seed: int, n: int = 60) -> tuple[ReplayData, np.ndarray, An
     r = len(aliases)
     tokens = rng.integers(10, 4000, n)
     available = rng.random((n, r)) < 0.8
-    texts = ["", "I'm sorry, I can't help with that", "abc", None]
-    responses = [[(texts[k] if k < 4 else f"answer {i}-{j} " + "x" * k)
-                  for i, k in enumerate(rng.integers(0, 8, n))] for j in range(r)]
+    texts = ["", "I'm sorry, I can't help with that", "abc", None, "The answer is (A).", "The answer is (B).",
+             "The answer is (A). " + "x " * 30, "answer"]
+    responses = [[texts[k] for k in rng.integers(0, len(texts), n)] for _ in range(r)]
+    second = [texts[k] for k in rng.integers(0, len(texts), n)]
     table = {t: float(rng.choice([rng.random(), 0.5, 1.0])) for col in responses for t in col if t is not None}
     scores = rng.choice(np.r_[rng.random(n), [0.0, 0.5, 1.0] * 10], n, replace=False)
+    prompts = [f"prompt {i}" + (" A) yes B) no" if i % 3 == 0 else "") + (" Write a Python function." if i % 5 == 0 else "")
+               for i in range(n)]
+    consult_ok = np.array([t is not None for t in second])
     data = ReplayData(
+        consult_aliases=("c1",), consult_available=consult_ok[:, None],
+        consult_cost_usd=np.where(consult_ok, rng.random(n) * 0.003, 0.0)[:, None], consult_responses=[second],
         kind="outcomes", sources=("mem",), aliases=aliases, mappings=({a: a for a in aliases},),
-        source=np.zeros(n, np.int16), ids=[f"r{i}" for i in range(n)], prompts=[f"prompt {i}" for i in range(n)],
+        source=np.zeros(n, np.int16), ids=[f"r{i}" for i in range(n)], prompts=prompts,
         prompt_tokens=tokens, plan_tokens=tokens + 4, available=available, missing=~available,
         quality=np.where(available, rng.choice([0.0, 0.5, 1.0], (n, r)), 0.0),
         cost_usd=np.where(available, rng.random((n, r)) * 0.01, 0.0), cost_recorded=available.copy(),

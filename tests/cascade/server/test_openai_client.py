@@ -207,7 +207,7 @@ def test_models_endpoint(serve, fake_provider):
 def test_healthz_reports_store_and_breakers(serve, fake_provider):
     doc = httpx.get(serve().url + "/healthz").json()
     assert doc["status"] == "ok" and doc["store"]["reachable"] and doc["store"]["url"] == "memory://"
-    assert doc["breakers"] == {"deepseek-v2": "closed", "deepseek-vl2": "closed", "deepseek-ocr-2": "closed",
+    assert doc["breakers"] == {"deepseek-v2": "closed", "deepseek-coder": "closed", "deepseek-vl2": "closed", "deepseek-ocr-2": "closed",
                                "gpt-4o": "closed"}
 
 

@@ -1,7 +1,7 @@
 """Train the prompt classifier and the answer checker; write pickle-free artifacts.
 
-    python -m classifiers.train classifier --data ../shared/data/mmlu_pro ... --out PATH
-    python -m classifiers.train checker    --data ../shared/data/mmlu_pro ... --out PATH
+    python -m classifiers.training.train classifier --data ../shared/data/mmlu_pro ... --out PATH
+    python -m classifiers.training.train checker    --data ../shared/data/mmlu_pro ... --out PATH
 
 (``cascade train`` calls :func:`train_classifier` / :func:`train_answer_checker`.) Rows are split
 by prompt with :mod:`classifiers.splits`: heads and output layers are fitted on ``train``, the
@@ -23,10 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from classifiers.artifact import write_artifact
-from classifiers.data import RoutingData, load_dataset, load_responses
 from classifiers.features import STRUCT_NAMES, FeatureSpec, sparse_matrix, struct_matrix
+from classifiers.gated import GatedLinearClassifier, OptionGate
 from classifiers.metrics import apgr
 from classifiers.rules import rule_failure
+from classifiers.training.data import RoutingData, load_dataset, load_responses
+from classifiers.training.fit import HeadTarget, StackFitter
 
 # Word 1/2-grams only: adding character 3/4/5-grams moved calibration APGR by < 0.003 on MMLU-Pro
 # and cost 3x the scoring time.
@@ -105,8 +107,6 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     Chosen on calibration: ``C``, the data-set weighting and the gate, by 0.5 x APGR on the first
     data set + 0.5 x mean APGR. Returns the report (also stored in the artifact's metadata).
     """
-    from classifiers.fit import StackFitter
-
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
     texts = [p for ps in pairs for p in ps.data.prompts]
@@ -173,9 +173,6 @@ def _gate_expert(rows: _Rows, targets: dict[str, Any], option_gate: tuple[int, i
     """Fit the expert for prompts inside the option gate; (fitter, in-gate mask) if it raises
     the calibration objective of the mixture by more than :data:`GATE_MARGIN` (each C tried is
     appended to ``grid``), else None."""
-    from classifiers.fit import HeadTarget, StackFitter
-    from classifiers.gated import OptionGate
-
     inside = OptionGate(*option_gate).experts(rows.dense[:, STRUCT_NAMES.index("options")]).astype(bool)
     fit_rows = rows.train & inside
     own = {k: HeadTarget(t.values, t.mask & inside) for k, t in targets.items()
@@ -202,7 +199,6 @@ def _classifier_artifact(fitter: Any, expert: tuple[Any, np.ndarray] | None, opt
                          name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if expert is None:
         return fitter.stack_.to_artifact()
-    from classifiers.gated import GatedLinearClassifier, OptionGate
     gated = GatedLinearClassifier([fitter.stack_, expert[0].stack_], OptionGate(*option_gate), name)
     return gated.to_artifact()
 
@@ -219,7 +215,6 @@ def _classifier_heads(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray, ga
     only input at inference): per-data-set gated gains, the cheap answer's log length and rule
     failure, the difficulty (mean score of every model outside the pair), each model of the
     pair's own score, and the training mean gain of the prompt's task."""
-    from classifiers.fit import HeadTarget
     heads = {"gain": HeadTarget(gain, np.ones(len(ds), dtype=bool))}
     if "gated" in groups and gated and len(pairs) > 1:
         heads.update(_gated_gain_targets(pairs, ds, gain))
@@ -238,10 +233,9 @@ def _classifier_heads(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray, ga
     return {k: v for k, v in heads.items() if v.mask.any()}
 
 
-def difficulty_target(pairs: list[PairSet]) -> Any:
+def difficulty_target(pairs: list[PairSet]) -> HeadTarget:
     """Per prompt: the mean score of every model outside its pair, centred per data set (known
     where at least one such model has a score; a far less noisy target than the pair's gain)."""
-    from classifiers.fit import HeadTarget
     vals, known = [], []
     for ps in pairs:
         others = [j for j, m in enumerate(ps.data.models) if m not in (ps.cheap, ps.strong)]
@@ -256,10 +250,9 @@ def difficulty_target(pairs: list[PairSet]) -> Any:
     return HeadTarget(np.concatenate(vals), np.concatenate(known))
 
 
-def _task_gain_target(pairs: list[PairSet], gain: np.ndarray) -> Any:
+def _task_gain_target(pairs: list[PairSet], gain: np.ndarray) -> HeadTarget:
     """Per prompt: the mean gain of its task over the training rows (known where the task has
     training rows): a topic prior, e.g. MMLU-Pro law vs biology."""
-    from classifiers.fit import HeadTarget
     tasks = np.concatenate([ps.data.tasks.astype(str) for ps in pairs])
     train = np.concatenate([ps.data.split_names() for ps in pairs]) == "train"
     names, inverse = np.unique(tasks, return_inverse=True)
@@ -270,7 +263,6 @@ def _task_gain_target(pairs: list[PairSet], gain: np.ndarray) -> Any:
 
 
 def _gated_gain_targets(pairs: list[PairSet], ds: np.ndarray, gain: np.ndarray) -> dict[str, Any]:
-    from classifiers.fit import HeadTarget
     out = {}
     for i, ps in enumerate(pairs):
         own = ds == i
@@ -286,15 +278,13 @@ def _weights(ds: np.ndarray, train: np.ndarray, weighting: str) -> np.ndarray | 
     return (train.sum() / (len(counts) * np.maximum(counts, 1)))[ds]
 
 
-def _token_target(pairs: list[PairSet]) -> "Any":
-    from classifiers.fit import HeadTarget
+def _token_target(pairs: list[PairSet]) -> HeadTarget:
     vals = np.concatenate([ps.data.completion_tokens[:, ps.data.col(ps.cheap)] for ps in pairs])
     known = np.isfinite(vals)
     return HeadTarget(np.where(known, np.log1p(np.where(known, vals, 0.0)), 0.0), known)
 
 
-def _failure_target(pairs: list[PairSet]) -> "Any":
-    from classifiers.fit import HeadTarget
+def _failure_target(pairs: list[PairSet]) -> HeadTarget:
     vals, mask = [], []
     for ps in pairs:
         responses = _cheap_responses(ps) or [None] * len(ps.data)
@@ -311,14 +301,14 @@ def _data_report(pairs: list[PairSet]) -> list[dict[str, Any]]:
 
 
 def train_answer_checker(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Train the answer checker: :func:`classifiers.train_checker.train_answer_checker`."""
-    from classifiers.train_checker import train_answer_checker as train
+    """Train the answer checker: :func:`classifiers.training.train_checker.train_answer_checker`."""
+    from classifiers.training.train_checker import train_answer_checker as train
     return train(*args, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m classifiers.train {classifier,checker} --data DIR... --out PATH``."""
-    parser = argparse.ArgumentParser(prog="python -m classifiers.train", description=__doc__.split("\n")[0])
+    """``python -m classifiers.training.train {classifier,checker} --data DIR... --out PATH``."""
+    parser = argparse.ArgumentParser(prog="python -m classifiers.training.train", description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=("classifier", "checker"))
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--cheap")

@@ -1,6 +1,6 @@
 """Train the answer checker (training only: scikit-learn, scipy, pyarrow).
 
-    python -m classifiers.train checker --data ../shared/data/mmlu_pro ... --out PATH
+    python -m classifiers.training.train checker --data ../shared/data/mmlu_pro ... --out PATH
 
 Rows: each pair's cheap answers where the data set has a responses table, split by prompt with
 :mod:`classifiers.splits` (fit on ``train``, choose on ``calibration``, report ``test``).
@@ -22,13 +22,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pyarrow.parquet as pq
+from sklearn.ensemble import GradientBoostingClassifier
 
 from classifiers.artifact import write_artifact
-from classifiers.data import load_responses
+from classifiers.checker import LinearAnswerChecker, extra_columns
 from classifiers.features import FeatureSpec, sparse_matrix, struct_matrix
 from classifiers.linear import sigmoid
 from classifiers.metrics import apgr
-from classifiers.train import CHECKER_SPEC, PairSet, _data_report, _objective, load_pairs
+from classifiers.signals import signal_matrix
+from classifiers.training.data import load_responses
+from classifiers.training.fit import HeadTarget, StackFitter
+from classifiers.training.train import CHECKER_SPEC, PairSet, _data_report, _objective, load_pairs
+from classifiers.training.trees import from_sklearn
+from classifiers.tree_checker import _MC_COL, _RULE_COLS, TextHeads, TreeAnswerChecker
 
 #: (max_depth, n_estimators, learning_rate) of the tree ensembles compared on calibration
 TREE_GRID: tuple[tuple[int, int, float], ...] = ((3, 200, 0.05), (2, 400, 0.05))
@@ -52,10 +59,6 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
                        tree_grid: Sequence[tuple[int, int, float]] = TREE_GRID,
                        name: str = "default") -> dict[str, Any]:
     """Fit text heads, then trees for each (target, tree size); keep the best on calibration."""
-    from classifiers.fit import StackFitter
-    from classifiers.signals import signal_matrix
-    from classifiers.tree_checker import _MC_COL, _RULE_COLS
-
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
     rows = answer_rows(pairs, False)
@@ -95,7 +98,6 @@ def _linear_fallback(rows: "AnswerRows", dense: np.ndarray, spec: FeatureSpec, a
     """The scorer of prompts that are not multiple choice: the earlier linear checker's recipe
     (its calibration choice: gain head -> logistic, C = 1, the cheap model's rows), so plain
     answers to open questions are scored as before. (stack, logits of every row)."""
-    from classifiers.fit import HeadTarget, StackFitter
     head, label = _checker_target(rows, "gain")
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
         sparse_matrix(rows.answers, spec), dense, rows.split == "train",
@@ -121,12 +123,10 @@ def _tree_grid(pairs: list[PairSet], rows: "AnswerRows", x: np.ndarray, fit_rows
 
 
 def _extra(rows: "AnswerRows") -> np.ndarray:
-    from classifiers.checker import extra_columns
     return extra_columns(rows.prompts, rows.answers)
 
 
 def _text_heads(rows: "AnswerRows") -> dict[str, Any]:
-    from classifiers.fit import HeadTarget
     every = np.ones(len(rows.score), dtype=bool)
     return {"gain": HeadTarget(rows.q_strong - rows.score, every),
             "inadequate": HeadTarget(1.0 - rows.score, every)}
@@ -134,7 +134,6 @@ def _text_heads(rows: "AnswerRows") -> dict[str, Any]:
 
 def _fit_trees(x: np.ndarray, label: np.ndarray, rows: np.ndarray, depth: int, trees: int, rate: float,
                seed: int) -> Any:
-    from sklearn.ensemble import GradientBoostingClassifier
     return GradientBoostingClassifier(n_estimators=trees, max_depth=depth, learning_rate=rate, subsample=0.8,
                                       random_state=seed).fit(x[rows], label[rows])
 
@@ -145,9 +144,6 @@ def _with_rules(logits: np.ndarray, failed: np.ndarray) -> np.ndarray:
 
 def _export_tree_checker(fitter: Any, gbm: Any, n_inputs: int, name: str, fallback: Any = None) -> Any:
     """The numpy-only checker: ridge heads with the standardisation folded in, trees as arrays."""
-    from classifiers.tree_checker import TextHeads, TreeAnswerChecker
-    from classifiers.trees import from_sklearn
-
     nb = fitter.spec.n_buckets
     coefs = np.vstack([fitter.ridges_[n].coef_ for n in fitter.head_names_])
     dense_coef = coefs[:, nb:] / fitter.scale_
@@ -173,8 +169,6 @@ class AnswerRows:
 def answer_rows(pairs: list[PairSet], other_models: bool) -> AnswerRows:
     """The cheap model's answers (and with ``other_models`` every other model's) where the data
     set has a responses table; each row scored by that model's score."""
-    import pyarrow.parquet as pq
-
     cols: dict[str, list[Any]] = {k: [] for k in ("prompts", "answers", "score", "ds", "split",
                                                   "cheap", "q_strong")}
     for i, ps in enumerate(pairs):
@@ -224,9 +218,6 @@ def train_linear_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
     other models' answers join the training rows, by the APGR of escalating the cheap model's
     calibration answers in checker order (0.5 x first data set + 0.5 x mean).
     """
-    from classifiers.checker import LinearAnswerChecker, extra_columns
-    from classifiers.fit import StackFitter
-
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
     grid, fitted = [], {}
@@ -260,9 +251,6 @@ def train_linear_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
 def _checker_grid(pairs: list[PairSet], rows: AnswerRows, hashed: Any, dense: np.ndarray, target: str,
                   others: bool, Cs: Sequence[float], grid: list[dict[str, Any]], fitter: Any) -> Any:
     """Fit the checker's head for ``target``, then its output layer for each C (appended to grid)."""
-    from classifiers.checker import LinearAnswerChecker
-    from classifiers.fit import HeadTarget
-
     train = rows.split == "train"
     head, label = _checker_target(rows, target)
     fitter.fit_heads(hashed, dense, train, {target: HeadTarget(head, np.ones(len(label), bool))})
