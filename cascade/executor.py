@@ -37,6 +37,7 @@ from cascade.trace import AttemptRecord, RouteTrace
 from cascade.transport import Transport
 
 _HEALTH_FAILURES = (AuthenticationError,)
+UNBUDGETED = object()          # a second opinion the budget store could not budget
 Opener = Callable[[Transport, CallSpec], Awaitable[Any]]
 Replanner = Callable[[], Awaitable[Plan | None]]
 
@@ -191,10 +192,14 @@ class LiveExecutor:
         passed = sum(o.passed for o in candidate.record.checks)
         return answered(passed, len(candidate.record.checks) - passed), candidate
 
-    async def _second_opinion(self, consult: Attempt, ctx: CallContext, trace: RouteTrace) -> str | None:
+    async def _second_opinion(self, consult: Attempt, ctx: CallContext, trace: RouteTrace) -> str | None | object:
         """The second model's answer for an agreement check (reserved, billed, traced like any call);
-        None when it could not be had."""
-        admitted = await self._admit(consult, ctx, trace)
+        None when it could not be had, UNBUDGETED when the budget store could not budget its call."""
+        try:
+            admitted = await self._admit(consult, ctx, trace, store_down_skips=False)
+        except BudgetStoreUnavailable as exc:
+            trace.add(AttemptRecord(consult.model, "skipped", f"budget store: {exc}"))
+            return UNBUDGETED
         if isinstance(admitted, AttemptOutcome):
             return None
         reservation, notes = admitted
@@ -203,7 +208,7 @@ class LiveExecutor:
             result = await self._call_with_retries(consult, ctx, trace, _call)
             cost = self.policy.catalog[consult.model].price.cost(result.prompt_tokens, result.completion_tokens)
             settled = True
-            await self.gate.commit(reservation, cost, notes)
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
         except ProviderError as exc:
             settled = True
             await self._failed(consult, reservation, exc, notes, trace, started)
@@ -253,9 +258,10 @@ class LiveExecutor:
                 await self.gate.release_shielded(reservation)
                 self.health.release_probe(attempt.model)
 
-    async def _admit(self, attempt: Attempt, ctx: CallContext,
-                     trace: RouteTrace) -> AttemptOutcome | tuple[Any, list[str]]:
-        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made."""
+    async def _admit(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, *,
+                     store_down_skips: bool = True) -> AttemptOutcome | tuple[Any, list[str]]:
+        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made
+        (a store that cannot budget it after a paid answer: skipped, when ``store_down_skips``)."""
         if self._clock() >= ctx.deadline_at:
             trace.add(AttemptRecord(attempt.model, "skipped", "deadline reached before this attempt"))
             return SKIPPED
@@ -273,7 +279,7 @@ class LiveExecutor:
             return REFUSED
         except BudgetStoreUnavailable as exc:
             self.health.release_probe(attempt.model)
-            if not ctx.answered:
+            if not (ctx.answered and store_down_skips):
                 raise
             # A paid answer exists: this attempt cannot be budgeted, the walk's rules decide what the
             # request returns (its best answer, or this error) instead of a 503 over a paid answer.
@@ -295,7 +301,7 @@ class LiveExecutor:
 
     async def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace,
                        notes: list[str], consult: Attempt | None = None,
-                       early: "asyncio.Future[str | None] | None" = None) -> Candidate:
+                       early: "asyncio.Future[str | None | object] | None" = None) -> Candidate:
         """Run the attempt's checks; an agreement check last, with the second opinion (asked for only
         when every other check passed, unless it was asked at the same time as the answer)."""
         answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
@@ -312,6 +318,10 @@ class LiveExecutor:
                 continue
             else:
                 second = None
+            if second is UNBUDGETED:             # the answer is paid for: it is not refused for that
+                outcomes.append(CheckOutcome("agreement", True, "abstained: no second opinion (the budget "
+                                                                "store could not budget its call)"))
+                continue
             outcomes += self.checks.run([spec], Answer(**{**answer.__dict__, "second": second}))
         failed = [o for o in outcomes if not o.passed]
         status = "check_failed" if failed else "ok"

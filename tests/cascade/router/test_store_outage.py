@@ -146,3 +146,28 @@ async def test_fail_open_spend_is_spooled_and_recorded(fake_provider, tmp_path):
         await router.aclose()
     finally:
         proc.stop()
+
+
+async def test_a_second_opinion_the_store_cannot_budget_abstains(redis_proc, fake_provider, tmp_path):
+    """The answer passed its rule checks but its agreement check needs a second model's call, and the
+    store died while the answer was coming: the paid answer is returned ("ok"), not a 503."""
+    fake_provider.script("deepseek-chat", answer("The answer is (B).", latency=1.0))
+    policy = parse_policy("extends: quality-match\nname: agree\nescalation:\n  checks: [non_empty, "
+                          "{name: agreement, with: deepseek-coder, extract: auto}]\n", source="agree.yaml")
+    router = Router(policy, classifier=FixedScore(0.1), env=provider_env(fake_provider.url),
+                    budget_store=redis_proc.server.url, global_cap_usd=10.0, spool_dir=str(tmp_path / "spool"))
+    task = asyncio.create_task(router.acomplete(user_msg("Which is right? A. x  B. y  C. z")))
+    await wait_for(lambda: router.store.open_reservations() == 1)
+    redis_proc.kill()
+    resp = await task
+    trace = resp.cascade
+    assert resp.choices[0].message.content == "The answer is (B)." and trace.outcome == "ok"
+    [agreement] = [c for c in trace.attempts[-1].checks if c.name == "agreement"]
+    assert agreement.passed and "abstained" in agreement.reason and "budget store" in agreement.reason
+    assert [(a.model, a.status) for a in trace.attempts] == [("deepseek-coder", "skipped"), ("deepseek-v2", "ok")]
+    assert fake_provider.tally["deepseek-coder"].n_requests == 0 and fake_provider.tally["gpt-4o"].n_requests == 0
+    assert trace.unrecorded_cost_usd == trace.cost_usd > 0
+    redis_proc.start()
+    await wait_for(lambda: not router.gate.spool.has_pending())
+    assert to_nano(router.store.total_spent()) == billed_nano(fake_provider)
+    await router.aclose()
