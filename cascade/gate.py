@@ -42,7 +42,52 @@ class BudgetGate:
         self._applier: asyncio.Task | None = None     # applies the spool while it holds anything
         self._wake: asyncio.Event | None = None        # set when the store takes a write again
 
-    # ---- before a call ---------------------------------------------------------------------------
+    def settle_late(self, call: "asyncio.Future[Any]", *, request_id: str, user: str | None, model: str,
+                    caps: Any, price: Any) -> None:
+        """A call we stopped waiting for (our timeout, or the request was cancelled) may still be
+        answered — and billed — by the provider. Let it finish in the background and record what it
+        cost, so the ledger never shows less than the provider charged."""
+        self._track(self._record_late(call, request_id, user, model, caps, price))
+
+    async def _record_late(self, call: "asyncio.Future[Any]", request_id: str, user: str | None, model: str,
+                           caps: Any, price: Any) -> None:
+        try:
+            result = await call
+            if hasattr(result, "__anext__"):          # a stream opened late: drain it for its usage
+                async for _ in result:
+                    pass
+                result = result.final()
+        except BaseException:  # noqa: BLE001 - it failed after all: nothing was billed
+            return
+        cost = price.cost(result.prompt_tokens, result.completion_tokens)
+        notes: list[str] = []
+        if await self._settle(self.unbudgeted(request_id, user, model, caps), cost, notes):
+            log.warning("late answer of %s for request %s: %s", model, request_id, "; ".join(notes))
+
+    async def drain(self, holds_timeout_s: float = DRAIN_HOLDS_S) -> None:
+        """Wait until this process holds no reservation (requests finished or cancelled; after
+        ``holds_timeout_s`` what is still held is released) and nothing is being recorded; then one
+        last application of the spool."""
+        deadline = time.monotonic() + holds_timeout_s
+        while self._held and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for reservation in list(self._held.values()):
+            log.warning("reservation %s of request %s still held at shutdown: released",
+                        reservation.id, reservation.request_id)
+            await self.release(reservation)
+        loop = asyncio.get_running_loop()
+        while mine := [t for t in self._tasks if t.get_loop() is loop]:      # a sync Router has its own loop
+            await asyncio.gather(*mine, return_exceptions=True)
+        applier = self._applier
+        if applier is not None and applier.get_loop() is loop:
+            self._applier = self._wake = None
+            applier.cancel()
+            await asyncio.gather(applier, return_exceptions=True)
+        try:
+            await self.apply_spool()
+        except OSError as exc:
+            log.error("spool unreadable at shutdown: %s", exc)
+
     async def reserve(self, notes: list[str], **kwargs: Any) -> Reservation:
         """A reservation; when the store is down and the policy fails open, an unbudgeted one (the
         store never saw it: its cost is committed, or spooled, against the caps' buckets)."""
@@ -57,12 +102,6 @@ class BudgetGate:
         self._held[reservation.id] = reservation
         return reservation
 
-    def unbudgeted(self, request_id: str, user: str | None, model: str, caps: Any) -> Reservation:
-        now = time.time()
-        return new_reservation(request_id=request_id, user=user, model=model, amount_nano=0,
-                               expires_at=now + self.ttl_s, checks=resolve_caps(caps, user, now))
-
-    # ---- after a call ----------------------------------------------------------------------------
     async def commit(self, reservation: Reservation, cost_usd: float, notes: list[str]) -> float:
         """Record the spend: 0.0 when the store took it, else the USD not in the ledger yet (spooled,
         applied when the store is back; a note says so). Runs to its end even if the caller is cancelled."""
@@ -86,27 +125,11 @@ class BudgetGate:
         except Exception:  # noqa: BLE001 - the store is down: the reservation expires after its TTL
             pass
 
-    def settle_late(self, call: "asyncio.Future[Any]", *, request_id: str, user: str | None, model: str,
-                    caps: Any, price: Any) -> None:
-        """A call we stopped waiting for (our timeout, or the request was cancelled) may still be
-        answered — and billed — by the provider. Let it finish in the background and record what it
-        cost, so the ledger never shows less than the provider charged."""
-        self._track(self._record_late(call, request_id, user, model, caps, price))
-
-    async def _record_late(self, call: "asyncio.Future[Any]", request_id: str, user: str | None, model: str,
-                           caps: Any, price: Any) -> None:
-        try:
-            result = await call
-            if hasattr(result, "__anext__"):          # a stream opened late: drain it for its usage
-                async for _ in result:
-                    pass
-                result = result.final()
-        except BaseException:  # noqa: BLE001 - it failed after all: nothing was billed
-            return
-        cost = price.cost(result.prompt_tokens, result.completion_tokens)
-        notes: list[str] = []
-        if await self._settle(self.unbudgeted(request_id, user, model, caps), cost, notes):
-            log.warning("late answer of %s for request %s: %s", model, request_id, "; ".join(notes))
+    # ---- settling, the spool ----------------------------------------------------------------------
+    def unbudgeted(self, request_id: str, user: str | None, model: str, caps: Any) -> Reservation:
+        now = time.time()
+        return new_reservation(request_id=request_id, user=user, model=model, amount_nano=0,
+                               expires_at=now + self.ttl_s, checks=resolve_caps(caps, user, now))
 
     async def _settle(self, reservation: Reservation, cost_usd: float, notes: list[str]) -> float:
         try:
@@ -138,7 +161,6 @@ class BudgetGate:
         notes.append(f"spend of ${cost_usd:.9f} not recorded: store unavailable ({error}) and {where}")
         return cost_usd
 
-    # ---- the spool -------------------------------------------------------------------------------
     async def apply_spool(self) -> tuple[int, BudgetStoreUnavailable | None]:
         """Apply what the spool holds now: (settlements applied, the store's error if it is still down)."""
         if self.spool is None or not self.spool.has_pending():
@@ -172,33 +194,8 @@ class BudgetGate:
             if self._wake is wake:
                 self._applier = self._wake = None
 
-    # ---- shutdown ----------------------------------------------------------------------------------
     def holds(self) -> int:
         return len(self._held)
-
-    async def drain(self, holds_timeout_s: float = DRAIN_HOLDS_S) -> None:
-        """Wait until this process holds no reservation (requests finished or cancelled; after
-        ``holds_timeout_s`` what is still held is released) and nothing is being recorded; then one
-        last application of the spool."""
-        deadline = time.monotonic() + holds_timeout_s
-        while self._held and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        for reservation in list(self._held.values()):
-            log.warning("reservation %s of request %s still held at shutdown: released",
-                        reservation.id, reservation.request_id)
-            await self.release(reservation)
-        loop = asyncio.get_running_loop()
-        while mine := [t for t in self._tasks if t.get_loop() is loop]:      # a sync Router has its own loop
-            await asyncio.gather(*mine, return_exceptions=True)
-        applier = self._applier
-        if applier is not None and applier.get_loop() is loop:
-            self._applier = self._wake = None
-            applier.cancel()
-            await asyncio.gather(applier, return_exceptions=True)
-        try:
-            await self.apply_spool()
-        except OSError as exc:
-            log.error("spool unreadable at shutdown: %s", exc)
 
     def _track(self, coro: Awaitable[Any]) -> "asyncio.Future[Any]":
         task = asyncio.ensure_future(coro)
