@@ -58,7 +58,13 @@ def _mmlu_pro_classifier() -> "Classifier":
 
 
 def _default_answer_checker() -> "AnswerChecker":
-    return _load_artifact(DEFAULT_ANSWER_CHECKER, "answer_checker", "default")
+    """The shipped checker. It learned multiple-choice answers that reason before their letter, so it
+    judges only those (``judges``); an answer_checker check abstains on the rest."""
+    scorer = _load_artifact(DEFAULT_ANSWER_CHECKER, "answer_checker", "default")
+    if getattr(scorer, "judges", None) is None:
+        from classifiers.extract import checker_judges
+        scorer.judges = checker_judges
+    return scorer
 
 
 #: name -> factory; the names a policy file may use.

@@ -127,9 +127,10 @@ def _answer_checker(params: dict, scorer: Any = None) -> Check:
         raise ValueError(f"check 'answer_checker' (artifact {params.get('artifact', 'default')!r}) needs its loaded "
                          f"scorer: build_check(..., scorer=load_answer_checker(artifact))")
 
+    judges = getattr(scorer, "judges", None)          # the answers the scorer can judge (None: all)
+
     def check(a: Answer) -> CheckOutcome:
-        from classifiers.extract import checker_judges      # pure functions, no I/O
-        if not checker_judges(a.prompt, a.text):
+        if judges is not None and not judges(a.prompt, a.text):
             return CheckOutcome("answer_checker", True, CHECKER_ABSTAINS)
         p = float(scorer.score_one(a.prompt, a.text))
         ok = p < threshold

@@ -154,16 +154,16 @@ class CheckTable:
         n = len(self.data)
         scores = np.full(n, np.nan)
         texts, prompts = self._texts(r), self.data.prompts
-        from classifiers.extract import checker_judges
         rows = [i for i in np.flatnonzero(self.data.available[:, r]).tolist() if texts[i] is not None]
         abstains = np.zeros(n, dtype=bool)
-        if prompts is not None:
-            judged = [i for i in rows if checker_judges(prompts[i], texts[i])]
+        artifact = str(spec.param("artifact", "default"))
+        scorer = self._checkers.get(artifact) or (load_answer_checker(artifact) if rows and prompts is not None else None)
+        judges = getattr(scorer, "judges", None)          # the answers the scorer can judge (None: all)
+        if prompts is not None and judges is not None:
+            judged = [i for i in rows if judges(prompts[i], texts[i])]
             abstains[sorted(set(rows) - set(judged))] = True
             rows = judged
         if rows and prompts is not None:
-            artifact = str(spec.param("artifact", "default"))
-            scorer = self._checkers.get(artifact) or load_answer_checker(artifact)
             unique: dict[tuple[str, str], int] = {}          # identical (prompt, answer) pairs: scored once
             slot = [unique.setdefault((prompts[i], texts[i]), len(unique)) for i in rows]
             pairs = list(unique)

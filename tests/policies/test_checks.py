@@ -296,7 +296,11 @@ def test_answer_checker_compares_the_given_scorer_with_its_threshold():
     ("Write a Python function that adds two numbers.", "bad\ndef add(a, b):\n    return a + b " + "x " * 30),
 ])
 def test_answer_checker_abstains_where_it_cannot_judge(prompt, text):
-    class Scorer:
+    from classifiers.extract import checker_judges
+
+    class Scorer:                  # the shipped checker's domain: multiple-choice answers with reasoning
+        judges = staticmethod(checker_judges)
+
         def score_one(self, prompt, text):
             return 0.99
 
@@ -355,3 +359,11 @@ def test_agreement_params_are_validated(params, message):
 def test_agreement_in_a_policy_names_a_catalog_model(snippet, message):
     with pytest.raises(ConfigError, match=message):
         parse_policy(f"extends: default\nname: x\nescalation:\n  {snippet}\n", source="x.yaml")
+
+
+def test_the_shipped_checker_judges_multiple_choice_reasoning_only():
+    from classifiers import load_answer_checker
+    judges = load_answer_checker("default").judges
+    assert judges(MC, "Seven has no divisor but one and itself, " + "so it is prime " * 5 + "the answer is (B).")
+    assert not judges(MC, "B") and not judges("How many legs do 3 spiders have?", "24 " * 30)
+    assert getattr(load_answer_checker("rules"), "judges", None) is None      # the rule checker judges every answer
