@@ -1,7 +1,7 @@
 """What a Router is made of: its settings (plain values) and its collaborators, built by one factory.
 
     settings = RouterSettings(budget_store="sqlite:///spend.db", trace_path="traces.jsonl")
-    services = build_services(policy, settings)                 # store, health, sink, transports, ...
+    services = build_services(policy, settings)                 # store, health, sink, transports, spool, ...
     Router(policy, services=services)                           # or Router(policy, settings, **overrides)
 
 Tests and embedding apps inject collaborators instead (a store or classifier object, a health board,
@@ -20,6 +20,7 @@ from policies.budget import Cap, deployment_caps
 from policies.schema import Policy, with_transport
 
 from cascade.health import HealthBoard
+from cascade.spool import SettlementSpool, open_spool
 from cascade.trace import TraceSink
 from cascade.transport import Transport, transports_for
 
@@ -38,11 +39,12 @@ class RouterSettings:
     health_url: str | None = None            # share circuit breakers through this Redis
     transport: str | None = None             # operator override of the catalog's transports
     seed: int | None = None                  # retry jitter
+    spool_dir: str | None = None             # where settlements the store could not take wait ($CASCADE_SPOOL_DIR)
     env: Mapping[str, str] | None = None     # where key / base-URL variables are read (os.environ)
 
 
 _SETTINGS = frozenset(f.name for f in fields(RouterSettings))
-_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng"})
+_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng", "spool"})
 
 
 @dataclass
@@ -62,6 +64,7 @@ class RouterServices:
     sleep: Callable[[float], Any] = asyncio.sleep
     rng: Any = field(default_factory=random.Random)
     owns_store: bool = False
+    spool: SettlementSpool | None = None     # settlements the store could not take (None: memory://)
 
     def credentials(self, alias: str) -> tuple[str | None, str | None]:
         """(api_base, api_key) of a catalog model, from the catalog and the environment."""
@@ -101,7 +104,7 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
     """The one factory of a Router's collaborators. ``options``: fields of :class:`RouterSettings`,
     or collaborators to use as they are (``budget_store``/``classifier`` given as objects, ``store``,
     ``health``, ``sink``, ``transport`` as a :class:`Transport`, ``transports``, ``clock``, ``wall_clock``,
-    ``sleep``, ``rng``)."""
+    ``sleep``, ``rng``, ``spool`` — a SettlementSpool, or None for none)."""
     unknown = set(options) - _SETTINGS - _COLLABORATORS
     if unknown:
         raise TypeError(f"Router() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -123,7 +126,8 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
         caps=deployment_caps(policy.budgets, global_cap_usd=settings.global_cap_usd,
                              user_cap_usd=settings.user_cap_usd, cap_window=settings.cap_window),
         env=env, clock=clock, wall_clock=given.get("wall_clock", time.time),
-        sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns)
+        sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns,
+        spool=given["spool"] if "spool" in given else open_spool(store, settings.spool_dir))
     services.sink = given.get("sink") or (TraceSink(settings.trace_path, keep_text=settings.trace_text,
                                                     secrets=services.secrets())
                                           if settings.trace_path is not None else None)

@@ -7,7 +7,7 @@
     InvalidRequestError                 400     invalid_request_error   invalid_request
     BudgetExceeded                      429     insufficient_quota      budget_exceeded     + Retry-After (int s >= 1)
     BudgetStoreUnavailable              503     server_error            budget_store_unavailable
-    EscalationExhausted                 502     upstream_error          escalation_exhausted
+    EscalationExhausted                 502     upstream_error          escalation_exhausted + Retry-After when a circuit is open
     ProviderError                       502     upstream_error          provider_error
     anything else                       500     server_error            internal_error (no detail)
 
@@ -85,8 +85,10 @@ def error_reply(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorReply:
         return ErrorReply(503, error_json("the budget store is unavailable; try again later", "server_error", None,
                                           "budget_store_unavailable"), {"Retry-After": "1"}, "store_unavailable")
     if isinstance(exc, EscalationExhausted):
+        wait = getattr(exc, "retry_after", None)         # an open circuit: when a call may go through again
+        headers = {} if wait is None else {"Retry-After": str(max(1, math.ceil(wait)))}
         return ErrorReply(502, error_json(_clean(str(exc), secrets), "upstream_error", None, "escalation_exhausted"),
-                          {}, "exhausted")
+                          headers, "exhausted")
     if isinstance(exc, ProviderError):
         return ErrorReply(502, error_json(_clean(str(exc), secrets), "upstream_error", None, "provider_error"),
                           {}, "provider_error")
