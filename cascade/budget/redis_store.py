@@ -138,7 +138,8 @@ return out
 class RedisBudgetStore(BudgetStoreBase):
     def __init__(self, url: str, *, prefix: str = "cascade:", socket_timeout_s: float = 5.0,
                  max_connections: int = 50) -> None:
-        import redis  # lazily: `import cascade.budget` must not import redis
+        from cascade.extras import require     # lazily: `import cascade.budget` must not import redis
+        redis = require("redis", "a redis:// budget store")
 
         self.url = mask_url(url)
         self.prefix = prefix
