@@ -1,8 +1,8 @@
 """Registration point for the heavier commands (each imports its machinery lazily, inside the command).
 
     cascade replay    --policy P [--data DIR [DIR...] | --traces FILE] [--map a=b] [--split test] [--sweep]
-                      (no --data: the MMLU-Pro sample shipped in the package, cascade.datasets)
                       [--json] [--plot PNG] [--html FILE] [--quiet]
+                      (no --data and no --traces: the MMLU-Pro sample shipped in the package)
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)

@@ -16,8 +16,9 @@ Small samples of public per-prompt outcome data (which answer each model gave, w
 cost), kept in deepseek-cascade's outcome format so that `cascade replay` runs with no download. Rows were
 selected, nothing else was changed: prompts, scores, token counts, costs, extracted answers and answer texts
 are those of the sources, as converted into the outcome format (see `cascade data list` for the full sets and
-the pinned files they are converted from). One addition: each `meta.json` names its natural cheap / strong
-pair (`llmrouter`'s source names none; its pair is the one the data manifest names).
+the pinned files they are converted from). Each `meta.json` is the source folder's, with the sample's counts,
+how its rows were chosen (`sample_of`) and the natural cheap / strong pair (`llmrouter`'s source names none:
+its pair is the one the data manifest names).
 
 License texts are in `../LICENSES/`. Selection: {selection}
 

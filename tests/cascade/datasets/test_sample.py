@@ -125,7 +125,8 @@ def test_a_rebuild_selects_the_same_rows_from_the_same_sources(rebuilt):
         for table in entry["files"]:
             if table.endswith(".parquet"):
                 assert pq.read_table(out / name / table).equals(pq.read_table(SAMPLE_ROOT / name / table)), table
-    assert (out / "SOURCES.md").read_text() == (SAMPLE_ROOT / "SOURCES.md").read_text()
+        assert json.loads((out / name / "meta.json").read_text()) == \
+            json.loads((SAMPLE_ROOT / name / "meta.json").read_text())
 
 
 @needs_shared
