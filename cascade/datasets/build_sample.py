@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cascade.datasets.errors import DataError
+from cascade.datasets.manifest import DataSetSpec
 
 SALT = b"cascade-sample/1:"
 SELECTION = ("in each folder, the prompts of each split (classifiers.splits.split_of) ranked by "
@@ -80,8 +81,9 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def build_folder(src: Path, out: Path, plan: FolderPlan, pair: tuple[str, str]) -> dict[str, Any]:
-    """Write one sample folder into ``out``; returns its entry of sample.json."""
+def build_folder(src: Path, out: Path, plan: FolderPlan, spec: DataSetSpec) -> dict[str, Any]:
+    """Write one sample folder into ``out`` (``spec``: its set in the data manifest); returns its entry of
+    sample.json."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -90,6 +92,7 @@ def build_folder(src: Path, out: Path, plan: FolderPlan, pair: tuple[str, str]) 
     prompts = pq.read_table(src / "prompts.parquet")
     kept, counts = choose(prompts["prompt_id"].to_pylist(), prompts["prompt"].to_pylist(), plan)
     ids = pa.array(sorted(kept), type=prompts.schema.field("prompt_id").type)
+    pair = (spec.cheap, spec.strong)
     models = plan.models or pair
     out.mkdir(parents=True)
     entry: dict[str, Any] = {"prompts": len(kept), "splits": counts, "models": list(models),
@@ -111,6 +114,8 @@ def build_folder(src: Path, out: Path, plan: FolderPlan, pair: tuple[str, str]) 
     for key, value in (("cheap", pair[0]), ("strong", pair[1])):
         if meta.get(key, value) != value:
             raise DataError(f"{src}/meta.json: {key} is {meta[key]!r}, the data manifest says {value!r}")
+    if spec.aliases:
+        meta["aliases"] = {a: m for a, m in spec.aliases if m in models}
     meta.update(cheap=pair[0], strong=pair[1], prompts=len(kept), models=len(models),
                 sample_of={"folder": src.name, "prompts": prompts.num_rows, "splits": counts,
                            "selection": SELECTION})
@@ -135,8 +140,7 @@ def build(src_root: Path, out: Path) -> dict[str, Any]:
     try:
         folders = {}
         for plan in PLANS:
-            spec = manifest[plan.name]
-            folders[plan.name] = build_folder(src_root / plan.name, tmp / plan.name, plan, (spec.cheap, spec.strong))
+            folders[plan.name] = build_folder(src_root / plan.name, tmp / plan.name, plan, manifest[plan.name])
         index = {"built_by": "python -m cascade.datasets.build_sample --from ../shared/data",
                  "pyarrow": pyarrow.__version__, "parquet": PARQUET, "folders": folders,
                  "selection": SELECTION}

@@ -219,4 +219,6 @@ def convert(raw: Path, spec: DataSetSpec) -> tuple[dict[str, Any], dict[str, Any
     meta = {"source": f"{spec.publisher} ({spec.license})", "homepage": spec.homepage, "score": spec.score,
             "cheap": spec.cheap, "strong": spec.strong, "prompts": len(order), "models": len(rows.models),
             "files": {f.name: f.url for f in spec.files}}
+    if spec.aliases:
+        meta["aliases"] = dict(spec.aliases)        # replay maps these catalog aliases to dataset models
     return rows.tables(order), meta

@@ -48,6 +48,7 @@ class DataSetSpec:
     files: tuple[FileSpec, ...]
     see_also: tuple[str, ...] = ()
     responses_for: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()     # catalog alias -> dataset model, beyond the pair (meta.json)
     expect_prompts: int | None = None
     expect_models: int | None = None
     notes: str = ""
@@ -102,13 +103,16 @@ def _set(name: str, entry: Any, where: str) -> DataSetSpec:
     names = [f.name for f in specs]
     if len(set(names)) != len(names):
         raise ManifestError(f"{at}: two files share a name")
-    pair, expect = entry.get("pair") or {}, entry.get("expect") or {}
+    pair, expect, aliases = entry.get("pair") or {}, entry.get("expect") or {}, entry.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) and v for v in aliases.values()):
+        raise ManifestError(f"{at}.aliases: expected {{catalog alias: dataset model}}")
     return DataSetSpec(
         name=name, title=_text(entry, "title", at), license=_text(entry, "license", at),
         publisher=_text(entry, "publisher", at), homepage=_text(entry, "homepage", at),
         converter=_text(entry, "converter", at), cheap=_text(pair, "cheap", f"{at}.pair"),
         strong=_text(pair, "strong", f"{at}.pair"), score=_text(entry, "score", at), files=specs,
         see_also=tuple(entry.get("see_also") or ()), responses_for=tuple(entry.get("responses_for") or ()),
+        aliases=tuple(sorted(aliases.items())),
         expect_prompts=expect.get("prompts"), expect_models=expect.get("models"), notes=entry.get("notes", ""))
 
 

@@ -18,7 +18,8 @@ selected, nothing else was changed: prompts, scores, token counts, costs, extrac
 are those of the sources, as converted into the outcome format (see `cascade data list` for the full sets and
 the pinned files they are converted from). Each `meta.json` is the source folder's, with the sample's counts,
 how its rows were chosen (`sample_of`) and the natural cheap / strong pair (`llmrouter`'s source names none:
-its pair is the one the data manifest names).
+its pair is the one the data manifest names; `mmlu_pro`'s also maps the catalog alias `deepseek-coder` to
+DeepSeek-Coder-V2, the second opinion of the `quality-match` policy).
 
 License texts are in `../LICENSES/`. Selection: {selection}
 

@@ -93,6 +93,14 @@ def test_replay_with_no_data_replays_the_bundled_sample_and_says_so_first(tmp_pa
     assert doc["data"]["sources"] == [str(sample_folder())] and "bundled sample" in res.stderr
 
 
+def test_the_quality_match_policy_replays_on_the_sample_with_its_second_opinion():
+    doc = replay_report("quality-match", [])                  # meta.json maps deepseek-coder to Coder-V2
+    assert doc["data"]["models"] == [{"deepseek-coder": "DeepSeek-Coder-V2_5shots", "deepseek-v2":
+                                      "DeepSeek-V2-Chat(api,2024-05)", "gpt-4o": "gpt-4o-2024-05-13"}]
+    rows = doc["rows"]
+    assert rows["always_cheap"]["quality"] < rows["policy"]["quality"] <= rows["always_strong"]["quality"]
+
+
 def test_data_list_names_the_sample_the_sets_and_their_sources():
     res = runner.invoke(app, ["data", "list"])
     assert res.exit_code == 0, res.output
