@@ -13,8 +13,9 @@ from types import ModuleType
 
 from policies.errors import CascadeError
 
+# (cascade train names the [train] extra itself: cascade.commands._trainer)
 EXTRA_OF = {"fastapi": "server", "starlette": "server", "uvicorn": "server", "prometheus_client": "server",
-            "matplotlib": "plot", "redis": "redis", "sklearn": "train"}
+            "matplotlib": "plot", "redis": "redis"}
 
 
 class MissingExtra(CascadeError, ImportError):

@@ -63,7 +63,7 @@ def describe_default(split: str | None = None) -> str:
     split = split or "test"
     counts = entry["splits"]
     if split == "test":
-        which = f"its test split, {counts.get('test', 0):,} prompts, is the full set's whole test split"
+        which = f"replaying its test split, {counts.get('test', 0):,} prompts: all the test prompts of the shared set"
     else:
         n = sum(counts.get(s, 0) for s in counts) if split == "all" else sum(counts.get(s, 0) for s in split.split("+"))
         which = f"replaying split {split!r}: {n:,} prompts"
