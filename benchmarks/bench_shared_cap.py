@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,12 +45,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_redis() -> tuple[subprocess.Popen, str]:
+def start_redis(workdir: str) -> tuple[subprocess.Popen, str]:
+    """A private redis-server persisting as production should (append-only file, fsynced every second)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server not found (apt-get install redis-server)")
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                             "--appendfsync", "everysec", "--dir", workdir],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import redis
     client = redis.Redis(port=port)
@@ -112,7 +115,9 @@ def main() -> None:
     import redis
 
     from cascade.budget import open_budget_store
-    redis_proc, store_url = start_redis()
+    workdir = tempfile.mkdtemp(prefix="bench-shared-cap-")
+    os.environ["CASCADE_SPOOL_DIR"] = os.path.join(workdir, "spool")      # the replicas inherit it
+    redis_proc, store_url = start_redis(workdir)
     script = {"fallback": {"default": {"kind": "answer", "content": "A short answer.", "latency": 0.005,
                                        "prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS}}}
     replicas: list[tuple[subprocess.Popen, str]] = []
@@ -125,7 +130,9 @@ def main() -> None:
             print(f"{'max_tokens':>10}{'answered':>10}{'429':>7}{'other':>7}{'spent $':>11}{'used':>8}"
                   f"{'floor':>8}{'ledger ok':>11}{'open res.':>10}{'wall s':>8}")
             for max_tokens in args.max_tokens:
-                redis.Redis.from_url(store_url).flushdb()
+                redis.Redis.from_url(store_url).flushdb()       # a new ledger for the round: the running
+                with open_budget_store(store_url) as fresh:      # replicas would refuse an emptied one
+                    fresh.confirm_new_ledger()
                 ok, refused, other, reported, wall = asyncio.run(hammer([u for _, u in replicas], args.n, max_tokens))
                 with open_budget_store(store_url) as store:
                     spent, open_res = store.total_spent(), store.open_reservations()
@@ -139,6 +146,7 @@ def main() -> None:
             proc.wait(10)
         redis_proc.terminate()
         redis_proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

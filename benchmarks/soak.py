@@ -131,7 +131,8 @@ def provider_env(url: str) -> dict[str, str]:
 
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
-    """A private redis-server (no persistence) on a free port (the tests' harness); yields its URL."""
+    """A private redis-server (append-only file, as in production) on a free port (the tests'
+    harness); yields its URL."""
     from tests.harness.redis_server import private_redis_server
     if shutil.which("redis-server") is None:
         raise SystemExit("--store redis needs the redis-server binary (apt-get install redis-server)")
@@ -142,7 +143,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
 @contextmanager
 def store_url(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "memory":
-        yield "memory://"
+        yield "memory://?history=100000000"        # every entry kept: the run checks them one by one
     elif kind == "sqlite":
         yield f"sqlite:///{workdir}/spend.db"
     elif kind == "redis":
@@ -260,7 +261,7 @@ def run_soak(n: int = 5000, concurrency: int = 64, store: str = "memory", seed: 
         traces = Path(tmp) / "traces.jsonl"
         router = Router(policy, budget_store=url, env=provider_env(server.url), global_cap_usd=1_000.0,
                         user_cap_usd=100.0, cap_window="day", seed=seed, trace_path=traces, trace_text=True,
-                        transport=transport)
+                        transport=transport, spool_dir=str(Path(tmp) / "spool"))
         try:
             from cascade.providers import warm_up
             warm_up()                                   # litellm's import is not part of the run

@@ -14,6 +14,12 @@ The report (plain data, JSON-ready)::
 
 ``spent_usd`` inside a cap entry is the spend of the cap's *current* window (today, this month...);
 ``remaining_usd`` = limit - spent - reserved, never below 0.
+
+:func:`store_state` adds what is not in the ledger yet and whether the ledger itself is whole::
+
+    "spool": {"path", "pending": 2, "pending_usd": 0.0004, "oldest_at": 1.7e9},   # None: no spool
+    "ledger": {"state": "ok" | "lost" | "unreachable", "generation": "...", "detail": "...",
+               "persistence": "aof" | "rdb" | "none" | "unknown"}                # Redis only
 """
 from __future__ import annotations
 
@@ -21,8 +27,7 @@ from typing import Any, Iterable, Sequence
 
 from policies.budget import Cap, deployment_caps
 
-__all__ = ["budget_caps", "budget_report"]
-
+__all__ = ["budget_caps", "budget_report", "store_state"]
 
 
 def budget_caps(policy: Any, *, global_cap_usd: float | None = None, user_cap_usd: float | None = None,
@@ -57,3 +62,23 @@ def _cap_rows(store: Any, user: str | None, caps: Sequence[Cap], now: float | No
     snapshot = store.snapshot(user=user, caps=caps, now=now)
     return [{"window": u.cap.window, "limit_usd": u.cap.limit_usd, "spent_usd": u.spent_usd,
              "reserved_usd": u.reserved_usd, "remaining_usd": u.remaining_usd} for u in snapshot.usages]
+
+
+def store_state(store: Any, spool: Any) -> dict[str, Any]:
+    """The spool's summary (None without one) and, for a store that keeps a ledger generation (Redis),
+    whether it still holds the ledger this host served and how Redis persists it."""
+    from policies.errors import BudgetStoreUnavailable, LedgerLost
+
+    doc: dict[str, Any] = {"spool": spool.summary() if spool is not None else None, "ledger": None}
+    if not hasattr(store, "verify"):
+        return doc
+    ledger: dict[str, Any] = {"state": "ok", "generation": None, "detail": None}
+    try:
+        ledger["generation"] = store.verify()
+    except LedgerLost as exc:
+        ledger["state"], ledger["detail"] = "lost", str(exc)
+    except BudgetStoreUnavailable as exc:
+        ledger["state"], ledger["detail"] = "unreachable", str(exc)
+    ledger["persistence"] = store.persistence()
+    doc["ledger"] = ledger
+    return doc

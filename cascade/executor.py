@@ -4,7 +4,10 @@ For each attempt the walk asks for: deadline → circuit breaker → budget rese
 → provider call through the model's transport, under tenacity (per-class retries, Retry-After,
 per-attempt timeout, overall deadline) → settle the real cost (usage × the policy's price) or release
 the reservation → answer checks. What happened is recorded in the walk, which says what comes next.
-Reservations are settled on every path, including exceptions and task cancellation.
+Reservations are settled on every path, including exceptions and task cancellation; a call given up
+on (our timeout, or the request cancelled) runs on and its late answer is recorded by the gate. Once
+an attempt has been answered (and paid for), a store that cannot budget the next attempt skips it
+(the walk's rules then decide: best answer, or the store's error) rather than failing the request.
 
 Two drivers of the same walk: :meth:`LiveExecutor.run` (answers whole, buffered streams included)
 and :meth:`LiveExecutor.stream` (chunks passed on as they arrive; no checks).
@@ -19,8 +22,8 @@ import tenacity
 
 from policies.budget import Cap
 from policies.checks import Answer, Check, CheckOutcome, build_check, consults
-from policies.errors import (AuthenticationError, BudgetExceeded, ContextWindowExceeded, ProviderError,
-                             ProviderTimeout, RateLimitError)
+from policies.errors import (AuthenticationError, BudgetExceeded, BudgetStoreUnavailable, ContextWindowExceeded,
+                             ProviderError, ProviderTimeout, RateLimitError)
 from policies.plan import Attempt, Plan
 from policies.schema import CheckSpec, Policy
 from policies.walk import (ANSWER_FAILED, REFUSED, SKIPPED, Accept, AttemptOutcome, Exhausted, Replan,
@@ -34,6 +37,7 @@ from cascade.trace import AttemptRecord, RouteTrace
 from cascade.transport import Transport
 
 _HEALTH_FAILURES = (AuthenticationError,)
+UNBUDGETED = object()          # a second opinion the budget store could not budget
 Opener = Callable[[Transport, CallSpec], Awaitable[Any]]
 Replanner = Callable[[], Awaitable[Plan | None]]
 
@@ -49,6 +53,8 @@ class CallContext:
     prompt_text: str
     stream: bool = False          # buffered streaming: the call drains the stream, checks see the whole text
     refused: BudgetExceeded | None = None   # the first budget refusal met in the current plan
+    answered: bool = False                  # some attempt was answered (and paid for)
+    store_error: BudgetStoreUnavailable | None = None   # the store refused a reservation after that
 
 
 @dataclass
@@ -67,11 +73,13 @@ class Candidate:
 @dataclass
 class WalkResult:
     """How the walk ended: ``Accept`` (with the accepted candidate; None for a direct stream, whose
-    chunks went to the caller) or ``Exhausted`` (with the budget refusal met, if any)."""
+    chunks went to the caller) or ``Exhausted`` (with the budget refusal met, if any, and the store's
+    error if it could not budget the attempts left after a paid answer)."""
 
     action: Accept | Exhausted
     accepted: Candidate | None
     refusal: BudgetExceeded | None
+    store_error: BudgetStoreUnavailable | None = None
 
 
 class CheckBook:
@@ -121,7 +129,7 @@ class LiveExecutor:
                     found = {}
             else:
                 accepted = found.get(action.index) if isinstance(action, Accept) else None
-                return WalkResult(action, accepted, ctx.refused)
+                return WalkResult(action, accepted, ctx.refused, ctx.store_error)
 
     async def stream(self, plan: Plan, ctx: CallContext, trace: RouteTrace, ended: list[WalkResult],
                      replan: Replanner | None = None) -> AsyncIterator[Any]:
@@ -138,7 +146,7 @@ class LiveExecutor:
             elif isinstance(action, Replan):
                 await self._replan(walk, ctx, replan)
             else:
-                ended.append(WalkResult(action, None, ctx.refused))
+                ended.append(WalkResult(action, None, ctx.refused, ctx.store_error))
                 return
 
     async def _replan(self, walk: Walk, ctx: CallContext, replan: Replanner | None) -> bool:
@@ -167,8 +175,8 @@ class LiveExecutor:
         try:
             result = await self._call_with_retries(attempt, ctx, trace, _open_buffered if ctx.stream else _call)
             cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
-            settled = True
-            await self.gate.commit(reservation, cost, notes)
+            settled = ctx.answered = True
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
         except ProviderError as exc:
             settled = True
             await self._failed(attempt, reservation, exc, notes, trace, started)
@@ -188,10 +196,14 @@ class LiveExecutor:
         empty = not (result.content or "").strip()
         return answered(passed, len(candidate.record.checks) - passed, empty), candidate
 
-    async def _second_opinion(self, consult: Attempt, ctx: CallContext, trace: RouteTrace) -> str | None:
+    async def _second_opinion(self, consult: Attempt, ctx: CallContext, trace: RouteTrace) -> str | None | object:
         """The second model's answer for an agreement check (reserved, billed, traced like any call);
-        None when it could not be had."""
-        admitted = await self._admit(consult, ctx, trace)
+        None when it could not be had, UNBUDGETED when the budget store could not budget its call."""
+        try:
+            admitted = await self._admit(consult, ctx, trace, store_down_skips=False)
+        except BudgetStoreUnavailable as exc:
+            trace.add(AttemptRecord(consult.model, "skipped", f"budget store: {exc}"))
+            return UNBUDGETED
         if isinstance(admitted, AttemptOutcome):
             return None
         reservation, notes = admitted
@@ -200,7 +212,7 @@ class LiveExecutor:
             result = await self._call_with_retries(consult, ctx, trace, _call)
             cost = self.policy.catalog[consult.model].price.cost(result.prompt_tokens, result.completion_tokens)
             settled = True
-            await self.gate.commit(reservation, cost, notes)
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
         except ProviderError as exc:
             settled = True
             await self._failed(consult, reservation, exc, notes, trace, started)
@@ -238,8 +250,8 @@ class LiveExecutor:
                 yield chunk
             result = stream.final()
             cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
-            settled = True
-            await self.gate.commit(reservation, cost, notes)
+            settled = ctx.answered = True
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
             self.health.success(attempt.model)
             trace.add(AttemptRecord(attempt.model, "ok", _joined(attempt.reason, notes), result.prompt_tokens,
                                     result.completion_tokens, cost, self._clock() - started,
@@ -251,9 +263,10 @@ class LiveExecutor:
                 await self.gate.release_shielded(reservation)
                 self.health.release_probe(attempt.model)
 
-    async def _admit(self, attempt: Attempt, ctx: CallContext,
-                     trace: RouteTrace) -> AttemptOutcome | tuple[Any, list[str]]:
-        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made.
+    async def _admit(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, *,
+                     store_down_skips: bool = True) -> AttemptOutcome | tuple[Any, list[str]]:
+        """Deadline, breaker, reservation: the reservation and its notes, or why the attempt is not made
+        (a store that cannot budget it after a paid answer: skipped, when ``store_down_skips``).
         A model without its API key fails the request at once (a configuration error, not retried)."""
         if attempt.model in self._missing_keys:
             var = self._missing_keys[attempt.model]
@@ -276,6 +289,15 @@ class LiveExecutor:
             ctx.refused = ctx.refused or exc
             trace.add(AttemptRecord(attempt.model, "skipped", f"budget: {exc}"))
             return REFUSED
+        except BudgetStoreUnavailable as exc:
+            self.health.release_probe(attempt.model)
+            if not (ctx.answered and store_down_skips):
+                raise
+            # A paid answer exists: this attempt cannot be budgeted, the walk's rules decide what the
+            # request returns (its best answer, or this error) instead of a 503 over a paid answer.
+            ctx.store_error = ctx.store_error or exc
+            trace.add(AttemptRecord(attempt.model, "skipped", f"budget store: {exc}"))
+            return SKIPPED
         except BaseException:
             self.health.release_probe(attempt.model)
             raise
@@ -291,7 +313,7 @@ class LiveExecutor:
 
     async def _checked(self, attempt: Attempt, result: Any, cost: float, ctx: CallContext, trace: RouteTrace,
                        notes: list[str], consult: Attempt | None = None,
-                       early: "asyncio.Future[str | None] | None" = None) -> Candidate:
+                       early: "asyncio.Future[str | None | object] | None" = None) -> Candidate:
         """Run the attempt's checks; an agreement check last, with the second opinion (asked for only
         when every other check passed, unless it was asked at the same time as the answer)."""
         answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
@@ -308,6 +330,10 @@ class LiveExecutor:
                 continue
             else:
                 second = None
+            if second is UNBUDGETED:             # the answer is paid for: it is not refused for that
+                outcomes.append(CheckOutcome("agreement", True, "abstained: no second opinion (the budget "
+                                                                "store could not budget its call)"))
+                continue
             outcomes += self.checks.run([spec], Answer(**{**answer.__dict__, "second": second}))
         failed = [o for o in outcomes if not o.passed]
         status = "check_failed" if failed else "ok"
@@ -319,20 +345,22 @@ class LiveExecutor:
 
     # ---- the call: timeout, late answers, retries ------------------------------------------------
     async def _timed_call(self, opener: Opener, attempt: Attempt, ctx: CallContext, spec: CallSpec) -> Any:
-        """The call, given up on after ``spec.timeout_s``. The provider call itself may run a grace
-        period longer: if it is answered after all, the gate records what it cost (the provider bills it)."""
+        """The call, given up on after ``spec.timeout_s`` or when the request is cancelled. The provider
+        call itself runs on, up to a grace period past the timeout: if it is answered after all, the gate
+        records what it cost (the provider bills it)."""
         timeout = spec.timeout_s
         graced = CallSpec(**{**spec.__dict__, "timeout_s": timeout + _late_grace(timeout)})
         call = asyncio.ensure_future(opener(self.transports[attempt.model], graced))
+        late = dict(request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
+                    price=self.policy.catalog[attempt.model].price)
         try:
             done, _ = await asyncio.wait({call}, timeout=timeout)
         except BaseException:
-            call.cancel()
+            self.gate.settle_late(call, **late)      # cancelled (shutdown, client gone): it may still be billed
             raise
         if call in done:
             return call.result()
-        self.gate.settle_late(call, request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
-                              price=self.policy.catalog[attempt.model].price)
+        self.gate.settle_late(call, **late)
         raise ProviderTimeout(f"{attempt.model}: no answer within {timeout:.2f}s (a late answer is still "
                               f"recorded in the ledger)", model=attempt.model)
 

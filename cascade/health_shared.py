@@ -1,6 +1,9 @@
 """Circuit-breaker state shared through Redis: when one replica opens a model's circuit, the others
 skip that model too until the cooldown ends.
 
+Transitions reported to listeners (:meth:`subscribe`) are this replica's own; :meth:`state` includes
+circuits opened elsewhere.
+
 Each replica keeps its own consecutive-failure counts (a :class:`HealthBoard`); the moment one opens a
 circuit it writes ``open_until`` (epoch seconds) into the hash ``<prefix>circuit``; a success deletes it.
 Replicas read the hash at most every ``refresh_s`` seconds. A Redis outage degrades to the local board.
@@ -22,7 +25,8 @@ DEGRADED_REFRESH_S = 10.0
 class SharedHealthBoard:
     def __init__(self, local: HealthBoard, url: str, *, prefix: str = "cascade:", refresh_s: float = 0.5,
                  wall_clock: Callable[[], float] = time.time, client: Any = None) -> None:
-        import redis  # lazy: only deployments that share health pay for the import
+        from cascade.extras import require     # lazy: only deployments that share health pay for the import
+        redis = require("redis", "circuit-breaker state shared through Redis")
         self.local = local
         self.config = local.config
         self._key = f"{prefix}circuit"
@@ -70,7 +74,7 @@ class SharedHealthBoard:
         was_open = self.local.state(model) == "open"
         self.local.failure(model)
         if not was_open and self.local.state(model) == "open":
-            until = self._wall() + self.config.cooldown_s
+            until = self._wall() + (self.local.retry_in(model) or 0.0)    # this opening's cooldown
             self._shared[model] = until
             self._write(lambda: self._client.hset(self._key, model, repr(until)))
 
@@ -81,6 +85,16 @@ class SharedHealthBoard:
         if model in self._open_elsewhere():
             return "open"
         return self.local.state(model)
+
+    def retry_in(self, model: str) -> float | None:
+        elsewhere = self._open_elsewhere().get(model)
+        local = self.local.retry_in(model)
+        if elsewhere is None:
+            return local
+        return max(elsewhere - self._wall(), local or 0.0)
+
+    def subscribe(self, listener: Callable[[str, str, str], None]) -> None:
+        self.local.subscribe(listener)
 
     def _write(self, op: Callable[[], Any]) -> None:
         try:

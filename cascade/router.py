@@ -36,6 +36,7 @@ from cascade.trace import RouteTrace
 from cascade.transport import aclose_all
 
 _PLAN_PARAMS = ("max_tokens", "max_completion_tokens", "stream")
+_SYNC_DRAIN_S = 95.0       # close(): a late answer may take the longest attempt timeout plus its grace
 
 
 class MissingCredentialsWarning(UserWarning):
@@ -68,7 +69,8 @@ class Router:
         self.caps = s.caps
         self._clock, self._wall = s.clock, s.wall_clock
         self.gate = BudgetGate(self.store, fail_open=self.policy.budgets.on_store_unavailable == "fail_open",
-                               ttl_s=self.policy.budgets.reservation_ttl_s)
+                               ttl_s=self.policy.budgets.reservation_ttl_s, spool=s.spool)
+        self._started = False
         missing = s.missing_credentials()
         if missing:
             warnings.warn(MissingCredentialsWarning(
@@ -118,12 +120,17 @@ class Router:
     async def begin(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict,
                     *, stream: bool = False) -> RequestRun:
         """Plan a request and open its trace (a budget refusal of the plan itself raises here)."""
+        if not self._started:
+            await self.astart()
         await self.services.warm_up(streaming=bool(params.get("stream")))   # litellm's import, off the attempts' clock
         started = self._clock()
         try:
             routed = await self.aroute(messages, user=user, **params)
         except BudgetExceeded as exc:
             raise self.with_retry_after(exc) from None
+        except EscalationExhausted as exc:          # every capable model's circuit is open
+            exc.retry_after = self.circuit_retry_after(self.policy.catalog)
+            raise
         trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user,
                            plan_reason=routed.plan.reason)
         call_params = {k: v for k, v in params.items() if k not in _PLAN_PARAMS}
@@ -161,9 +168,12 @@ class Router:
             return ended.accepted
         if action.refused and ended.refusal is not None:
             exc: Exception = self.with_retry_after(ended.refusal)
+        elif ended.store_error is not None:
+            exc = ended.store_error
         else:
             exc = EscalationExhausted(f"every attempt failed: {trace.attempts_summary()}", attempts=trace.attempts,
-                                      trace=trace)
+                                      trace=trace, retry_after=self.circuit_retry_after(
+                                          [a.model for a in run.routed.plan.attempts]))
         trace.failed(exc)
         self._write(run, None)
         raise exc
@@ -183,6 +193,12 @@ class Router:
         elif exc.retry_after is None:
             exc.retry_after = reset
         return exc
+
+    def circuit_retry_after(self, models: Any) -> float | None:
+        """Seconds until the first of ``models`` whose circuit is open may be called again (at least 1),
+        or None when none of them is open."""
+        waits = [w for m in models if (w := self.health.retry_in(m)) is not None]
+        return max(1.0, min(waits)) if waits else None
 
     def _write(self, run: RequestRun, chosen: Candidate | None) -> None:
         """Append the trace line. A failing sink (full disk, ...) is logged, never raised: the answer
@@ -237,19 +253,27 @@ class Router:
                 threading.Thread(target=self._loop.run_forever, name="cascade-router", daemon=True).start()
             return self._loop
 
+    async def astart(self) -> None:
+        """Apply what the settlement spool holds (spend an earlier run could not record), in the
+        background until the store takes it. Called by the first request, or by a server at start-up."""
+        self._started = True
+        if self.gate.spool is not None and self.gate.spool.has_pending():
+            self.gate.start_applying(delay_s=0.0)
+
     async def aclose(self) -> None:
-        """Wait for late answers still being recorded, close this loop's transport sessions, then
-        what the router opened."""
+        """Wait until no reservation of this router is held and every late answer is recorded (or
+        spooled), close this loop's transport sessions, then what the router opened."""
         await self.gate.drain()
         await aclose_all(self.services.transports)
         self.close()
 
     def close(self) -> None:
-        if self._loop is not None:       # the background loop of sync calls: its sessions, then the loop
-            try:
-                asyncio.run_coroutine_threadsafe(aclose_all(self.services.transports), self._loop).result(timeout=5)
-            except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless
-                pass
+        if self._loop is not None:       # the background loop of sync calls: its late answers, sessions, the loop
+            for coro, timeout in ((self.gate.drain(), _SYNC_DRAIN_S), (aclose_all(self.services.transports), 5)):
+                try:
+                    asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
+                except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless
+                    pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
         self.services.close()

@@ -1,7 +1,7 @@
 """What a Router is made of: its settings (plain values) and its collaborators, built by one factory.
 
     settings = RouterSettings(budget_store="sqlite:///spend.db", trace_path="traces.jsonl")
-    services = build_services(policy, settings)                 # store, health, sink, transports, ...
+    services = build_services(policy, settings)                 # store, health, sink, transports, spool, ...
     Router(policy, services=services)                           # or Router(policy, settings, **overrides)
 
 Tests and embedding apps inject collaborators instead (a store or classifier object, a health board,
@@ -23,6 +23,7 @@ from policies.budget import Cap, deployment_caps
 from policies.schema import Policy, with_transport
 
 from cascade.health import HealthBoard
+from cascade.spool import SettlementSpool, open_spool
 from cascade.trace import TraceSink
 from cascade.transport import Transport, transports_for
 
@@ -41,13 +42,14 @@ class RouterSettings:
     health_url: str | None = None            # share circuit breakers through this Redis
     transport: str | None = None             # operator override of the catalog's transports
     seed: int | None = None                  # retry jitter
+    spool_dir: str | None = None             # where settlements the store could not take wait ($CASCADE_SPOOL_DIR)
     env: Mapping[str, str] | None = None     # where key / base-URL variables are read (os.environ)
     max_prompt_chars: int | None = None      # longer prompts are refused at once; None: planning's default
     planning_threads: int = 2                # threads that plan long prompts off the event loop
 
 
 _SETTINGS = frozenset(f.name for f in fields(RouterSettings))
-_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng"})
+_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng", "spool"})
 
 
 @dataclass
@@ -67,6 +69,7 @@ class RouterServices:
     sleep: Callable[[float], Any] = asyncio.sleep
     rng: Any = field(default_factory=random.Random)
     owns_store: bool = False
+    spool: SettlementSpool | None = None     # settlements the store could not take (None: memory://)
     max_prompt_chars: int = 0                # 0: planning.default_max_prompt_chars(policy)
     planning_threads: int = 2
     _planner: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -125,7 +128,7 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
     """The one factory of a Router's collaborators. ``options``: fields of :class:`RouterSettings`,
     or collaborators to use as they are (``budget_store``/``classifier`` given as objects, ``store``,
     ``health``, ``sink``, ``transport`` as a :class:`Transport`, ``transports``, ``clock``, ``wall_clock``,
-    ``sleep``, ``rng``)."""
+    ``sleep``, ``rng``, ``spool`` — a SettlementSpool, or None for none)."""
     unknown = set(options) - _SETTINGS - _COLLABORATORS
     if unknown:
         raise TypeError(f"Router() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -148,6 +151,7 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
                              user_cap_usd=settings.user_cap_usd, cap_window=settings.cap_window),
         env=env, clock=clock, wall_clock=given.get("wall_clock", time.time),
         sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns,
+        spool=given["spool"] if "spool" in given else open_spool(store, settings.spool_dir),
         max_prompt_chars=_positive("max_prompt_chars", settings.max_prompt_chars) or 0,
         planning_threads=_positive("planning_threads", settings.planning_threads) or 2)
     services.sink = given.get("sink") or (TraceSink(settings.trace_path, keep_text=settings.trace_text,

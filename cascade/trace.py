@@ -3,7 +3,8 @@
 One JSON object per request::
 
     {"v": 1, "request_id", "ts", "user", "policy", "score", "modality", "model", "escalated",
-     "cost_usd", "latency_s", "outcome": "ok" | "best_answer" | "error", "error", "overrun_usd",
+     "cost_usd", "unrecorded_cost_usd",   # of cost_usd, what the budget store did not take (spooled)
+     "latency_s", "outcome": "ok" | "best_answer" | "error", "error", "overrun_usd",
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
                    "latency_s", "error", "finish_reason", "overrun_usd",
                    "checks": [{"name", "passed", "reason", "score"}],
@@ -65,6 +66,7 @@ class RouteTrace:
     model: str | None = None
     escalated: bool = False
     cost_usd: float = 0.0
+    unrecorded_cost_usd: float = 0.0       # paid but not in the ledger when the trace ended (spooled)
     latency_s: float = 0.0
     outcome: str = "pending"
     error: str | None = None
@@ -96,7 +98,8 @@ class RouteTrace:
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         return {"v": 1, "request_id": self.request_id, "user": self.user, "policy": self.policy,
                 "score": self.score, "modality": self.modality, "model": self.model,
-                "escalated": self.escalated, "cost_usd": self.cost_usd, "latency_s": self.latency_s,
+                "escalated": self.escalated, "cost_usd": self.cost_usd,
+                "unrecorded_cost_usd": self.unrecorded_cost_usd, "latency_s": self.latency_s,
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
                 "overrun_usd": self.overrun_usd,
                 "attempts": [a.to_dict(with_text=with_text) for a in self.attempts]}

@@ -14,6 +14,7 @@
     │   └── ContextWindowExceeded   the prompt does not fit the model (falls back to a larger window)
     ├── BudgetExceeded         a budget cap refused the request (scope, window, retry_after)
     ├── BudgetStoreUnavailable the budget store could not be reached (policy: fail closed / open)
+    │   └── LedgerLost             it answers, but lost its ledger (Redis restarted without persistence)
     ├── EscalationExhausted    every planned attempt failed or failed its checks; carries the attempts
     └── SweepMismatch          the replay sweep disagrees with the engine's walk: nothing is reported
 
@@ -116,12 +117,21 @@ class BudgetStoreUnavailable(CascadeError):
     """The budget store could not be reached."""
 
 
-class EscalationExhausted(CascadeError):
-    """Every attempt of the plan failed; ``attempts`` holds their trace records."""
+class LedgerLost(BudgetStoreUnavailable):
+    """The budget store answers but no longer holds the ledger this deployment was using (a Redis
+    restarted without persistence, flushed, or replaced): its caps would start again from $0, so it
+    is refused until an operator confirms a new ledger (``cascade budget --confirm-new-ledger``)."""
 
-    def __init__(self, message: str, *, attempts: Sequence[Any] = (), trace: Any = None) -> None:
+
+class EscalationExhausted(CascadeError):
+    """Every attempt of the plan failed; ``attempts`` holds their trace records. ``retry_after``:
+    seconds until an open circuit of the plan's models lets a call through again (None: none is open)."""
+
+    def __init__(self, message: str, *, attempts: Sequence[Any] = (), trace: Any = None,
+                 retry_after: float | None = None) -> None:
         self.attempts = list(attempts)
         self.trace = trace
+        self.retry_after = retry_after
         super().__init__(message)
 
 

@@ -211,10 +211,20 @@ class BudgetConfig(_Strict):
 
 class CircuitConfig(_Strict):
     """Per-model circuit breaker: ``failures`` consecutive failed calls open it for ``cooldown_s``;
-    then one half-open probe decides whether it closes again."""
+    then one half-open probe decides whether it closes again. Each failed probe opens it again for
+    ``cooldown_multiplier`` times longer, up to ``max_cooldown_s`` (or ``cooldown_s`` if larger); a
+    success closes it and the next opening starts short again."""
 
     failures: Annotated[int, Field(ge=1)] = 5
-    cooldown_s: Positive = 30.0
+    cooldown_s: Positive = 2.0
+    cooldown_multiplier: Annotated[float, Field(ge=1.0, le=100.0)] = 2.0
+    max_cooldown_s: Positive = 60.0
+
+    def cooldown(self, openings: int) -> float:
+        """The cooldown of the ``openings``-th opening in a row (1: the first)."""
+        longest = max(self.cooldown_s, self.max_cooldown_s)
+        steps = min(max(0, openings - 1), 64)
+        return min(longest, self.cooldown_s * self.cooldown_multiplier ** steps)
 
 
 class Policy(_Strict):

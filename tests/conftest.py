@@ -1,4 +1,5 @@
-"""Suite-wide set-up: offline litellm, the fake provider plugin, and the outcome-data location."""
+"""Suite-wide set-up: offline litellm, the fake provider plugin, the outcome-data location, and a private
+settlement-spool directory per test."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,15 @@ os.environ.setdefault("LITELLM_LOG", "ERROR")
 pytest_plugins = ["tests.harness.plugin", "tests.harness.redis_server"]
 
 DATA = Path(os.environ.get("CASCADE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _private_spool_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's settlement spools and ledger-generation markers (cascade.spool) in a directory of
+    its own, never in ~/.cascade/spool (subprocesses inherit it through the environment)."""
+    path = tmp_path_factory.mktemp("spool", numbered=True)
+    monkeypatch.setenv("CASCADE_SPOOL_DIR", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Budget stores: where the Router reserves, commits and counts money.
 
     open_budget_store("memory://")                    -> MemoryBudgetStore   (process-local)
+    open_budget_store("memory://?history=1000")       -> ... keeping the last 1,000 ledger entries
     open_budget_store("sqlite:///budget.db")          -> SQLiteBudgetStore   (relative to the cwd)
     open_budget_store("sqlite:////var/lib/x/b.db")    -> SQLiteBudgetStore   (absolute; ~ expands)
     open_budget_store("redis://host:6379/0")          -> RedisBudgetStore    (also rediss://)
@@ -28,9 +29,14 @@ __all__ = ["BUDGET_STORES", "BudgetStore", "BudgetStoreBase", "LedgerEntry", "Me
 
 
 def _open_memory(url: str) -> BudgetStore:
-    if url.partition("://")[2]:
-        raise ConfigError(f"malformed budget store URL {mask_url(url)!r}: memory:// takes no path")
-    return MemoryBudgetStore()
+    rest = url.partition("://")[2]
+    if not rest:
+        return MemoryBudgetStore()
+    key, sep, value = rest.partition("=")
+    if key != "?history" or not sep or not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"malformed budget store URL {mask_url(url)!r}: memory:// takes no path, "
+                          "only ?history=N (N >= 1 recent ledger entries kept)")
+    return MemoryBudgetStore(history=int(value))
 
 
 def _open_sqlite(url: str) -> BudgetStore:
@@ -53,9 +59,14 @@ def _open_redis(url: str) -> BudgetStore:
     if not parts.hostname or (db and not db.isdigit()):
         raise ConfigError(f"malformed budget store URL {mask_url(url)!r}: expected "
                           "redis://[:password@]host[:port][/db] with an integer db")
+    from cascade.budget.generation import GenerationMarker
     from cascade.budget.redis_store import RedisBudgetStore
+    from cascade.spool import spool_path
 
-    return RedisBudgetStore(url)
+    store = RedisBudgetStore(url)
+    path = spool_path(store)
+    store.marker = GenerationMarker(path.with_suffix(".generation")) if path is not None else None
+    return store
 
 
 BUDGET_STORES: dict[str, Callable[[str], BudgetStore]] = {

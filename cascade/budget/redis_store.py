@@ -13,22 +13,35 @@ atomic on the server. Key layout (``p`` = prefix, default ``cascade:``; bucket k
     p ledger           STREAM  one entry per commit, field ``e`` = entry JSON
     p total            STRING  all-time spent nano-dollars
     p by_user          HASH    all-time spent nano-dollars per user ("u:<user>", "-" = anonymous)
+    p generation       HASH    id of the ledger generation (or a tombstone {lost}): see
+                               :mod:`cascade.budget.generation`; every script checks it first
 
 Reservations whose ``expires_at`` passed stop counting at once (scores are filtered by ``now``) and are
 dropped by the next reserve or ``expire``. Scripts build key names from the prefix, so this store is not
 for Redis Cluster. Money travels as decimal strings; Lua only compares and sums integers < 2**53.
+
+Persistence: the ledger is only as durable as Redis. Run it with ``appendonly yes`` (``appendfsync
+everysec`` loses at most about a second of writes on a crash of the host; ``always`` none); a Redis
+without persistence that restarts comes back empty, which this store notices (a lost generation) and
+refuses rather than restarting every cap from $0.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
+import uuid
 from typing import Any, Sequence
 
 from cascade.budget.base import (BudgetStoreBase, LedgerEntry, Reservation, ReservationNotFound, clock,
                                  commit_inputs, exceeded, mask_url, new_reservation, reservation_id,
                                  reserve_inputs, resolve_caps, usage_snapshot)
+from cascade.budget.generation import ADOPT, CONFIRM, GUARD, WRONG_GENERATION, GenerationMarker
 from policies.budget import BudgetSnapshot, Cap, from_nano
-from policies.errors import BudgetStoreUnavailable
+from policies.errors import BudgetStoreUnavailable, LedgerLost
+
+log = logging.getLogger("cascade.budget")
+_WRONG_GENERATION = object()
 
 SPEND_GRACE_S = 86_400
 HOLD_GRACE_S = 3_600
@@ -63,8 +76,9 @@ local function drop_expired(p, now)
 end
 """
 
+# Every script: ARGV[1] is the prefix and its last ARGV the ledger generation the process serves (GUARD).
 # ARGV: prefix, now, id, amount, expires_at, meta, hold_ttl, n, then n x (bucket, limit, keep_s)
-_RESERVE = _LUA_COMMON + """
+_RESERVE = _LUA_COMMON + GUARD + """
 local p, now, id, amount = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local n = tonumber(ARGV[8])
 drop_expired(p, now)
@@ -87,7 +101,7 @@ return {0, 0, 0}
 """
 
 # ARGV: prefix, id, cost, at, fallback meta ('' = none)
-_COMMIT = _LUA_COMMON + """
+_COMMIT = _LUA_COMMON + GUARD + """
 local p, id, cost, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local done = redis.call('GET', p .. 'done:' .. id)
 if done then return {1, done} end
@@ -116,18 +130,18 @@ return {0, entry}
 """ % {"spend_grace": SPEND_GRACE_S, "anonymous": _ANONYMOUS, "done_ttl": DONE_TTL_S}
 
 # ARGV: prefix, id
-_RELEASE = _LUA_COMMON + """
+_RELEASE = _LUA_COMMON + GUARD + """
 if redis.call('EXISTS', ARGV[1] .. 'done:' .. ARGV[2]) == 1 then return 0 end
 return forget(ARGV[1], ARGV[2])
 """
 
 # ARGV: prefix, now
-_EXPIRE = _LUA_COMMON + "return drop_expired(ARGV[1], ARGV[2])"
+_EXPIRE = _LUA_COMMON + GUARD + "return drop_expired(ARGV[1], ARGV[2])"
 
 # ARGV: prefix, now, bucket... -> {spent1, held1, spent2, held2, ...}
-_SNAPSHOT = _LUA_COMMON + """
+_SNAPSHOT = _LUA_COMMON + GUARD + """
 local out = {}
-for i = 3, #ARGV do
+for i = 3, #ARGV - 1 do
   out[#out + 1] = tonumber(redis.call('GET', ARGV[1] .. 'spend:' .. ARGV[i]) or '0')
   out[#out + 1] = reserved(ARGV[1], ARGV[i], ARGV[2])
 end
@@ -137,8 +151,11 @@ return out
 
 class RedisBudgetStore(BudgetStoreBase):
     def __init__(self, url: str, *, prefix: str = "cascade:", socket_timeout_s: float = 5.0,
-                 max_connections: int = 50) -> None:
-        import redis  # lazily: `import cascade.budget` must not import redis
+                 max_connections: int = 50, marker: GenerationMarker | None = None) -> None:
+        """``marker``: where this host remembers the ledger generation it served (see
+        :mod:`cascade.budget.generation`); without one, a loss is noticed by a running process only."""
+        from cascade.extras import require     # lazily: `import cascade.budget` must not import redis
+        redis = require("redis", "a redis:// budget store")
 
         self.url = mask_url(url)
         self.prefix = prefix
@@ -150,10 +167,15 @@ class RedisBudgetStore(BudgetStoreBase):
             socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s)
         self._client = redis.Redis(connection_pool=self._pool)
         self._errors = redis.exceptions.RedisError
+        self._response_error = redis.exceptions.ResponseError
         register = self._client.register_script
         self._reserve, self._commit = register(_RESERVE), register(_COMMIT)
         self._release, self._expire = register(_RELEASE), register(_EXPIRE)
         self._snapshot = register(_SNAPSHOT)
+        self._adopt_script, self._confirm_script = register(ADOPT), register(CONFIRM)
+        self.marker = marker
+        self._generation: str | None = None        # the ledger generation served; None: check it first
+        self._last_generation: str | None = None   # the one served before a check
 
     # ---- reserve / commit / release ----------------------------------------------------------------
 
@@ -231,6 +253,57 @@ class RedisBudgetStore(BudgetStoreBase):
         self._client.close()
         self._pool.disconnect()
 
+    # ---- the ledger generation (cascade.budget.generation) ----------------------------------------
+
+    def verify(self) -> str:
+        """The ledger generation, checked against Redis now; LedgerLost when the ledger was lost."""
+        self._generation = None
+        return self._serving()
+
+    def confirm_new_ledger(self) -> str:
+        """An operator's decision after a loss: begin a new ledger generation, which every process
+        adopts (returns its id)."""
+        generation = uuid.uuid4().hex
+        self._run(lambda: self._confirm_script(keys=[], args=[self.prefix, generation, repr(clock(None))]))
+        self._generation = self._last_generation = generation
+        self._remember(generation)
+        return generation
+
+    def persistence(self) -> str:
+        """How Redis keeps its data across a restart: "aof", "rdb", "none" or "unknown"."""
+        try:
+            if int(self._run(self._client.info, "persistence").get("aof_enabled", 0)):
+                return "aof"
+            save = self._run(self._client.config_get, "save").get("save", "")
+        except BudgetStoreUnavailable:
+            return "unknown"
+        return "rdb" if str(save).strip() else "none"
+
+    def _serving(self) -> str:
+        if self._generation is None:
+            remembered = self._last_generation or (self.marker.read() if self.marker else None) or ""
+            status, what = self._run(lambda: self._adopt_script(
+                keys=[], args=[self.prefix, remembered, uuid.uuid4().hex, repr(clock(None))]))
+            if status != "ok":
+                raise LedgerLost(f"redis budget store {self.url} (key prefix {self.prefix!r}) lost its ledger: "
+                                 f"generation {remembered} was served, the store now holds {what} (restarted "
+                                 f"without persistence, flushed or replaced). Every cap would start again from "
+                                 f"$0, so budgeted requests are refused until an operator confirms a new "
+                                 f"ledger: cascade budget --budget-store URL --confirm-new-ledger (settlements "
+                                 f"spooled meanwhile are then applied). Run Redis with appendonly yes.")
+            self._generation = self._last_generation = what
+            self._remember(what)
+        return self._generation
+
+    def _remember(self, generation: str) -> None:
+        if self.marker is None:
+            return
+        try:
+            if self.marker.read() != generation:
+                self.marker.write(generation)
+        except OSError as exc:
+            log.warning("cannot remember the ledger generation in %s: %s", self.marker.path, exc)
+
     # ---- internals ----------------------------------------------------------------------------------
 
     def _run(self, fn: Any, *args: Any) -> Any:
@@ -244,7 +317,23 @@ class RedisBudgetStore(BudgetStoreBase):
             raise BudgetStoreUnavailable(f"redis budget store {self.url} unavailable ({detail})") from exc
 
     def _script(self, script: Any, args: Sequence[Any]) -> Any:
-        return self._run(lambda: script(keys=[], args=list(args)))
+        """Run a guarded script against the generation served; when Redis holds another one, check
+        again (a confirmed new ledger is adopted, a lost one raises LedgerLost) and run it once more."""
+        for _ in range(2):
+            generation = self._serving()
+            result = self._run(self._guarded, script, [*args, generation])
+            if result is not _WRONG_GENERATION:
+                return result
+            self._generation = None
+        raise LedgerLost(f"redis budget store {self.url}: the ledger generation changed twice during one operation")
+
+    def _guarded(self, script: Any, args: list[Any]) -> Any:
+        try:
+            return script(keys=[], args=args)
+        except self._response_error as exc:
+            if WRONG_GENERATION in str(exc):
+                return _WRONG_GENERATION
+            raise
 
 
 def _password_of(url: str) -> str | None:

@@ -2,7 +2,8 @@
 
     POST /v1/chat/completions   OpenAI request/response; ``stream: true`` answers with SSE
     GET  /v1/models             ``cascade`` and ``cascade/<policy name>``
-    GET  /healthz               200 {"status": "ok", store reachable, breaker states} (503 if the store is not)
+    GET  /healthz               200 {"status": "ok" | "degraded", store, breakers, ladders, spool} (503 if the
+                                store is unreachable; see :mod:`cascade.server.healthz`)
     GET  /metrics               Prometheus text (the app's own CollectorRegistry)
     GET  /openapi.json          the OpenAPI 3.1 document of these routes (built once, kept as bytes)
 
@@ -46,6 +47,7 @@ from cascade.server.auth import KeyRing, load_keys
 from cascade.server.body import parse_json, read_body
 from cascade.server.disconnect import ClientDisconnected, until_disconnect
 from cascade.server.errors import ApiError, error_json, error_reply
+from cascade.server.healthz import health_report
 from cascade.server.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from cascade.server.schemas import ChatCompletionRequest, router_params
 from cascade.server.streaming import SSEResponse, SSEStream, open_first_chunk
@@ -74,12 +76,14 @@ class ServerSettings:
     transport: str | None = None
     max_prompt_chars: int | None = None      # None: the Router's default (cascade.planning)
     sse_keepalive_s: float = DEFAULT_SSE_KEEPALIVE_S
+    spool_dir: str | None = None
 
     def make_router(self) -> Any:
         from cascade.router import Router
         return Router(self.policy, budget_store=self.budget_store, trace_path=self.trace_path,
                       global_cap_usd=self.global_cap_usd, user_cap_usd=self.user_cap_usd,
-                      cap_window=self.cap_window, transport=self.transport, max_prompt_chars=self.max_prompt_chars)
+                      cap_window=self.cap_window, transport=self.transport, spool_dir=self.spool_dir,
+                      max_prompt_chars=self.max_prompt_chars)
 
 
 class ServerState:
@@ -154,12 +158,14 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         router = factory()
         state.bind(router)
+        state.metrics.watch(router.health, router.policy.catalog)    # circuit states and transitions
+        await router.astart()            # spend an earlier run could not record: applied to the store
         if warm_up:
             await router.services.warm_up(streaming=True)   # litellm's import, when a transport may need it
         try:
             yield
         finally:
-            await router.aclose()       # late answers drained into the ledger, sessions and store closed
+            await router.aclose()       # no reservation left held, late answers recorded, sessions and store closed
 
     app = CascadeApp(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.cascade = state
@@ -180,7 +186,12 @@ class CascadeApp(FastAPI):
         if (scope["type"] == "http" and scope["method"] == "POST" and self.chat_handler is not None
                 and scope["path"] == "/v1/chat/completions"):
             scope["app"] = self
-            response = await self.chat_handler(Request(scope, receive, send))
+            try:
+                response = await self.chat_handler(Request(scope, receive, send))
+            except asyncio.CancelledError:    # shutting down past --graceful-timeout: a typed 503, not a 500
+                response = _error_response(ApiError(
+                    503, "the server is shutting down; retry the request", type="server_error",
+                    code="server_shutting_down", outcome="shutting_down", headers={"Retry-After": "1"}))
             await response(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -234,7 +245,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
         return Response(json.dumps({"object": "list", "data": data}), media_type=_JSON)
 
     async def healthz(request: Request) -> Response:
-        doc, ok = await _health(state)
+        doc, ok = await health_report(state.router)
         return Response(json.dumps(doc), status_code=200 if ok else 503, media_type=_JSON)
 
     async def prometheus(request: Request) -> Response:
@@ -313,19 +324,6 @@ def _model_not_found(model: Any, known: tuple[str, ...]) -> ApiError:
                         code="missing_required_parameter")
     return ApiError(404, f"The model {shown!r} does not exist; this server serves {', '.join(known)}.",
                     param="model", code="model_not_found", outcome="not_found")
-
-
-async def _health(state: ServerState) -> tuple[dict[str, Any], bool]:
-    router = state.router
-    store: dict[str, Any] = {"url": getattr(router.store, "url", "?"), "reachable": True}
-    try:
-        store["open_reservations"] = await asyncio.wait_for(asyncio.to_thread(router.store.open_reservations), 5)
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        store["reachable"], store["error"] = False, type(exc).__name__
-    breakers = {alias: router.health.state(alias) for alias in router.policy.catalog}
-    ok = store["reachable"]
-    doc = {"status": "ok" if ok else "degraded", "policy": router.policy.name, "store": store, "breakers": breakers}
-    return doc, ok
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -3,9 +3,14 @@
     cascade serve  --policy P --host H --port N [--budget-store URL] [--keys FILE] [--global-cap-usd X]
                    [--user-cap-usd X] [--cap-window total|minute|hour|day|month] [--trace PATH]
                    [--max-body-bytes N] [--max-prompt-chars N] [--sse-keepalive-s 5] [--access-log]
-                   [--timeout-keep-alive 75] [--log-level info]
+                   [--timeout-keep-alive 75] [--log-level info] [--graceful-timeout S] [--spool-dir DIR]
     cascade budget [--budget-store URL] [--policy P] [--user U ...] [--global-cap-usd X] [--user-cap-usd X]
-                   [--cap-window W] [--json]
+                   [--cap-window W] [--spool-dir DIR] [--apply-spool] [--confirm-new-ledger] [--json]
+
+Shutdown (SIGTERM or SIGINT): no new connections; in-flight requests get ``--graceful-timeout`` seconds to
+finish (default: the policy's attempt timeout + 5 s); then they are cancelled, their reservations released
+and their provider calls left to finish, so that what the provider bills is recorded; the process exits
+once it holds no reservation and every late answer is in the ledger (or in the spool).
 
 Typed errors (a bad policy, store URL or keys file) print one line and exit 2, never a traceback.
 """
@@ -15,6 +20,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import json
+import math
 import os
 import sys
 import tempfile
@@ -27,6 +33,9 @@ from policies.errors import CascadeError, ConfigError
 __all__ = ["register", "serve_cmd", "budget_cmd"]
 
 _WINDOW_HELP = "Window of the --global-cap-usd / --user-cap-usd overrides: total, minute, hour, day or month."
+_SPOOL_HELP = ("Directory of the settlement spool (spend the budget store could not take, applied when it is back) "
+               "and of the Redis ledger-generation marker (default: $CASCADE_SPOOL_DIR or ~/.cascade/spool); "
+               "keep it on a persistent disk.")
 
 
 def register(app: typer.Typer) -> None:
@@ -89,6 +98,12 @@ def serve_cmd(
         workers: int = typer.Option(1, "--workers", help="Server processes (uvicorn workers) sharing the port; "
                                                            "more than one needs a shared budget store "
                                                            "(sqlite:/// or redis://)."),
+        graceful_timeout: Optional[float] = typer.Option(
+            None, "--graceful-timeout", help="On SIGTERM/SIGINT, seconds in-flight requests get to finish before "
+                                             "they are cancelled (default: the policy's attempt timeout + 5 s). "
+                                             "Either way no reservation outlives the process and late answers "
+                                             "are recorded before it exits."),
+        spool_dir: Optional[str] = typer.Option(None, "--spool-dir", help=_SPOOL_HELP),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level.")) -> None:
     """Serve the cascade as an OpenAI-compatible API (POST /v1/chat/completions, /v1/models, /healthz, /metrics)."""
     import uvicorn
@@ -99,12 +114,14 @@ def serve_cmd(
     settings = ServerSettings(policy=policy, budget_store=budget_store,
                               global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
                               trace_path=trace, max_body_bytes=max_body_bytes,
-                              transport=None if transport == "policy" else transport,
+                              transport=None if transport == "policy" else transport, spool_dir=spool_dir,
                               max_prompt_chars=max_prompt_chars, sse_keepalive_s=sse_keepalive_s)
     if max_body_bytes < 1:
         _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
     if not sse_keepalive_s > 0:
         _fail(ConfigError(f"--sse-keepalive-s must be positive, got {sse_keepalive_s}"))
+    if graceful_timeout is not None and not (math.isfinite(graceful_timeout) and graceful_timeout >= 0):
+        _fail(ConfigError(f"--graceful-timeout must be a number of seconds >= 0, got {graceful_timeout}"))
     keyring = None if keys is None else _guard(lambda: load_keys(keys))
     if transport not in ("direct", "litellm", "policy"):
         _fail(ConfigError(f"--transport must be direct, litellm or policy, got {transport!r}"))
@@ -121,10 +138,14 @@ def serve_cmd(
     if keys is None and not is_loopback(host):
         typer.echo(f"warning: serving on {host} without --keys: anyone who can reach this port can spend "
                    "your provider budget", err=True)
+    _warn_without_persistence(router.store)
+    if graceful_timeout is None:
+        graceful_timeout = router.policy.retries.attempt_timeout_s + 5.0
     typer.echo(f"cascade serve: policy {router.policy.name!r}, budget store {router.store.url}, {auth}, "
-               f"http://{host}:{port}/v1", err=True)
+               f"http://{host}:{port}/v1 (graceful shutdown {graceful_timeout:g} s)", err=True)
     options = dict(host=host, port=port, loop="auto", http="auto", access_log=access_log, log_level=log_level,
-                   lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=5)
+                   lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s,
+                   timeout_graceful_shutdown=math.ceil(graceful_timeout))
     if workers == 1:
         uvicorn.run(app, **options)
         return
@@ -134,6 +155,14 @@ def serve_cmd(
             _environ({SETTINGS_ENV: settings_json,      # the workers inherit both
                       "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", metrics_dir)}):
         uvicorn.run("cascade.server.app:app_from_env", factory=True, workers=workers, **options)
+
+
+def _warn_without_persistence(store: Any) -> None:
+    persistence = getattr(store, "persistence", None)
+    if persistence is not None and persistence() == "none":
+        typer.echo(f"warning: the Redis of {store.url} keeps nothing across a restart (no appendonly, no save): "
+                   "a restart loses the ledger, and this server then refuses budgeted requests until "
+                   "`cascade budget --confirm-new-ledger`. Run Redis with appendonly yes.", err=True)
 
 
 @contextlib.contextmanager
@@ -158,10 +187,18 @@ def budget_cmd(
         global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD) instead of the policy's."),
         user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD) instead of the policy's."),
         cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
+        spool_dir: Optional[str] = typer.Option(None, "--spool-dir", help=_SPOOL_HELP),
+        apply_spool: bool = typer.Option(False, "--apply-spool", help="Apply the spooled settlements to the store "
+                                                                      "now (a running server does it by itself)."),
+        confirm_new_ledger: bool = typer.Option(False, "--confirm-new-ledger",
+                                                help="After a Redis lost its ledger: accept it and begin a new one "
+                                                     "(every cap restarts from what the new ledger holds); servers "
+                                                     "resume and apply their spools."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """Show spend and remaining budget per user and globally."""
+    """Show spend and remaining budget per user and globally, the spool, and the state of the ledger."""
     from cascade.budget import open_budget_store
-    from cascade.budget_report import budget_caps, budget_report
+    from cascade.budget_report import budget_caps, budget_report, store_state
+    from cascade.spool import open_spool
     from policies.loader import load_policy
 
     def run() -> dict[str, Any]:
@@ -169,7 +206,9 @@ def budget_cmd(
         caps = budget_caps(pol, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window)
         store = open_budget_store(budget_store or pol.budgets.store)
         try:
-            return budget_report(store, caps, users=user or None)
+            spool = open_spool(store, spool_dir)
+            actions = _budget_actions(store, spool, confirm=confirm_new_ledger, apply=apply_spool)
+            return {**budget_report(store, caps, users=user or None), **store_state(store, spool), "actions": actions}
         finally:
             store.close()
     doc = _guard(run)
@@ -177,6 +216,23 @@ def budget_cmd(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     print_budget(doc)
+
+
+def _budget_actions(store: Any, spool: Any, *, confirm: bool, apply: bool) -> list[str]:
+    """``--confirm-new-ledger`` then ``--apply-spool``; what was done, one line each."""
+    done = []
+    if confirm:
+        if not hasattr(store, "confirm_new_ledger"):
+            raise ConfigError(f"--confirm-new-ledger: the budget store {store.url} keeps no ledger generation "
+                              "(only redis:// does)")
+        done.append(f"new ledger generation {store.confirm_new_ledger()} confirmed")
+    if apply:
+        if spool is None:
+            raise ConfigError(f"--apply-spool: the budget store {store.url} has no spool")
+        applied, error = spool.apply(store)
+        done.append(f"applied {applied} spooled settlement(s)" + (f"; the store refused the rest: {error}"
+                                                                   if error is not None else ""))
+    return done
 
 
 def print_budget(doc: dict[str, Any]) -> None:
@@ -196,6 +252,23 @@ def print_budget(doc: dict[str, Any]) -> None:
     if doc["unattributed_spent_usd"]:
         table.add_row("(no user)", f"${doc['unattributed_spent_usd']:.6f}", *_cap_cells(None))
     console.print(table)
+    for line in [*doc.get("actions", []), *_state_lines(doc)]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _state_lines(doc: dict[str, Any]) -> list[str]:
+    lines = []
+    spool = doc.get("spool")
+    if spool is not None:
+        lines.append(f"spool {spool['path']}: {spool['pending']} settlement(s), ${spool['pending_usd']:.9f} not in "
+                     "the ledger yet" + (" (applied when the store takes writes; --apply-spool to do it now)"
+                                         if spool["pending"] else ""))
+    ledger = doc.get("ledger")
+    if ledger is not None:
+        state = "ok" if ledger["state"] == "ok" else ledger["state"].upper()
+        lines.append(f"ledger generation {ledger['generation'] or '-'}: {state}; redis persistence: "
+                     f"{ledger['persistence']}" + (f"\n{ledger['detail']}" if ledger["detail"] else ""))
+    return lines
 
 
 def _cap_cells(row: dict[str, Any] | None) -> list[str]:

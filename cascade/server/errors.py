@@ -10,7 +10,7 @@
                                                                         the window's reset, or the expected settle
                                                                         time of reservations in flight (<= 60 s)
     BudgetStoreUnavailable              503     server_error            budget_store_unavailable
-    EscalationExhausted                 502     upstream_error          escalation_exhausted
+    EscalationExhausted                 502     upstream_error          escalation_exhausted + Retry-After when a circuit is open
       ... every call refused as a bad request (HTTP 400 from the provider or its client library):
                                         400     invalid_request_error   invalid_request
     ProviderError                       502     upstream_error          provider_error
@@ -97,8 +97,10 @@ def error_reply(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorReply:
         return ErrorReply(400, error_json(_clean(str(exc), secrets), "invalid_request_error", None, "invalid_request"),
                           {}, "invalid_request")
     if isinstance(exc, EscalationExhausted):
+        wait = getattr(exc, "retry_after", None)         # an open circuit: when a call may go through again
+        headers = {} if wait is None else {"Retry-After": str(max(1, math.ceil(wait)))}
         return ErrorReply(502, error_json(_clean(str(exc), secrets), "upstream_error", None, "escalation_exhausted"),
-                          {}, "exhausted")
+                          headers, "exhausted")
     if isinstance(exc, ProviderError):
         return ErrorReply(502, error_json(_clean(str(exc), secrets), "upstream_error", None, "provider_error"),
                           {}, "provider_error")

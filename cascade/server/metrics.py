@@ -13,10 +13,14 @@
     cascade_budget_refusals_total{scope, window}    BudgetExceeded refusals
     cascade_request_duration_seconds{stream}        latency histogram (to the last byte for streams)
     cascade_requests_in_flight                      chat completions being served now
+    cascade_circuit_state{model}                    each catalog model's circuit breaker: 0 closed,
+                                                    1 half-open (one probe allowed), 2 open
+    cascade_circuit_transitions_total{model, to}    circuit transitions of this process, by new state
+                                                    (open | half_open | closed)
 
 Under ``cascade serve --workers N`` the workers write their values to PROMETHEUS_MULTIPROC_DIR
 (prometheus_client's multiprocess mode, set up by the parent) and every worker's /metrics reports
-the sum over all of them.
+the sum over all of them (the circuit state: the worst over the live workers).
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from cascade.health import STATES
 
 __all__ = ["ServerMetrics", "CONTENT_TYPE_LATEST"]
 
@@ -47,8 +53,30 @@ class ServerMetrics:
                                  ("stream",), buckets=_BUCKETS, registry=r)
         self.in_flight = Gauge("cascade_requests_in_flight", "Chat completions being served now.", registry=r,
                                multiprocess_mode="livesum")
+        self.circuit_state = Gauge("cascade_circuit_state", "Circuit breaker of each catalog model: 0 closed, "
+                                   "1 half-open, 2 open.", ("model",), registry=r, multiprocess_mode="livemax")
+        self.circuit_transitions = Counter("cascade_circuit_transitions", "Circuit breaker transitions, by model "
+                                           "and the state entered.", ("model", "to"), registry=r)
         self._latency = {True: self.latency.labels("true"), False: self.latency.labels("false")}
         self._by_outcome: dict[tuple[str, str], Any] = {}
+        self._board: Any = None
+        self._models: tuple[str, ...] = ()
+
+    def watch(self, board: Any, models: Any) -> None:
+        """Report the circuit breakers of ``board`` (a HealthBoard) for ``models``: transitions as they
+        happen, every state at each scrape."""
+        self._board, self._models = board, tuple(models)
+        board.subscribe(self._transition)
+        self._refresh_circuits()
+
+    def _transition(self, model: str, was: str, now: str) -> None:
+        self.circuit_transitions.labels(model, now).inc()
+        self.circuit_state.labels(model).set(STATES.index(now))
+
+    def _refresh_circuits(self) -> None:
+        if self._board is not None:
+            for model in self._models:
+                self.circuit_state.labels(model).set(STATES.index(self._board.state(model)))
 
     def record(self, *, outcome: str, trace: Any = None, seconds: float, stream: bool) -> None:
         """Count one finished request (``trace``: its RouteTrace, when the Router made one)."""
@@ -72,6 +100,7 @@ class ServerMetrics:
         self.refusals.labels(scope or "unknown", window or "unknown").inc()
 
     def exposition(self) -> bytes:
+        self._refresh_circuits()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):      # several workers: the sum over all of them
             from prometheus_client import multiprocess
             registry = CollectorRegistry()

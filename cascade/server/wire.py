@@ -7,7 +7,8 @@ Response ``id``: ``chatcmpl-<request_id>``, the trace's request id (the line in 
 
 Body extension ``cascade``: the whole RouteTrace (``RouteTrace.to_dict()``: model, escalated, cost_usd,
 latency_s, outcome, attempts with their checks, ...). Header ``x-cascade-trace``: compact JSON of
-``{"request_id", "model", "escalated", "cost_usd", "outcome", "attempts": [[model, status], ...]}``,
+``{"request_id", "model", "escalated", "cost_usd", "outcome", "attempts": [[model, status], ...]}``
+(plus ``unrecorded_cost_usd`` when the budget store did not take part of the cost: it was spooled),
 at most :data:`MAX_TRACE_HEADER` bytes (attempts beyond that are dropped and counted in ``"more"``).
 """
 from __future__ import annotations
@@ -70,6 +71,8 @@ def trace_header(trace: Any) -> str:
     attempts = [[a.model, a.status] for a in trace.attempts]
     doc: dict[str, Any] = {"request_id": trace.request_id, "model": trace.model, "escalated": trace.escalated,
                            "cost_usd": trace.cost_usd, "outcome": trace.outcome, "attempts": attempts}
+    if getattr(trace, "unrecorded_cost_usd", 0.0):
+        doc["unrecorded_cost_usd"] = trace.unrecorded_cost_usd
     text = _header_dumps(doc)
     dropped = 0
     while len(text) > MAX_TRACE_HEADER and doc["attempts"]:

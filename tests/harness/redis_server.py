@@ -1,7 +1,11 @@
-"""A private, real redis-server for the tests (no persistence), started on a free port.
+"""A private, real redis-server for the tests, started on a free port, persisting as production should:
+append-only file on (``appendonly yes``, ``appendfsync everysec``: README's recommended setting). The
+tests that kill redis-server and restart it use ``appendfsync always`` ("aof-always"), so that it comes
+back with every acknowledged write, and "none" to show what a Redis without persistence loses.
 
-Fixtures: ``redis_server`` (session) and ``redis_server_with_password``. Without the binary the tests
-are skipped, or fail when the environment variable CI is set (CI installs it from Debian's packages).
+Fixtures: ``redis_server`` (session) and ``redis_server_with_password``; :class:`RedisProcess` for the
+tests that stop and restart one (with or without persistence). Without the binary the tests are
+skipped, or fail when the environment variable CI is set (CI installs it from Debian's packages).
 """
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ REDIS_PASSWORD = "s3cret-Pa55"
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A private redis-server (no persistence) for the whole session."""
+    """A private redis-server (append-only file, fsynced every second) for the whole session."""
     yield from _run_redis_server(tmp_path_factory)
 
 
@@ -82,21 +86,53 @@ def _run_redis_server(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> 
         yield server
 
 
+PERSISTENCE = {"aof": ("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+               "aof-always": ("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+               "none": ("--appendonly", "no", "--save", "")}
+
+
+class RedisProcess:
+    """A redis-server subprocess on a fixed port and directory that a test can kill and restart."""
+
+    def __init__(self, workdir: Path, *extra: str, persistence: str = "aof", port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server binary not found (apt-get install redis-server)")
+        self.binary, self.workdir, self.extra = binary, workdir, extra
+        self.persistence = PERSISTENCE[persistence]
+        self.port = port or _free_port()
+        self.password = REDIS_PASSWORD if "--requirepass" in extra else None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def server(self) -> RedisServer:
+        return RedisServer(self.port, self.password)
+
+    def start(self) -> "RedisProcess":
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", *self.persistence,
+             "--dir", str(self.workdir), *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_ping(self.port, self.proc, password=self.password)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to write anything more (what a crash or an OOM kill does)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=5)
+
+
 @contextmanager
-def private_redis_server(workdir: Path, *extra: str) -> Iterator[RedisServer]:
-    """A redis-server subprocess (no persistence) on a free port of 127.0.0.1, stopped on exit. Also
-    used outside pytest (benchmarks/soak.py)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server binary not found (apt-get install redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def private_redis_server(workdir: Path, *extra: str, persistence: str = "aof") -> Iterator[RedisServer]:
+    """A redis-server subprocess on a free port of 127.0.0.1 (persistence: "aof", "aof-always" or
+    "none"), stopped on exit. Also used outside pytest (benchmarks/soak.py)."""
+    process = RedisProcess(workdir, *extra, persistence=persistence)
     try:
-        password = REDIS_PASSWORD if "--requirepass" in extra else None
-        _wait_for_ping(port, proc, password=password)
-        yield RedisServer(port, password)
+        yield process.start().server
     finally:
-        stop_process(proc, timeout_s=5)
+        process.stop()

@@ -190,6 +190,37 @@ def test_serve_rejects_an_unknown_transport(uvicorn_calls):
     assert result.exit_code == 2 and "--transport must be direct, litellm or policy" in result.output
 
 
+def test_budget_shows_and_applies_the_spool(tmp_path):
+    from cascade.budget.base import new_reservation
+    from cascade.spool import Settlement, SettlementSpool, spool_path
+    url = f"sqlite:///{tmp_path}/spend.db"
+    with open_budget_store(url) as store:
+        populated(store)
+        spool = SettlementSpool(spool_path(store, tmp_path / "spool"))
+    res = new_reservation(request_id="late", user="alice", model="deepseek-v2", amount_nano=0, expires_at=0.0,
+                          checks=())
+    spool.append(Settlement.of(res, 40_000_000, 1.0))                       # $0.04 the store could not take
+    args = ["budget", "--budget-store", url, "--spool-dir", str(tmp_path / "spool")]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert "1 settlement(s), $0.040000000 not in the ledger yet" in shown.stdout and "--apply-spool" in shown.stdout
+    applied = runner.invoke(app, [*args, "--apply-spool", "--json"])
+    doc = json.loads(applied.stdout)
+    assert doc["actions"] == ["applied 1 spooled settlement(s)"] and doc["spool"]["pending"] == 0
+    assert doc["total_spent_usd"] == pytest.approx(0.40) and doc["ledger"] is None     # sqlite keeps no generation
+    assert runner.invoke(app, [*args, "--confirm-new-ledger"]).exit_code == 2           # only redis:// does
+
+
+def test_serve_graceful_timeout_defaults_to_the_policys_attempt_timeout(uvicorn_calls, tmp_path):
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://"])
+    assert result.exit_code == 0 and uvicorn_calls[-1][1]["timeout_graceful_shutdown"] == 65
+    assert "graceful shutdown 65 s" in result.output
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--graceful-timeout", "12.5"])
+    assert result.exit_code == 0 and uvicorn_calls[-1][1]["timeout_graceful_shutdown"] == 13
+    result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--graceful-timeout", "-1"])
+    assert result.exit_code == 2 and "--graceful-timeout must be" in result.output
+
+
 def test_serve_passes_the_prompt_limit_and_keepalive(uvicorn_calls):
     result = runner.invoke(app, ["serve", "--budget-store", "memory://", "--max-prompt-chars", "5000",
                                  "--sse-keepalive-s", "2.5"])
