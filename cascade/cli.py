@@ -23,7 +23,7 @@ out = Console()
 
 def fail(exc: CascadeError, code: int = 2) -> None:
     """Print a typed error (never a traceback) and exit."""
-    err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+    err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -47,12 +47,21 @@ def validate(files: list[Path] = typer.Argument(..., help="Policy YAML files (or
             policy = load_policy(str(f))
         except ConfigError as exc:
             bad += 1
-            err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False)
+            _print_config_error(exc)
             continue
         ladders = ", ".join(f"{m}: {' → '.join(r.model for r in rungs)}" for m, rungs in policy.escalation.ladders.items())
         out.print(f"[green]✓[/] {escape(f'{f}: policy {policy.name!r} — {ladders}')}", highlight=False)
     if bad:
         raise typer.Exit(2)
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    """The error's first line, then one ``file:line: field: message`` line per problem, never wrapped
+    (so that piped output can be read by editors and grep)."""
+    head, _, rest = str(exc).partition("\n")
+    err.print(f"[red]✗[/] {escape(head)}", highlight=False, soft_wrap=True)
+    for line in rest.splitlines():
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _data_uri(path: Path) -> str:
