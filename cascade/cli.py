@@ -97,6 +97,10 @@ def route_cmd(text: str = typer.Argument(..., help="The prompt."),
     except CascadeError as exc:
         fail(exc)
     doc = {"policy": router.policy.name, "prompt_tokens": routed.request.prompt_tokens, **routed.plan.to_dict()}
+    if routed.refused is not None:
+        r = routed.refused
+        doc["refused"] = {"error": type(r).__name__, "message": str(r), "scope": r.scope, "window": r.window,
+                          "limit_usd": r.limit_usd, "retry_after": r.retry_after}
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
@@ -110,9 +114,13 @@ def _print_plan(doc: dict[str, Any]) -> None:
     for i, a in enumerate(doc["plan"], 1):
         checks = ", ".join(c if isinstance(c, str) else c["name"] for c in a["checks"])
         table.add_row(str(i), a["model"], a["litellm_model"], f"{a['est_cost_usd']:.6f}", checks, a["reason"])
-    out.print(table)
+    if doc["plan"]:
+        out.print(table)
     for s in doc["skipped"]:
         out.print(f"  skipped {s['model']}: {s['reason']}", highlight=False)
+    if doc.get("refused"):
+        out.print(f"refused ({doc['refused']['error']}): {doc['refused']['message']}", highlight=False,
+                  markup=False, soft_wrap=True)
 
 
 def main() -> None:

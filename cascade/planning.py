@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from policies.budget import UNLIMITED, BudgetSnapshot
 from policies.engine import ALL_HEALTHY, Health, decide
-from policies.errors import InvalidRequestError
+from policies.errors import BudgetExceeded, InvalidRequestError
 from policies.plan import Plan
 from policies.request import Request, describe_messages, json_output
 from policies.schema import Policy
@@ -17,9 +17,13 @@ from cascade.tokens import count_prompt_tokens
 
 @dataclass(frozen=True)
 class Routed:
+    """A request's plan. ``refused``: the budget refusal of a dry run (``Router.route``), whose plan is
+    then empty and whose ``plan.reason`` is the refusal's message."""
+
     request: Request
     score: float
     plan: Plan
+    refused: BudgetExceeded | None = None
 
 
 def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], user: str | None,
@@ -72,7 +76,15 @@ def _fits_everywhere(policy: Policy, bound: int, max_tokens: int | None, facts: 
 
 
 def route(policy: Policy, classifier: Any, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
-          *, user: str | None = None, budget: BudgetSnapshot = UNLIMITED, health: Health = ALL_HEALTHY) -> Routed:
+          *, user: str | None = None, budget: BudgetSnapshot = UNLIMITED, health: Health = ALL_HEALTHY,
+          refusal_as_value: bool = False) -> Routed:
+    """Plan ``messages``. A budget refusal raises BudgetExceeded, or with ``refusal_as_value`` (a dry run)
+    comes back as a Routed with an empty plan and the refusal in ``refused``."""
     request = build_request(messages, params, user, policy)
     score = float(classifier.score_one(request.text))
-    return Routed(request, score, decide(policy, request, score, budget, health))
+    try:
+        return Routed(request, score, decide(policy, request, score, budget, health))
+    except BudgetExceeded as exc:
+        if not refusal_as_value:
+            raise
+        return Routed(request, score, Plan((), score, request.modality, str(exc)), refused=exc)

@@ -229,3 +229,17 @@ def test_route_table_output():
 def test_no_arguments_prints_help():
     result = invoke()
     assert "validate" in result.output and "route" in result.output
+
+
+def test_route_prints_a_budget_refusal_as_the_plan(cwd):
+    (cwd / "tight.yaml").write_text("extends: default\nname: tight\nrouting: {thresholds: [0.0]}\n"
+                                    "budgets: {per_request_usd: 0.001, at_cap: reject}\n")
+    doc = route_json("hard question", "--policy", "tight.yaml")
+    assert doc["plan"] == [] and doc["refused"]["error"] == "BudgetExceeded"
+    assert doc["refused"]["scope"] == "request" and doc["refused"]["limit_usd"] == 0.001
+    assert "gpt-4o's worst case" in doc["refused"]["message"] and "deepseek-v2 fits" in doc["refused"]["message"]
+    result = CliRunner(env={"COLUMNS": "60", "NO_COLOR": "1"}).invoke(app, ["route", "hard question", "--policy",
+                                                                          "tight.yaml"])
+    assert result.exit_code == 0, result.output
+    refused = [line for line in result.stdout.splitlines() if line.startswith("refused (BudgetExceeded): ")]
+    assert refused == [f"refused (BudgetExceeded): {doc['refused']['message']}"]
