@@ -123,10 +123,23 @@ def _print_plan(doc: dict[str, Any]) -> None:
                   markup=False, soft_wrap=True)
 
 
+def run_app(typer_app: typer.Typer) -> None:
+    """Run a Typer app; a package of an uninstalled extra is a one-line error naming the extra (exit 2)."""
+    try:
+        typer_app()
+    except ModuleNotFoundError as exc:
+        from cascade.extras import missing_extra
+        error = missing_extra(exc, f"cascade {' '.join(sys.argv[1:2])}".strip())
+        if error is None:
+            raise
+        err.print(f"[bold red]error:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
+        sys.exit(2)
+
+
 def main() -> None:
-    from cascade import commands  # registers the data commands (replay, train, calibrate, serve, budget)
+    from cascade import commands  # registers the data commands (replay, train, calibrate, serve, budget, data)
     commands.register(app)
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

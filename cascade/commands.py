@@ -1,11 +1,13 @@
 """Registration point for the heavier commands (each imports its machinery lazily, inside the command).
 
-    cascade replay    --policy P --data DIR [DIR...] | --traces FILE  [--map a=b] [--split test] [--sweep]
+    cascade replay    --policy P [--data DIR [DIR...] | --traces FILE] [--map a=b] [--split test] [--sweep]
                       [--json] [--plot PNG] [--html FILE] [--quiet]
+                      (no --data and no --traces: the MMLU-Pro sample shipped in the package)
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
     cascade budget    [--budget-store URL] [--policy P] [--user U] [--json]              (cascade.server.cli)
+    cascade data      list [--json] | download NAME [--to DIR] [--sha256 FILE=HEX]      (cascade.datasets.cli)
 
 Typed errors (CascadeError) are printed without a traceback and exit with code 2.
 """
@@ -21,6 +23,7 @@ import typer
 from policies.errors import CascadeError, ConfigError
 
 _DATA_HELP = "Outcome folder (prompts, outcomes and optional responses parquet, meta.json); more folders may follow."
+_REPLAY_DATA_HELP = _DATA_HELP + " Default: the MMLU-Pro sample shipped in the package (cascade data list)."
 _MAP_HELP = "Map a catalog alias to a dataset model name: alias=model (repeatable)."
 
 
@@ -34,6 +37,9 @@ def register(app: typer.Typer) -> None:
     if "serve" not in present:
         from cascade.server.cli import register as register_server   # typer only; FastAPI loads in the command
         register_server(app)
+    if "data" not in {g.name for g in app.registered_groups}:
+        from cascade.datasets.cli import data_app                    # typer only; httpx loads in the command
+        app.add_typer(data_app, name="data")
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
@@ -54,7 +60,7 @@ def _console() -> Any:
 
 def replay_cmd(
         policy: str = typer.Option("default", "--policy", "-p", help="Built-in name or YAML path."),
-        data: list[Path] = typer.Option([], "--data", "-d", help=_DATA_HELP),
+        data: list[Path] = typer.Option([], "--data", "-d", help=_REPLAY_DATA_HELP),
         more: Optional[list[Path]] = typer.Argument(None, metavar="[DIR...]", help="More outcome folders."),
         traces: Optional[Path] = typer.Option(None, "--traces", help="A Router JSONL trace file instead of --data."),
         maps: list[str] = typer.Option([], "--map", help=_MAP_HELP),
@@ -68,10 +74,13 @@ def replay_cmd(
     """Replay recorded outcomes (or Router traces) through a policy: quality, cost, routing metrics."""
     from cascade.replay.run import replay_report
     dirs = [*data, *(more or [])]
+    if plot is not None or html is not None:    # before the replay, not after it
+        from cascade.extras import require
+        _guard(lambda: require("matplotlib", "--plot / --html"))
+    if not dirs and traces is None:     # the bundled sample: say so first (on stderr under --json)
+        _say_bundled_sample(split, as_json)
 
     def run() -> dict[str, Any]:
-        if not dirs and traces is None:
-            raise ConfigError("give --data DIR [DIR...] or --traces FILE")
         with _progress(quiet) as progress:
             doc = replay_report(policy, dirs, traces, maps, split, sweep, progress)
         if plot is not None:
@@ -91,6 +100,15 @@ def replay_cmd(
     for label, path in (("plot", plot), ("html", html)):
         if path is not None:
             console.print(f"wrote {label}: {path}", highlight=False, markup=False)
+
+
+def _say_bundled_sample(split: Optional[str], to_stderr: bool) -> None:
+    from cascade.datasets.sample import describe_default
+    line = _guard(lambda: describe_default(split))
+    if to_stderr:
+        sys.stderr.write(line + "\n")
+    else:
+        _console().print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def calibrate_cmd(

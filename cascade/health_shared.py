@@ -25,7 +25,8 @@ DEGRADED_REFRESH_S = 10.0
 class SharedHealthBoard:
     def __init__(self, local: HealthBoard, url: str, *, prefix: str = "cascade:", refresh_s: float = 0.5,
                  wall_clock: Callable[[], float] = time.time, client: Any = None) -> None:
-        import redis  # lazy: only deployments that share health pay for the import
+        from cascade.extras import require     # lazy: only deployments that share health pay for the import
+        redis = require("redis", "circuit-breaker state shared through Redis")
         self.local = local
         self.config = local.config
         self._key = f"{prefix}circuit"

@@ -154,7 +154,8 @@ class RedisBudgetStore(BudgetStoreBase):
                  max_connections: int = 50, marker: GenerationMarker | None = None) -> None:
         """``marker``: where this host remembers the ledger generation it served (see
         :mod:`cascade.budget.generation`); without one, a loss is noticed by a running process only."""
-        import redis  # lazily: `import cascade.budget` must not import redis
+        from cascade.extras import require     # lazily: `import cascade.budget` must not import redis
+        redis = require("redis", "a redis:// budget store")
 
         self.url = mask_url(url)
         self.prefix = prefix

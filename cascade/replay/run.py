@@ -41,12 +41,15 @@ class ReplayRun:
 def load_data(policy: Policy, data_dirs: Sequence[str | Path] = (), traces: str | Path | None = None,
               maps: Sequence[str] | dict[str, str] = (), split: str | None = None,
               progress: Progress = QUIET) -> ReplayData:
-    """Outcome folders or one trace file; default split: test for folders, all for traces."""
+    """Outcome folders (none: the bundled sample) or one trace file; default split: test for folders, all for traces."""
     mapping = maps if isinstance(maps, dict) else parse_maps(maps)
     if traces is not None and data_dirs:
         raise ConfigError("give outcome folders (--data) or a trace file (--traces), not both")
     if traces is not None:
         return load_traces(traces, policy, mapping, split or "all")
+    if not data_dirs:  # no data given: the MMLU-Pro sample shipped in the package
+        from cascade.datasets.sample import sample_folder
+        data_dirs = [sample_folder()]
     with progress.task("reading outcome data") as advance:
         return load_outcome_folders(list(data_dirs), policy, mapping, split or "test", tick=advance)
 

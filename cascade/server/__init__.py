@@ -24,6 +24,6 @@ _LAZY = {"ServerSettings": "cascade.server.app", "create_app": "cascade.server.a
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        from cascade.extras import require     # a missing fastapi names the [server] extra
+        return getattr(require(_LAZY[name], "cascade.server"), name)
     raise AttributeError(f"module 'cascade.server' has no attribute {name!r}")

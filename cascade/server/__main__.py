@@ -10,7 +10,8 @@ def main() -> None:
     app = typer.Typer(add_completion=False, no_args_is_help=True,
                       help="deepseek-cascade server commands: serve, budget.")
     register(app)
-    app()
+    from cascade.cli import run_app
+    run_app(app)
 
 
 if __name__ == "__main__":

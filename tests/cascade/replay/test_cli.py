@@ -68,7 +68,6 @@ def test_replay_traces(tmp_path):
     (["--data", "/nonexistent/folder"], "no such data folder"),
     (["--data", "{folder}", "--map", "gpt-5=x"], "not a rung"),
     (["--data", "{folder}", "--split", "dev"], "--split"),
-    ([], "give --data"),
     (["--data", "{folder}", "--traces", "{folder}/x.jsonl"], "not both"),
 ])
 def test_replay_errors_exit_2_without_traceback(setup, extra, message):
