@@ -17,6 +17,19 @@ from policies.errors import CascadeError, ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="deepseek-cascade: cheap-first LLM routing with checks, budgets and replay.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cascade import __version__
+        typer.echo(f"deepseek-cascade {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """deepseek-cascade: cheap-first LLM routing with checks, budgets and replay."""
 err = Console(stderr=True)
 out = Console()
 
@@ -77,21 +90,38 @@ def _messages(text: str, images: list[Path], files: list[Path]) -> list[dict[str
         return [{"role": "user", "content": text}]
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
     parts += [{"type": "image_url", "image_url": {"url": _data_uri(p)}} for p in images]
-    parts += [{"type": "file", "file": {"filename": p.name, "file_data": _data_uri(p)}} for p in files]
+    for p in files:
+        if _is_text_file(p):          # notes, code, JSON: their text, not a scanned document for OCR
+            try:
+                parts.append({"type": "text", "text": f"{p.name}:\n{p.read_text(encoding='utf-8')}"})
+                continue
+            except UnicodeDecodeError:
+                pass
+        parts.append({"type": "file", "file": {"filename": p.name, "file_data": _data_uri(p)}})
     return [{"role": "user", "content": parts}]
+
+
+def _is_text_file(path: Path) -> bool:
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    return mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-yaml")
 
 
 @app.command("route")
 def route_cmd(text: str = typer.Argument(..., help="The prompt."),
               image: list[Path] = typer.Option([], "--image", help="Attach an image (repeatable)."),
-              file: list[Path] = typer.Option([], "--file", help="Attach a scanned document / PDF (repeatable)."),
+              file: list[Path] = typer.Option([], "--file", help="Attach a file (repeatable): a PDF or image is a "
+                                              "scanned document; a text file is read as text."),
               policy: str = typer.Option("default", "--policy", "-p", help="Built-in name or YAML path."),
               max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
               as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
     """Show what the router would do with a prompt, and why — without calling a model."""
-    from cascade.router import Router
+    import warnings
+
+    from cascade.router import MissingCredentialsWarning, Router
     try:
-        router = Router(policy, budget_store="memory://")
+        with warnings.catch_warnings():          # a dry run calls no model: keys are not needed
+            warnings.simplefilter("ignore", MissingCredentialsWarning)
+            router = Router(policy, budget_store="memory://")
         params = {} if max_tokens is None else {"max_tokens": max_tokens}
         routed = router.route(_messages(text, image, file), **params)
     except CascadeError as exc:

@@ -243,3 +243,26 @@ def test_route_prints_a_budget_refusal_as_the_plan(cwd):
     assert result.exit_code == 0, result.output
     refused = [line for line in result.stdout.splitlines() if line.startswith("refused (BudgetExceeded): ")]
     assert refused == [f"refused (BudgetExceeded): {doc['refused']['message']}"]
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip().startswith("deepseek-cascade ")
+
+
+def test_a_text_file_is_text_not_a_scanned_document(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes: buy milk\n", encoding="utf-8")
+    result = invoke("route", "Summarise these notes", "--file", str(notes), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["modality"] == "text" and doc["plan"][0]["model"] == "deepseek-v2"
+
+
+def test_a_text_file_part_counts_as_text():
+    import base64
+    from policies.request import describe_messages
+    data = "data:text/plain;base64," + base64.b64encode(b"the notes").decode()
+    facts = describe_messages([{"role": "user", "content": [{"type": "text", "text": "Summarise"},
+                                                            {"type": "file", "file": {"file_data": data}}]}])
+    assert (facts.n_documents, facts.text) == (0, "Summarise\nthe notes")
