@@ -13,9 +13,9 @@ from typing import Any, Mapping, Sequence
 
 from policies.budget import UNLIMITED, BudgetSnapshot
 from policies.engine import ALL_HEALTHY, Health, decide
-from policies.errors import InvalidRequestError, PromptTooLarge
+from policies.errors import BudgetExceeded, InvalidRequestError, PromptTooLarge
 from policies.plan import Plan
-from policies.request import Request, describe_messages, json_output
+from policies.request import TEXT_FILE_MIME, Request, describe_messages, json_output
 from policies.schema import Policy
 
 from cascade.tokens import count_prompt_tokens
@@ -32,8 +32,9 @@ def default_max_prompt_chars(policy: Policy) -> int:
 
 
 def prompt_chars(messages: Any) -> int:
-    """Characters of text in ``messages`` (string contents and text parts), in one cheap pass that
-    trusts nothing: what is not text is left to :func:`describe_messages` to refuse."""
+    """Characters of text in ``messages`` (string contents, text parts, and the data of text file parts,
+    whose length bounds the text they decode to), in one cheap pass that trusts nothing: what is not
+    text is left to :func:`describe_messages` to refuse."""
     if not isinstance(messages, (list, tuple)):
         return 0
     total = 0
@@ -42,9 +43,17 @@ def prompt_chars(messages: Any) -> int:
         if isinstance(content, str):
             total += len(content)
         elif isinstance(content, list):
-            total += sum(len(p["text"]) for p in content
-                         if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+            total += sum(_part_chars(p) for p in content if isinstance(p, Mapping))
     return total
+
+
+def _part_chars(part: Mapping[str, Any]) -> int:
+    text = part.get("text")
+    if isinstance(text, str):
+        return len(text)
+    file = part.get("file")
+    data = file.get("file_data") if isinstance(file, Mapping) else part.get("file_data")
+    return len(data) if isinstance(data, str) and data.startswith(TEXT_FILE_MIME) else 0
 
 
 def check_prompt_size(messages: Any, limit: int) -> int:
@@ -58,9 +67,13 @@ def check_prompt_size(messages: Any, limit: int) -> int:
 
 @dataclass(frozen=True)
 class Routed:
+    """A request's plan. ``refused``: the budget refusal of a dry run (``Router.route``), whose plan is
+    then empty and whose ``plan.reason`` is the refusal's message."""
+
     request: Request
     score: float
     plan: Plan
+    refused: BudgetExceeded | None = None
 
 
 def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], user: str | None,
@@ -113,7 +126,15 @@ def _fits_everywhere(policy: Policy, bound: int, max_tokens: int | None, facts: 
 
 
 def route(policy: Policy, classifier: Any, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
-          *, user: str | None = None, budget: BudgetSnapshot = UNLIMITED, health: Health = ALL_HEALTHY) -> Routed:
+          *, user: str | None = None, budget: BudgetSnapshot = UNLIMITED, health: Health = ALL_HEALTHY,
+          refusal_as_value: bool = False) -> Routed:
+    """Plan ``messages``. A budget refusal raises BudgetExceeded, or with ``refusal_as_value`` (a dry run)
+    comes back as a Routed with an empty plan and the refusal in ``refused``."""
     request = build_request(messages, params, user, policy)
     score = float(classifier.score_one(request.text))
-    return Routed(request, score, decide(policy, request, score, budget, health))
+    try:
+        return Routed(request, score, decide(policy, request, score, budget, health))
+    except BudgetExceeded as exc:
+        if not refusal_as_value:
+            raise
+        return Routed(request, score, Plan((), score, request.modality, str(exc)), refused=exc)

@@ -83,17 +83,24 @@ class Router:
 
     # ---- planning ------------------------------------------------------------------------------
     def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
-        """Dry run: what the router would do with these messages now, and why. No model is called."""
+        """Dry run: what the router would do with these messages now, and why. No model is called. A
+        budget refusal does not raise: the Routed has an empty plan and the refusal in ``refused``
+        (``complete`` / ``acomplete`` raise it)."""
         validate_user(user)
         check_prompt_size(messages, self.services.max_prompt_chars)
         snapshot = self.store.snapshot(user=user, caps=self.caps) if self.caps else None
         kwargs = {"budget": snapshot} if snapshot is not None else {}
-        return route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(), **kwargs)
+        routed = route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(),
+                       refusal_as_value=True, **kwargs)
+        if routed.refused is not None:
+            self.with_retry_after(routed.refused)
+        return routed
 
     async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
         """:meth:`route` without blocking the event loop: the budget store read asynchronously, a prompt
         over ``max_prompt_chars`` refused at once (:class:`PromptTooLarge`), and one over
-        :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool."""
+        :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool; a
+        budget refusal raises BudgetExceeded (the planning step of ``acomplete``)."""
         validate_user(user)
         chars = check_prompt_size(messages, self.services.max_prompt_chars)
         kwargs: dict[str, Any] = {}

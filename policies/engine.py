@@ -139,38 +139,60 @@ def _fit_budget(policy: Policy, request: Request, ladder: tuple[Rung, ...], usab
     kept, total = [], 0.0
     for a in attempts:
         if total + a.est_total_usd > room:
-            skipped += (Skip(a.model, f"budget: est. ${a.est_total_usd:.6f} would exceed the ${room - total:.6f} left"),)
+            skipped += (Skip(a.model, f"budget: {worst_case(request, a)} would exceed the {usd(room - total)} left"),)
             break
         kept.append(a)
         total += a.est_total_usd
     if kept:
         return Plan(tuple(kept), score, request.modality, head_reason, skipped)
-    return _downgrade(policy, request, ladder, usable, score, skipped, budget, room)
+    return _downgrade(policy, request, ladder, usable, attempts[0], score, skipped, budget, room)
 
 
-def _downgrade(policy: Policy, request: Request, ladder: tuple[Rung, ...], usable: list[int], score: float,
-               skipped: tuple[Skip, ...], budget: BudgetSnapshot, room: float) -> Plan:
-    if policy.budgets.at_cap == "downgrade":
-        fits = [_attempt(policy, request, ladder[i], i, "") for i in usable]
-        fits = [a for a in fits if a.est_total_usd <= room]
-        if fits:
-            cheapest = min(fits, key=lambda a: (a.est_total_usd, a.rung))
-            reason = f"budget: downgraded to {cheapest.model}, the cheapest capable model within ${room:.6f}"
-            attempt = Attempt(**{**cheapest.__dict__, "reason": reason})
-            return Plan((attempt,), score, request.modality, reason, skipped, downgraded=True)
+def _downgrade(policy: Policy, request: Request, ladder: tuple[Rung, ...], usable: list[int], planned: Attempt,
+               score: float, skipped: tuple[Skip, ...], budget: BudgetSnapshot, room: float) -> Plan:
+    """The cheapest capable model within ``room`` (``at_cap: downgrade``), else BudgetExceeded naming the
+    planned model, its worst case, the limit, and which model would fit."""
+    fits = [a for a in (_attempt(policy, request, ladder[i], i, "") for i in usable) if a.est_total_usd <= room]
+    cheapest = min(fits, key=lambda a: (a.est_total_usd, a.rung)) if fits else None
+    if cheapest is not None and policy.budgets.at_cap == "downgrade":
+        reason = f"budget: downgraded to {cheapest.model}, the cheapest capable model within {usd(room)}"
+        attempt = Attempt(**{**cheapest.__dict__, "reason": reason})
+        return Plan((attempt,), score, request.modality, reason, skipped, downgraded=True)
+    if cheapest is not None:
+        outcome = (f"{cheapest.model} fits ({usd(cheapest.est_total_usd)}) but the policy's at_cap: reject "
+                   "does not downgrade")
+    else:
+        lowest = min((_attempt(policy, request, ladder[i], i, "") for i in usable), key=lambda a: a.est_total_usd)
+        outcome = (f"no capable model fits (the cheapest, {lowest.model}, needs {usd(lowest.est_total_usd)}): "
+                   "ask for fewer max_tokens or raise the budget")
     tight = budget.tightest()
     per_request = policy.budgets.per_request_usd
     if tight is None or (per_request is not None and per_request <= tight.remaining_usd):
-        raise BudgetExceeded(f"no capable model fits the per-request budget of ${per_request:.6f}",
-                             scope="request", window="request", limit_usd=per_request)
+        raise BudgetExceeded(f"{worst_case(request, planned)} exceeds the per-request budget of {usd(room)}; "
+                             f"{outcome}", scope="request", window="request", limit_usd=per_request)
     cap = tight.cap
-    cheapest = min(_attempt(policy, request, ladder[i], i, "").est_cost_usd for i in usable)
-    in_flight = tight.reserved_usd > 0 and all(cheapest <= u.cap.limit_usd - u.spent_usd for u in budget.usages)
-    why = (f"; ${tight.reserved_usd:.6f} of it is held by requests in flight: retry when they settle"
-           if in_flight else "")
-    raise BudgetExceeded(f"{cap.scope} budget ${cap.limit_usd:.6f} per {cap.window} leaves ${tight.remaining_usd:.6f}: "
-                         f"no capable model fits{why}", scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd,
-                         in_flight=in_flight)
+    wanted = planned if policy.budgets.at_cap == "reject" else min(
+        (_attempt(policy, request, ladder[i], i, "") for i in usable), key=lambda a: a.est_total_usd)
+    in_flight = tight.reserved_usd > 0 and all(wanted.est_total_usd <= u.cap.limit_usd - u.spent_usd
+                                               for u in budget.usages)
+    if in_flight:
+        outcome += f"; {usd(tight.reserved_usd)} of it is held by requests in flight: retry when they settle"
+    raise BudgetExceeded(f"{worst_case(request, planned)} exceeds what the {cap.scope} budget of "
+                         f"{usd(cap.limit_usd)} per {cap.window} leaves ({usd(tight.remaining_usd)}); {outcome}",
+                         scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd, in_flight=in_flight)
+
+
+def worst_case(request: Request, attempt: Attempt) -> str:
+    """``gpt-4o's worst case $0.01272 (1,000 prompt + 1,024 max_tokens from routing.default_max_tokens)``."""
+    source = "" if request.max_tokens is not None else " from routing.default_max_tokens"
+    second = (f", with {attempt.consult.model}'s second opinion" if attempt.consult is not None else "")
+    return (f"{attempt.model}'s worst case {usd(attempt.est_total_usd)} ({request.prompt_tokens:,} prompt + "
+            f"{attempt.max_tokens:,} max_tokens{source}{second})")
+
+
+def usd(x: float) -> str:
+    """Dollars to four significant digits, without trailing zeros: ``$0.01272``, ``$0.001``, ``$20``."""
+    return "$" + (f"{float(f'{x:.4g}'):.10f}".rstrip("0").rstrip(".") or "0")
 
 
 def _raise_unserviceable(policy: Policy, request: Request, skipped: list[Skip]) -> None:

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from policies.errors import ConfigError
+from policies.messages import plain_message, raw_reference_problems
 from policies.schema import Policy
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -74,7 +75,7 @@ def _parse(text: str, source: str, env: Mapping[str, str] | None) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(exc, lines, source) from None
+        raise _config_error(exc, lines, source, data) from None
 
 
 def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int,
@@ -174,15 +175,22 @@ def _where(path: Path_, lines: dict[Path_, int], source: str) -> str:
     return f"{source}:1"
 
 
-def _config_error(exc: ValidationError, lines: dict[Path_, int], source: str) -> ConfigError:
-    errors: list[tuple[str, str]] = []
-    for err in exc.errors(include_url=False, include_input=False):
+def _config_error(exc: ValidationError, lines: dict[Path_, int], source: str, data: Any) -> ConfigError:
+    """Every problem of the file, in plain words: pydantic's errors, then the cross-field problems that
+    pydantic did not reach because a field was already wrong (an unknown model in a ladder)."""
+    found: list[tuple[Path_, str]] = []
+    for err in exc.errors(include_url=False, include_input=True):
         path: Path_ = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        message = err["msg"].removeprefix("Value error, ")
+        message = plain_message(err, path)
         m = _PATH_PREFIX.match(message)
         if m and not path:
-            path = tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
-            message = message[m.end():]
-        errors.append((f"{_where(path, lines, source)}: {_dotted(path)}", message))
+            path, message = _path_of(m.group(1)), message[m.end():]
+        found.append((tuple(p for p in path if p != "[key]"), message))
+    found += [(_path_of(where), message) for where, message in raw_reference_problems(data)]
+    errors = [(f"{_where(path, lines, source)}: {_dotted(path)}", message) for path, message in dict.fromkeys(found)]
     summary = "\n".join(f"{where}: {msg}" for where, msg in errors)
     return ConfigError(f"invalid policy {source}:\n{summary}", source=source, errors=errors)
+
+
+def _path_of(dotted: str) -> Path_:
+    return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))

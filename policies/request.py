@@ -97,6 +97,8 @@ def _describe_content(content: Any, where: str, role: str) -> tuple[list[str], i
         kind = _part_kind(part, f"{where}[{j}]")
         if kind == "text":
             texts.append(part["text"])
+        elif kind == "text_file":
+            texts.append(_text_of_file(_document_payload(part) or ""))
         elif kind == "image":
             images += 1
         else:
@@ -123,13 +125,29 @@ def _part_kind(part: Any, where: str) -> str:
     if ptype == "file" and not _is_file_ref(part.get("file")):
         raise InvalidRequestError(f"{where}.file must be an object with a string file_id or file_data")
     if ptype in FILE_PARTS:
-        return "document"
+        payload = _document_payload(part)
+        return "text_file" if isinstance(payload, str) and payload.startswith(TEXT_FILE_MIME) else "document"
     raise InvalidRequestError(f"{where}.type must be one of text, image_url, file; got {ptype!r}")
 
 
 def _is_file_ref(file: Any) -> bool:
     given = [file[k] for k in ("file_id", "file_data") if k in file] if isinstance(file, dict) else []
     return bool(given) and all(isinstance(v, str) for v in given)
+
+
+TEXT_FILE_MIME = ("data:text/", "data:application/json", "data:application/xml", "data:application/x-yaml")
+
+
+def _text_of_file(data_uri: str) -> str:
+    """The text a ``data:text/...;base64,`` file part carries (it is text to read, not a scan to OCR)."""
+    import base64
+    import binascii
+    head, _, body = data_uri.partition(",")
+    try:
+        raw = base64.b64decode(body, validate=False) if head.endswith(";base64") else body.encode()
+    except (binascii.Error, ValueError):
+        return ""
+    return raw.decode("utf-8", "replace")
 
 
 def _document_payload(part: dict) -> str | None:

@@ -7,8 +7,9 @@ that a loaded Policy is always internally consistent.
 """
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Collection, Iterable, Literal, Mapping, Sequence, get_args
 
 from types import MappingProxyType
 
@@ -250,40 +251,64 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":
-        for modality, rungs in self.escalation.ladders.items():
-            for i, rung in enumerate(rungs):
-                if rung.model not in self.catalog:
-                    raise ValueError(
-                        f"escalation.ladders.{modality}.{i}: unknown model {rung.model!r}; "
-                        f"catalog has: {', '.join(sorted(self.catalog))}")
-                need = MODALITY_CAPABILITY[modality]
-                if need not in self.catalog[rung.model].capabilities:
-                    raise ValueError(f"escalation.ladders.{modality}.{i}: model {rung.model!r} lacks "
-                                     f"capability {need!r} needed by the {modality} ladder")
-        self._agreements_name_models()
-        n_rungs = len(self.escalation.ladders["text"])
-        if len(self.routing.thresholds) > max(0, n_rungs - 1):
-            raise ValueError(f"routing.thresholds: {len(self.routing.thresholds)} thresholds but the text "
-                             f"ladder has only {n_rungs} rungs (at most {n_rungs - 1} thresholds)")
+        ladders = {modality: [(rung.model, [c.param("with") for c in self.checks_for(rung) if c.name == "agreement"],
+                               f"escalation.ladders.{modality}.{i}.checks" if rung.checks is not None
+                               else "escalation.checks") for i, rung in enumerate(rungs)]
+                   for modality, rungs in self.escalation.ladders.items()}
+        problems = reference_problems({a: spec.capabilities for a, spec in self.catalog.items()}, ladders,
+                                      len(self.routing.thresholds))
+        if problems:
+            where, message = problems[0]
+            raise ValueError(f"{where}: {message}")
         return self
-
-    def _agreements_name_models(self) -> None:
-        """An agreement check's ``with`` is a catalog model; one agreement check per rung."""
-        for modality, rungs in self.escalation.ladders.items():
-            for i, rung in enumerate(rungs):
-                found = [c for c in self.checks_for(rung) if c.name == "agreement"]
-                where = (f"escalation.ladders.{modality}.{i}.checks" if rung.checks is not None
-                         else "escalation.checks")
-                if len(found) > 1:
-                    raise ValueError(f"{where}: at most one agreement check per rung, got {len(found)}")
-                for spec in found:
-                    other = spec.param("with")
-                    if other not in self.catalog:
-                        raise ValueError(f"{where}: agreement with unknown model {other!r}; catalog has: "
-                                         f"{', '.join(sorted(self.catalog))}")
 
     def checks_for(self, rung: Rung) -> tuple[CheckSpec, ...]:
         return self.escalation.checks if rung.checks is None else rung.checks
+
+
+RawRung = tuple[str, list[Any], str]    # (model alias, the ``with`` of its agreement checks, where its checks are)
+
+
+def reference_problems(capabilities: Mapping[str, Collection[str] | None], ladders: Mapping[str, Sequence[RawRung]],
+                       n_thresholds: int | None) -> list[tuple[str, str]]:
+    """Every cross-field problem, as (field path, message): ladders name catalog models that have the
+    ladder's capability, an agreement check's ``with`` is a catalog model (one per rung), and there are
+    fewer thresholds than text rungs. Works on a loaded Policy and on raw YAML data alike (a model whose
+    capabilities are unknown, None, is not checked for them), so that the loader can report these
+    problems together with schema errors elsewhere in the file."""
+    known = ", ".join(sorted(capabilities))
+    problems: list[tuple[str, str]] = []
+    for modality, rungs in ladders.items():
+        for i, (model, _, _) in enumerate(rungs):
+            if model not in capabilities:
+                problems.append((f"escalation.ladders.{modality}.{i}",
+                                 f"unknown model {model!r}{did_you_mean(model, capabilities)}; catalog has: {known}"))
+                continue
+            need, caps = MODALITY_CAPABILITY.get(modality), capabilities[model]
+            if need is not None and caps is not None and need not in caps:
+                problems.append((f"escalation.ladders.{modality}.{i}", f"model {model!r} lacks capability "
+                                 f"{need!r} needed by the {modality} ladder"))
+    for rungs in ladders.values():
+        for _, withs, where in rungs:
+            if len(withs) > 1:
+                problems.append((where, f"at most one agreement check per rung, got {len(withs)}"))
+            for other in withs:
+                if other not in capabilities:
+                    problems.append((where, f"agreement with unknown model {other!r}"
+                                     f"{did_you_mean(other, capabilities)}; catalog has: {known}"))
+    n_rungs = len(ladders.get("text", ()))
+    if n_thresholds is not None and n_rungs and n_thresholds > n_rungs - 1:
+        problems.append(("routing.thresholds", f"{n_thresholds} thresholds but the text ladder has only {n_rungs} "
+                         f"rungs (at most {n_rungs - 1} thresholds)"))
+    return list(dict.fromkeys(problems))
+
+
+def did_you_mean(word: Any, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'per_user'?)`` when ``word`` is close to one of ``candidates``, else ``""``."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def with_transport(policy: Policy, transport: str) -> Policy:

@@ -269,5 +269,5 @@ def _notes(run: ReplayRun) -> list[str]:
         notes.append(f"{run.engine.missing_calls} planned call(s) had no recorded outcome: replayed as failed calls")
     if run.data.kind == "outcomes":
         notes.append("not replayed: retries, circuit breakers, deadlines and per-user / global budget caps (no clock); "
-                     "the per-request budget is")
+                     "the per-request budget is replayed, since it needs none")
     return notes

@@ -76,8 +76,8 @@ def test_validate_broken_file_exits_2_with_file_line_messages(cwd):
     assert result.exit_code == 2
     assert_no_traceback(result)
     assert "✗ invalid policy broken.yaml:" in result.stderr
-    assert "broken.yaml:4: routing.thresholds.0: Input should be less than or equal to 1" in result.stderr
-    assert "broken.yaml:6: budgets.per_request_usd: Input should be greater than or equal to 0" in result.stderr
+    assert "broken.yaml:4: routing.thresholds.0: must be less than or equal to 1, got 1.5" in result.stderr
+    assert "broken.yaml:6: budgets.per_request_usd: must be greater than or equal to 0, got -1" in result.stderr
     assert "broken.yaml:9: escalation.checks.0: unknown check 'telepathy'" in result.stderr
     assert "✓" not in result.output
 
@@ -100,6 +100,33 @@ def test_validate_mixed_files_reports_each_and_exits_2(cwd):
     assert "missing.yaml: no such policy file" in result.stderr
 
 
+TWO_MISTAKES = """\
+extends: default
+name: two
+budgets:
+  per_usr:
+    - {window: day, usd: 1.0}
+escalation:
+  ladders:
+    text: [deepseek-v2, gpt4o]
+"""
+
+
+@pytest.mark.parametrize("columns", ["40", "100"])
+def test_validate_reports_every_problem_of_a_file_unwrapped(cwd, columns):
+    (cwd / "two.yaml").write_text(TWO_MISTAKES)
+    narrow = CliRunner(env={"COLUMNS": columns, "NO_COLOR": "1"})
+    result = narrow.invoke(app, ["validate", "two.yaml"])
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert lines[0] == "✗ invalid policy two.yaml:"
+    assert lines[1:] == [
+        "two.yaml:4: budgets.per_usr: unknown field 'per_usr' (did you mean 'per_user'?); fields here: store, "
+        "per_request_usd, per_user, global, at_cap, reservation_ttl_s, on_store_unavailable",
+        "two.yaml:8: escalation.ladders.text.1: unknown model 'gpt4o' (did you mean 'gpt-4o'?); catalog has: "
+        "deepseek-coder, deepseek-ocr-2, deepseek-v2, deepseek-vl2, gpt-4o"]
+
+
 def test_validate_needs_a_file():
     result = invoke("validate")
     assert result.exit_code == 2
@@ -111,7 +138,8 @@ def test_validate_prints_bracketed_field_paths_verbatim(cwd):
                                        "    text: [deepseek-v2]\n    pictures: [gpt-4o]\n", encoding="utf-8")
     result = invoke("validate", "modality.yaml")
     assert result.exit_code == 2
-    assert "modality.yaml:6: escalation.ladders.pictures.[key]" in result.stderr
+    assert "modality.yaml:6: escalation.ladders.pictures: key 'pictures' is not one of: text, vision, document" \
+        in result.stderr
 
 
 def test_validate_error_text_with_markup_like_brackets_does_not_crash(cwd):
@@ -201,3 +229,40 @@ def test_route_table_output():
 def test_no_arguments_prints_help():
     result = invoke()
     assert "validate" in result.output and "route" in result.output
+
+
+def test_route_prints_a_budget_refusal_as_the_plan(cwd):
+    (cwd / "tight.yaml").write_text("extends: default\nname: tight\nrouting: {thresholds: [0.0]}\n"
+                                    "budgets: {per_request_usd: 0.001, at_cap: reject}\n")
+    doc = route_json("hard question", "--policy", "tight.yaml")
+    assert doc["plan"] == [] and doc["refused"]["error"] == "BudgetExceeded"
+    assert doc["refused"]["scope"] == "request" and doc["refused"]["limit_usd"] == 0.001
+    assert "gpt-4o's worst case" in doc["refused"]["message"] and "deepseek-v2 fits" in doc["refused"]["message"]
+    result = CliRunner(env={"COLUMNS": "60", "NO_COLOR": "1"}).invoke(app, ["route", "hard question", "--policy",
+                                                                          "tight.yaml"])
+    assert result.exit_code == 0, result.output
+    refused = [line for line in result.stdout.splitlines() if line.startswith("refused (BudgetExceeded): ")]
+    assert refused == [f"refused (BudgetExceeded): {doc['refused']['message']}"]
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip().startswith("deepseek-cascade ")
+
+
+def test_a_text_file_is_text_not_a_scanned_document(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes: buy milk\n", encoding="utf-8")
+    result = invoke("route", "Summarise these notes", "--file", str(notes), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["modality"] == "text" and doc["plan"][0]["model"] == "deepseek-v2"
+
+
+def test_a_text_file_part_counts_as_text():
+    import base64
+    from policies.request import describe_messages
+    data = "data:text/plain;base64," + base64.b64encode(b"the notes").decode()
+    facts = describe_messages([{"role": "user", "content": [{"type": "text", "text": "Summarise"},
+                                                            {"type": "file", "file": {"file_data": data}}]}])
+    assert (facts.n_documents, facts.text) == (0, "Summarise\nthe notes")

@@ -103,4 +103,4 @@ def test_an_unknown_capability_names_the_file_the_field_and_the_choices():
         parse_policy(text, source="old.yaml")
     message = str(info.value)
     assert "old.yaml:7" in message and "catalog.cheap.capabilities.1" in message
-    assert "'json_mode'" in message and "'json_schema'" in message
+    assert "'structured_outputs' is not one of: text, vision, document_ocr, json_mode, json_schema" in message

@@ -453,6 +453,45 @@ def test_exhausted_cap_with_zero_left():
     assert info.value.scope == "global"
 
 
+PER_REQUEST_1M_REJECT = parse_policy("extends: default\nname: r\nbudgets: {per_request_usd: 0.001, at_cap: reject}\n")
+AGREE_REJECT = parse_policy("extends: default\nname: a\nrouting: {thresholds: [0.5]}\nbudgets: {per_request_usd: "
+                            "0.013, at_cap: reject}\nescalation:\n  ladders:\n    text:\n      - deepseek-v2\n"
+                            "      - {model: gpt-4o, checks: [{name: agreement, with: deepseek-v2}]}\n")
+
+
+@pytest.mark.parametrize("policy, request_, budget, words", [
+    pytest.param(PER_REQUEST_1M_REJECT, req(prompt_tokens=1000), UNLIMITED,
+                 [f"gpt-4o's worst case ${GPT_COST:.4g} (1,000 prompt + 1,024 max_tokens from "
+                  "routing.default_max_tokens) exceeds the per-request budget of $0.001; ",
+                  f"deepseek-v2 fits (${V2_COST:.4g}) but the policy's at_cap: reject does not downgrade"],
+                 id="reject-names-the-model-that-fits"),
+    pytest.param(PER_REQUEST_1M_REJECT, req(prompt_tokens=1000, max_tokens=200), UNLIMITED,
+                 ["(1,000 prompt + 200 max_tokens) exceeds the per-request budget of $0.001"],
+                 id="max-tokens-asked-for"),
+    pytest.param(DEFAULT, req(prompt_tokens=1000), snapshot(V2_COST / 2, scope="user", window="hour"),
+                 [f"gpt-4o's worst case ${GPT_COST:.4g} (1,000 prompt + 1,024 max_tokens from "
+                  "routing.default_max_tokens) exceeds what the user budget of $1 per hour leaves ($0.00021",
+                  f"no capable model fits (the cheapest, deepseek-v2, needs ${V2_COST:.4g}): ask for fewer "
+                  "max_tokens or raise the budget"], id="cap-nothing-fits"),
+    pytest.param(AGREE_REJECT, req(prompt_tokens=1000), UNLIMITED,
+                 [f"gpt-4o's worst case ${GPT_COST + V2_COST:.4g} (1,000 prompt + 1,024 max_tokens from "
+                  "routing.default_max_tokens, with deepseek-v2's second opinion) exceeds the per-request budget "
+                  "of $0.013; deepseek-v2 fits"], id="second-opinion-counted"),
+])
+def test_a_budget_refusal_names_the_model_its_worst_case_and_what_fits(policy, request_, budget, words):
+    with pytest.raises(BudgetExceeded) as info:
+        decide(policy, request_, 0.9, budget)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_a_budget_skip_shows_the_worst_case():
+    plan = decide(PER_REQUEST_5M, req(prompt_tokens=1000), 0.1)
+    (skip,) = plan.skipped
+    assert skip.reason == (f"budget: gpt-4o's worst case ${GPT_COST:.4g} (1,000 prompt + 1,024 max_tokens from "
+                           f"routing.default_max_tokens) would exceed the ${0.005 - V2_COST:.4g} left")
+
+
 def test_budget_errors_are_cascade_errors():
     assert issubclass(BudgetExceeded, CascadeError) and issubclass(EscalationExhausted, CascadeError)
 

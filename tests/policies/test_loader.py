@@ -162,7 +162,7 @@ def test_config_error_is_a_value_error_and_cascade_error():
     pytest.param("{window: day, usd: 10}", "{window: day, usd: -10}", "window: day", "budgets.global.0.usd",
                  ["greater than or equal to 0"], id="negative-global-cap"),
     pytest.param("{window: day, usd: 10}", "{window: fortnight, usd: 10}", "fortnight", "budgets.global.0.window",
-                 ["'minute'"], id="bad-cap-window"),
+                 ["'fortnight' is not one of: minute, hour, day, month, total"], id="bad-cap-window"),
     pytest.param("    - non_empty\n", "    - telepathy\n", "- telepathy", "escalation.checks.0",
                  ["unknown check 'telepathy'", "known checks:", "non_empty"], id="unknown-check"),
     pytest.param("{name: min_chars, n: 3}", "{name: min_chars}", "name: min_chars", "escalation.checks.1",
@@ -190,14 +190,14 @@ def test_config_error_is_a_value_error_and_cascade_error():
     pytest.param("{name: min_chars, n: 3}", "{name: custom, callable: \"json:__doc__\"}", "custom",
                  "escalation.checks.1", ["is not callable"], id="custom-not-callable"),
     pytest.param("capabilities: [text, vision]", "capabilities: [text, telepathy]", "telepathy",
-                 "catalog.strong.capabilities.1", ["'vision'"], id="unknown-capability"),
+                 "catalog.strong.capabilities.1", ["'telepathy' is not one of: text, vision"], id="unknown-capability"),
     pytest.param("    context_window: 128000\n    capabilities: [text, json_mode]",
                  "    context_window: 1000\n    capabilities: [text, json_mode]", "  cheap:", "catalog.cheap",
                  ["max_output_tokens (4096) exceeds context_window (1000)"], id="output-exceeds-window"),
     pytest.param("      - strong\n", "      - strong\n    vision: [cheap]\n", "vision: [cheap]",
                  "escalation.ladders.vision.0", ["lacks capability 'vision'"], id="ladder-model-lacks-capability"),
     pytest.param("      - strong\n", "      - strong\n    pictures: [strong]\n", "pictures:",
-                 "escalation.ladders.pictures", ["'vision'"], id="unknown-ladder-modality"),
+                 "escalation.ladders.pictures", ["key 'pictures' is not one of: text, vision, document"], id="unknown-ladder-modality"),
     pytest.param("    text:\n      - cheap\n      - strong\n", "    text: []\n", "ladders:", "escalation.ladders",
                  ["ladder 'text' is empty"], id="empty-ladder"),
     pytest.param("    text:\n      - cheap\n      - strong\n", "    vision: [strong]\n", "ladders:",
@@ -205,9 +205,9 @@ def test_config_error_is_a_value_error_and_cascade_error():
     pytest.param("thresholds: [0.5]", "thresholds: [0.3, 0.6]", "thresholds:", "routing.thresholds",
                  ["2 thresholds but the text ladder has only 2 rungs"], id="too-many-thresholds"),
     pytest.param("  store: memory://", "  store: memory://\n  at_cap: shrug", "at_cap", "budgets.at_cap",
-                 ["'downgrade' or 'reject'"], id="bad-at-cap"),
+                 ["'shrug' is not one of: downgrade, reject"], id="bad-at-cap"),
     pytest.param("    strength: 10", "    strength: strong", "strength: strong", "catalog.strong.strength",
-                 ["valid integer"], id="wrong-type"),
+                 ["expected a whole number, got the text 'strong'"], id="wrong-type"),
 ])
 def test_schema_mistake_names_file_line_and_field(tmp_path, old, new, needle, field, words):
     assert old in GOOD
@@ -248,7 +248,8 @@ def test_unknown_key_anywhere_is_rejected(tmp_path, old, new, needle, field):
     text = GOOD.replace(old, new, 1)
     exc = load_error(tmp_path, text)
     assert_names(exc, tmp_path / "policy.yaml", line_of(text, needle), field)
-    assert "Extra inputs are not permitted" in str(exc)
+    assert f"unknown field {field.rsplit('.', 1)[-1]!r}" in str(exc)
+    assert "Extra inputs" not in str(exc)
 
 
 @pytest.mark.parametrize("old, new, needle, field", [
@@ -263,7 +264,7 @@ def test_missing_required_field(tmp_path, old, new, needle, field):
     text = GOOD.replace(old, new, 1)
     exc = load_error(tmp_path, text)
     assert_names(exc, tmp_path / "policy.yaml", line_of(text, needle), field)
-    assert "Field required" in str(exc)
+    assert "required, but missing" in str(exc)
 
 
 def test_several_mistakes_are_all_reported(tmp_path):
@@ -502,3 +503,67 @@ def test_parse_policy_default_source_name():
         parse_policy("name: x\n")
     assert "<string>:1: escalation" in str(info.value) or "<string>:1: catalog" in str(info.value)
     assert isinstance(parse_policy(GOOD), Policy)
+
+
+# ---- plain words, suggestions, every problem in one run ------------------------------------------------------
+
+JARGON = ("Input should be", "valid tuple", "Extra inputs", "Field required", "Value error")
+
+
+@pytest.mark.parametrize("old, new, field, words", [
+    ("thresholds: [0.5]", "thresholds: 0.5", "routing.thresholds",
+     "expected a list of numbers between 0 and 1, e.g. [0.5], got the number 0.5"),
+    ("capabilities: [text, vision]", "capabilities: text", "catalog.strong.capabilities",
+     "expected a list of capability names"),
+    ("    - {window: day, usd: 10}", "    {window: day, usd: 10}", "budgets.global", "expected a list of caps"),
+    ("      - cheap\n      - strong\n", "      cheap\n", "escalation.ladders.text",
+     "expected a list of catalog model names"),
+    ("    strength: 10", "    strength: 2.5", "catalog.strong.strength", "expected a whole number, got the number 2.5"),
+    ("    context_window: 128000\n    capabilities: [text, vision]",
+     "    context_window: [1]\n    capabilities: [text, vision]", "catalog.strong.context_window",
+     "expected a whole number, got a list"),
+    ("per_request_usd: 0.5", "per_request_usd: lots", "budgets.per_request_usd", "expected a number, got the text 'lots'"),
+    ("per_request_usd: 0.5", "per_request_usd: -0.5", "budgets.per_request_usd",
+     "must be greater than or equal to 0, got -0.5"),
+    ("name: mini", "name: mini\nrouting2: 1", "routing2", "unknown field 'routing2' (did you mean 'routing'?)"),
+    ("  store: memory://", "  store: memory://\n  per_usr: []", "budgets.per_usr",
+     "unknown field 'per_usr' (did you mean 'per_user'?); fields here: store, per_request_usd, per_user, global"),
+    ("  store: memory://", "  store: memory://\n  at_cap: downgrad", "budgets.at_cap",
+     "'downgrad' is not one of: downgrade, reject (did you mean 'downgrade'?)"),
+    ("      - strong\n", "      - strong\n    visoin: [strong]\n", "escalation.ladders.visoin",
+     "key 'visoin' is not one of: text, vision, document (did you mean 'vision'?)"),
+    ("      - strong\n", "      - strnog\n", "escalation.ladders.text.1",
+     "unknown model 'strnog' (did you mean 'strong'?); catalog has: cheap, strong"),
+    ("    price: {input_per_1m: 0.14, output_per_1m: 0.28}", "    price: {input_per_1m: 0.14, output_per1m: 0.28}",
+     "catalog.cheap.price.output_per1m", "(did you mean 'output_per_1m'?)"),
+    ("  store: memory://", "  store: memory://\n  per_user: [{window: day, usd: 1, scop: x}]", "budgets.per_user.0.scop",
+     "unknown field 'scop'; fields here: window, usd"),
+], ids=["thresholds-scalar", "capabilities-scalar", "caps-mapping", "ladder-scalar", "int-float", "int-list",
+        "float-text", "bound", "top-key", "per_usr", "literal-close", "ladder-key-close", "model-close",
+        "price-key", "no-close-key"])
+def test_errors_in_plain_words(tmp_path, old, new, field, words):
+    assert old in GOOD
+    exc = load_error(tmp_path, GOOD.replace(old, new, 1))
+    assert any(where.endswith(f": {field}") and words in msg for where, msg in exc.errors), str(exc)
+    assert not any(j in str(exc) for j in JARGON), str(exc)
+
+
+def test_an_unknown_model_is_reported_with_a_schema_error_elsewhere(tmp_path):
+    text = (GOOD.replace("thresholds: [0.5]", "thresholds: 0.5").replace("      - strong\n", "      - gpt-5\n")
+            .replace("  store: memory://", "  store: memory://\n  per_usr: []"))
+    exc = load_error(tmp_path, text)
+    fields = [where.rsplit(": ", 1)[-1] for where, _ in exc.errors]
+    assert fields == ["routing.thresholds", "budgets.per_usr", "escalation.ladders.text.1"], str(exc)
+    assert f"{tmp_path / 'policy.yaml'}:{line_of(text, '- gpt-5')}: escalation.ladders.text.1: unknown model 'gpt-5'" \
+        in str(exc)
+
+
+def test_every_cross_field_problem_is_reported_once(tmp_path):
+    text = GOOD.replace("      - cheap\n      - strong\n", "      - chaep\n      - strnog\n").replace(
+        "    - non_empty\n", "    - {name: agreement, with: nobody}\n")
+    exc = load_error(tmp_path, text)
+    messages = [msg for _, msg in exc.errors]
+    assert len(messages) == len(set(messages)) == 3, str(exc)
+    assert "unknown model 'chaep' (did you mean 'cheap'?)" in messages[0]
+    assert "unknown model 'strnog' (did you mean 'strong'?)" in messages[1]
+    assert "agreement with unknown model 'nobody'" in messages[2]

@@ -130,3 +130,28 @@ def test_import_cascade_stays_light():
             "print(sorted(m for m in ('matplotlib', 'pyarrow', 'litellm', 'sklearn', 'ruamel.yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_replay_table_fits_the_terminal_and_explains_its_metrics(setup, columns):
+    policy, folder = setup
+    res = CliRunner(env={"COLUMNS": str(columns), "NO_COLOR": "1"}).invoke(
+        app, ["replay", "-p", str(policy), "--data", str(folder), "--split", "all", "--sweep", "--quiet"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns, [line for line in lines if len(line) > columns]
+    if columns >= 100:                                          # at 80 a few headers are still cut
+        assert "…" not in res.stdout                             # no label or number is cut
+        for cell in ("policy (classifier + checks)", "always strong", "oracle", "APGR", "CPT(80%)", "AIQ"):
+            assert cell in res.stdout
+    glossary = " ".join(res.stdout.split())
+    assert "APGR (average performance gap recovered)" in glossary
+    for word in ("CPT(50%) / CPT(80%):", "AIQ:", "retained:", "escalation:", "(retained above 100%, APGR above 1)"):
+        assert word in glossary
+
+
+def test_report_notes_are_whole_sentences(setup):
+    policy, folder = setup
+    doc = json.loads(invoke("replay", "--policy", policy, "--data", folder, "--split", "all", "--json", "--quiet").stdout)
+    assert doc["notes"] and all(not note.rstrip().endswith((" is", ",", ";")) for note in doc["notes"])
+    assert any("the per-request budget is replayed" in note for note in doc["notes"])

@@ -41,6 +41,16 @@ def test_prompt_chars_counts_text_and_trusts_nothing():
     assert prompt_chars(messages) == 5 and prompt_chars("not a list") == 0 and prompt_chars(None) == 0
 
 
+def test_text_file_parts_count_and_documents_do_not():
+    """A text file part is prompt text (read, not OCR'd): its data counts towards the limit; a PDF's does not."""
+    text_file = {"type": "file", "file": {"file_data": "data:text/plain;base64," + "QUJD" * 100}}
+    pdf = {"type": "file", "file": {"file_data": "data:application/pdf;base64," + "QUJD" * 100}}
+    assert prompt_chars([{"role": "user", "content": [text_file]}]) == len(text_file["file"]["file_data"])
+    assert prompt_chars([{"role": "user", "content": [pdf]}]) == 0
+    with pytest.raises(PromptTooLarge):
+        check_prompt_size([{"role": "user", "content": [text_file]}], 100)
+
+
 def test_the_default_limit_is_8_characters_per_token_of_the_largest_window():
     assert default_max_prompt_chars(load_policy("default")) == 8 * 128_000
     with pytest.raises(PromptTooLarge) as info:

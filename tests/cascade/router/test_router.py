@@ -270,6 +270,23 @@ def test_route_is_a_dry_run(make_router, fake_provider):
     assert fake_provider.tally["gpt-4o"].n_requests == 0
 
 
+def test_route_describes_a_budget_refusal_instead_of_raising(make_router, fake_provider):
+    policy = parse_policy("extends: default\nname: r\nbudgets: {at_cap: reject}\n", source="r.yaml")
+    router = make_router(policy, score=0.9, global_cap_usd=0.002, cap_window="day")
+    routed = router.route(user_msg("hard question"))
+    assert routed.plan.attempts == () and isinstance(routed.refused, BudgetExceeded)
+    assert routed.refused.scope == "global" and 0 < routed.refused.retry_after <= 86400
+    assert routed.plan.reason == str(routed.refused)
+    assert "gpt-4o's worst case" in routed.plan.reason and "deepseek-v2 fits" in routed.plan.reason
+    with pytest.raises(BudgetExceeded):                 # the real call still refuses
+        router.complete(user_msg("hard question"))
+    assert fake_provider.tally["gpt-4o"].n_requests == 0 and fake_provider.tally["deepseek-chat"].n_requests == 0
+
+
+def test_route_without_a_refusal_has_none(make_router):
+    assert make_router(score=0.1).route(user_msg("hi")).refused is None
+
+
 @pytest.mark.parametrize("n", [200])
 async def test_concurrent_requests_never_overspend_a_global_cap(make_router, fake_provider, n):
     fake_provider.script("deepseek-chat", answer("y" * 40, latency=(0.0, 0.02), completion_tokens=100))
