@@ -29,8 +29,11 @@ PROMPT_SPEC = FeatureSpec(bits=8, char_ngrams=(), word_ngrams=(1,), head=2048, t
 def rule_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     """Per pair: multiple_choice, no_choice, empty, refusal, log length ratio, distinct letters."""
     out = np.zeros((len(prompts), 6))
+    kinds: dict[str, bool] = {}                  # is_multiple_choice, once per distinct prompt
     for i, (p, a) in enumerate(zip(prompts, answers)):
-        mc = is_multiple_choice(p)
+        mc = kinds.get(p)
+        if mc is None:
+            mc = kinds[p] = is_multiple_choice(p)
         empty = not a.strip()
         out[i, 0] = mc
         out[i, 1] = mc and not empty and extract_choice(a) is None
@@ -45,8 +48,13 @@ def extra_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     """The dense columns :data:`EXTRA_NAMES` (prompt structure and rule signals)."""
     if len(prompts) == 1:        # the single-text path: the same numbers, without the batch machinery
         prompt_struct = np.array([Single(prompts[0], PROMPT_SPEC).struct_list()])
-    else:
-        prompt_struct = struct_matrix(prompts, PROMPT_SPEC)
+    else:                        # once per distinct prompt (a prompt's answers by several models share it)
+        index: dict[str, int] = {}
+        slot = np.fromiter((index.setdefault(p, len(index)) for p in prompts), dtype=np.int64, count=len(prompts))
+        distinct = list(index) if len(index) > 1 else list(prompts)   # one text alone takes the single-text path
+        prompt_struct = struct_matrix(distinct, PROMPT_SPEC)
+        if len(index) > 1:
+            prompt_struct = prompt_struct[slot]
     return np.hstack([prompt_struct, rule_columns(prompts, answers)])
 
 

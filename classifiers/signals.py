@@ -49,9 +49,21 @@ SIGNAL_NAMES: tuple[str, ...] = tuple(f"lex_{n}" for n, _ in _LEXICON) + (
 
 _OPTION = re.compile(r"^\s*\(?([A-J])[.)]\s+(.*?)\s*$", re.MULTILINE)
 # a number: its mantissa and, for "a x 10^b", its exponent
-_NUMBER = re.compile(r"(-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+)(?:\s*[x\u00d7]\s*10\^?\{?(-?\d+)\}?)?")
-_FINAL = re.compile(r"(?i:the answer is|answer\s*:)")
+# Matches as r"(-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+)(?:\s*[x\u00d7]\s*10\^?\{?(-?\d+)\}?)?", written to open
+# with a character class (the first character consumed, then checked by a lookbehind) so that ``re`` skips
+# to candidate positions instead of trying the pattern at every character; tests pin the equality.
+_NUMBER = re.compile(r"([-.\d](?:(?<=-)(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)|(?<=\.)\d+|(?<=\d)\d*(?:,\d{3})*(?:\.\d+)?))"
+                     r"(?:\s*[x\u00d7]\s*10\^?\{?(-?\d+)\}?)?")
+# r"(?i:the answer is|answer\s*:)", opening with a character class for the same reason
+_FINAL = re.compile(r"[tTaA](?:(?<=[tT])(?i:he answer is)|(?<=[aA])(?i:nswer\s*:))")
 _LETTER_MENTION = re.compile(r"(?:\(([A-J])\)|\b(?:option|choice)\s+\(?([A-J])\b|^\s*([A-J])[.)]\s)", re.MULTILINE)
+# The letters _LETTER_MENTION finds, one pattern per alternative (no two alternatives match at one position,
+# and a match inside another's span names the same letter, so the union of the letters is the same); each
+# opens with a literal or a character class, so ``re`` skips to candidate positions. Tests pin the equality.
+_MENTION_PAREN = re.compile(r"\(([A-J])\)")
+_MENTION_WORD = re.compile(r"(?:o(?<!\wo)ption|c(?<!\wc)hoice)\s+\(?([A-J])\b")
+_MENTION_LINE = re.compile(r"\n\s*([A-J])[.)](?=\s)")
+_MENTION_FIRST = re.compile(r"\s*([A-J])[.)]\s")
 _TAIL = 6000
 
 
@@ -84,14 +96,22 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _consistency(prompt: str, answer: str) -> list[float]:
-    """The option-consistency columns (see the module docstring) of one pair."""
+def _prompt_options(prompt: str) -> tuple[dict[str, str], dict[str, list[float]]]:
+    """The prompt's options and each option's numbers (what the consistency columns need of the prompt)."""
     options = parse_options(prompt)
+    return options, {k: numbers_in(v) for k, v in options.items()}
+
+
+def _consistency(prompt: str, answer: str,
+                 prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None) -> list[float]:
+    """The option-consistency columns (see the module docstring) of one pair (``prompt_options``: the
+    prompt's :func:`_prompt_options`, when the caller has them already)."""
+    options, option_numbers = prompt_options if prompt_options is not None else _prompt_options(prompt)
     choice = extract_choice(answer)
     tail = answer[-_TAIL:]
     body = tail[: m.start()] if (m := _last(_FINAL, tail)) is not None else tail
     answer_numbers = numbers_in(body)
-    letters = {a or b or c for a, b, c in _LETTER_MENTION.findall(tail)}
+    letters = letters_mentioned(tail)
     out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(answer_numbers))]
     if len(options) < 2 or choice is None:
         return out
@@ -99,7 +119,6 @@ def _consistency(prompt: str, answer: str) -> list[float]:
     chosen = options.get(choice, "")
     if len(chosen) >= 2:
         out[1] = float(_norm(chosen) in _norm(body))
-    option_numbers = {k: numbers_in(v) for k, v in options.items()}
     mine = option_numbers.get(choice) or []
     if mine:
         out[2] = float(any(_close(mine[0], x) for x in answer_numbers))
@@ -110,6 +129,17 @@ def _consistency(prompt: str, answer: str) -> list[float]:
     return out
 
 
+def letters_mentioned(text: str) -> set[str]:
+    """The option letters ``text`` mentions: ``{a or b or c for a, b, c in _LETTER_MENTION.findall(text)}``."""
+    found = set(_MENTION_PAREN.findall(text))
+    found.update(_MENTION_WORD.findall(text))
+    found.update(_MENTION_LINE.findall(text))
+    first = _MENTION_FIRST.match(text)
+    if first is not None:
+        found.add(first.group(1))
+    return found
+
+
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     found = None
     for found in pattern.finditer(text):
@@ -117,16 +147,21 @@ def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return found
 
 
-def signal_row(prompt: str, answer: str) -> list[float]:
+def signal_row(prompt: str, answer: str,
+               prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None) -> list[float]:
     """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair."""
     lower = answer[-_TAIL:].lower()
     lex = [math.log1p(sum(lower.count(w) for w in words)) for _, words in _LEXICON]
-    return lex + _consistency(prompt, answer)
+    return lex + _consistency(prompt, answer, prompt_options)
 
 
 def signal_matrix(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-    """Shape (n, len(SIGNAL_NAMES)), float64."""
+    """Shape (n, len(SIGNAL_NAMES)), float64. A prompt's options are parsed once per distinct prompt."""
     out = np.empty((len(prompts), len(SIGNAL_NAMES)))
+    parsed: dict[str, tuple[dict[str, str], dict[str, list[float]]]] = {}
     for i, (p, a) in enumerate(zip(prompts, answers)):
-        out[i] = signal_row(p, a)
+        found = parsed.get(p)
+        if found is None:
+            found = parsed[p] = _prompt_options(p)
+        out[i] = signal_row(p, a, found)
     return out

@@ -2,6 +2,7 @@
 file, the line and the field path (``ConfigError``), never a traceback."""
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from importlib import resources
@@ -70,12 +71,16 @@ def _parse(text: str, source: str, env: Mapping[str, str] | None) -> Policy:
         raise ConfigError(f"{source}:1: a policy must be a YAML mapping, got {type(data).__name__}",
                           source=source, errors=[(f"{source}:1", "not a mapping")])
     env = os.environ if env is None else env
-    data = _interpolate(data, (), lines, source, env)
-    data = _apply_extends(data, source, env, depth=0, lines=lines)
+    token = _SUBSTITUTED.set([])
     try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        raise _config_error(exc, lines, source, data) from None
+        data = _interpolate(data, (), lines, source, env)
+        data = _apply_extends(data, source, env, depth=0, lines=lines)
+        try:
+            return Policy.model_validate(data)
+        except ValidationError as exc:
+            raise _config_error(exc, lines, source, data) from None
+    finally:
+        _SUBSTITUTED.reset(token)
 
 
 def _apply_extends(data: dict, source: str, env: Mapping[str, str], depth: int,
@@ -142,6 +147,9 @@ def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: s
             _record_lines(item, path + (i,), lines, seen)
 
 
+_SUBSTITUTED: "contextvars.ContextVar[list[str] | None]" = contextvars.ContextVar("policy_substituted", default=None)
+
+
 def _interpolate(value: Any, path: Path_, lines: dict[Path_, int], source: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, path + (k,), lines, source, env) for k, v in value.items()}
@@ -153,6 +161,9 @@ def _interpolate(value: Any, path: Path_, lines: dict[Path_, int], source: str, 
     def substitute(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         if name in env:
+            used = _SUBSTITUTED.get()
+            if used is not None and len(env[name]) >= 4:
+                used.append(env[name])           # never shown back in an error (it may be a key)
             return env[name]
         if default is not None:
             return default
@@ -179,9 +190,10 @@ def _config_error(exc: ValidationError, lines: dict[Path_, int], source: str, da
     """Every problem of the file, in plain words: pydantic's errors, then the cross-field problems that
     pydantic did not reach because a field was already wrong (an unknown model in a ladder)."""
     found: list[tuple[Path_, str]] = []
+    secrets = sorted(set(_SUBSTITUTED.get() or ()), key=len, reverse=True)
     for err in exc.errors(include_url=False, include_input=True):
         path: Path_ = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        message = plain_message(err, path)
+        message = _hidden(plain_message({**err, "input": _hidden(err.get("input"), secrets)}, path), secrets)
         m = _PATH_PREFIX.match(message)
         if m and not path:
             path, message = _path_of(m.group(1)), message[m.end():]
@@ -190,6 +202,20 @@ def _config_error(exc: ValidationError, lines: dict[Path_, int], source: str, da
     errors = [(f"{_where(path, lines, source)}: {_dotted(path)}", message) for path, message in dict.fromkeys(found)]
     summary = "\n".join(f"{where}: {msg}" for where, msg in errors)
     return ConfigError(f"invalid policy {source}:\n{summary}", source=source, errors=errors)
+
+
+def _hidden(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every substituted environment value replaced by ``***`` (a text, or the texts of a
+    list or mapping): an error never shows what ``${VAR}`` held."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, list):
+        return [_hidden(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _hidden(v, secrets) for k, v in value.items()}
+    return value
 
 
 def _path_of(dotted: str) -> Path_:

@@ -37,7 +37,7 @@ _LIST_TYPES = {"tuple_type", "list_type", "set_type", "frozen_set_type", "iterab
 
 def plain_message(err: dict[str, Any], path: Path_) -> str:
     """One pydantic error (``errors(include_input=True)``) in plain words; ``path`` is its field path."""
-    kind, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
+    kind, ctx, given = err["type"], err.get("ctx") or {}, _no_keys(err.get("input"))
     if kind == "extra_forbidden":
         key, known = path[-1] if path else "?", fields_at(path[:-1])
         listing = f"; fields here: {', '.join(known)}" if known else ""
@@ -60,6 +60,15 @@ def plain_message(err: dict[str, Any], path: Path_) -> str:
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
     return str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "expected")
+
+
+# what an API key looks like (OpenAI / DeepSeek / Anthropic style, Google, bearer tokens): never echoed
+_KEY_LIKE = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{20,}|(?<=Bearer )[A-Za-z0-9._~+/\-]{8,}")
+
+
+def _no_keys(value: Any) -> Any:
+    """A value from the file as an error may show it: key-like text replaced by ``***``."""
+    return _KEY_LIKE.sub("***", value) if isinstance(value, str) else value
 
 
 def list_hint(path: Path_) -> str:

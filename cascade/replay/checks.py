@@ -17,6 +17,7 @@ from policies.checks import CHECKER_ABSTAINS, Answer, CheckOutcome, build_check
 from policies.schema import CheckSpec, Policy
 
 from cascade.replay.data import ReplayData
+from cascade.replay.textchecks import TEXT_ONLY, run_text_check
 
 UNEVALUABLE = "not evaluated (no recorded answer text): counted as passed"
 CHECKER = "answer_checker"
@@ -64,12 +65,11 @@ class CheckTable:
         self._parallel: dict[int, bool] = {}
         self._reason: dict[tuple[Key, int], dict[int, str]] = {}
         self._lookups: dict[tuple[int, int], tuple[CheckSpec, tuple]] = {}
+        self._score_checkers()
         for r, specs in enumerate(self.rung_specs):
             unique = list({spec_key(s): s for s in specs}.values())
             for spec in unique:
-                if spec.name == CHECKER:
-                    self._score_checker(spec, r)
-                elif spec.name == AGREEMENT:
+                if spec.name == AGREEMENT:
                     self._agreement(spec, r)
             self._run_checks([s for s in unique if s.name not in (CHECKER, AGREEMENT)], r)
             if tick:
@@ -85,7 +85,8 @@ class CheckTable:
         return found.get(name) if found else None
 
     def _run_checks(self, specs: list[CheckSpec], r: int) -> None:
-        """Run every text check of rung ``r`` on each recorded answer (one Answer per answer)."""
+        """Run every text check of rung ``r`` on each recorded answer: the checks that read the text alone
+        once per distinct text (:mod:`cascade.replay.textchecks`), the others once per answer."""
         n = len(self.data)
         checks = [build_check(s.name, dict(s.params)) for s in specs]
         names = [outcome_name(s) for s in specs]
@@ -94,13 +95,28 @@ class CheckTable:
         evaluable = [np.zeros(n, dtype=bool) for _ in specs]
         reasons: list[dict[int, str]] = [{} for _ in specs]
         texts, prompts, alias = self._texts(r), self.data.prompts, self.aliases[r]
-        for i in np.flatnonzero(self.data.available[:, r]).tolist() if specs else ():
+        rows = np.flatnonzero(self.data.available[:, r]).tolist() if specs else []
+        with_text = [i for i in rows if texts[i] is not None]
+        distinct: dict[str, int] = {}
+        slot = np.fromiter((distinct.setdefault(texts[i], len(distinct)) for i in with_text), dtype=np.int64,
+                           count=len(with_text))
+        by_text = list(distinct)
+        for k, (spec, check) in enumerate(zip(specs, checks)):
+            if not needs_text[k] or spec.name not in TEXT_ONLY:
+                continue
+            ok, why = run_text_check(spec.name, dict(spec.params), check, by_text)
+            idx = np.asarray(with_text, dtype=np.int64)
+            evaluable[k][idx], passed[k][idx] = True, ok[slot]
+            for j in np.flatnonzero(~ok[slot]).tolist():
+                reasons[k][with_text[j]] = why[int(slot[j])]
+        per_answer = [k for k, s in enumerate(specs) if not (needs_text[k] and s.name in TEXT_ONLY)]
+        for i in rows if per_answer else ():
             text = texts[i]
             answer = None if text is None else Answer(prompt=prompts[i] if prompts is not None else "", text=text,
                                                       model=alias)
-            for k, check in enumerate(checks):
+            for k in per_answer:
                 if answer is not None and needs_text[k]:
-                    out = check(answer)
+                    out = checks[k](answer)
                     ok, why = out.passed, out.reason
                 else:
                     recorded = self._recorded(r, i, names[k])
@@ -111,6 +127,13 @@ class CheckTable:
                 if not ok:
                     passed[k][i] = False
                     reasons[k][i] = why
+        for k in (k for k, s in enumerate(specs) if needs_text[k] and s.name in TEXT_ONLY):
+            for i in (i for i in rows if texts[i] is None):           # no text: the trace's outcome, if any
+                recorded = self._recorded(r, i, names[k])
+                if recorded is not None:
+                    evaluable[k][i] = True
+                    if not recorded[0]:
+                        passed[k][i], reasons[k][i] = False, "recorded in the trace"
         for k, spec in enumerate(specs):
             key = (spec_key(spec), r)
             self._passed[key], self._evaluable[key], self._reason[key] = passed[k], evaluable[k], reasons[k]
@@ -149,32 +172,46 @@ class CheckTable:
             return 0
         return int(self._consult_nano[r][i]) if self._parallel[r] or (answered and others_passed) else 0
 
-    def _score_checker(self, spec: CheckSpec, r: int) -> None:
+    def _score_checkers(self) -> None:
+        """Score every rung's answers for each answer_checker artifact in one batch: each distinct
+        (prompt, answer) pair is judged and scored once, whichever rung it comes from."""
+        groups: dict[str, list[tuple[CheckSpec, int]]] = {}
+        for r, specs in enumerate(self.rung_specs):
+            for spec in {spec_key(s): s for s in specs}.values():
+                if spec.name == CHECKER:
+                    groups.setdefault(str(spec.param("artifact", "default")), []).append((spec, r))
+        for artifact, members in groups.items():
+            self._score_artifact(artifact, members)
+
+    def _score_artifact(self, artifact: str, members: list[tuple[CheckSpec, int]]) -> None:
         from classifiers import load_answer_checker
-        n = len(self.data)
-        scores = np.full(n, np.nan)
-        texts, prompts = self._texts(r), self.data.prompts
-        rows = [i for i in np.flatnonzero(self.data.available[:, r]).tolist() if texts[i] is not None]
-        abstains = np.zeros(n, dtype=bool)
-        artifact = str(spec.param("artifact", "default"))
-        scorer = self._checkers.get(artifact) or (load_answer_checker(artifact) if rows and prompts is not None else None)
+        n, prompts = len(self.data), self.data.prompts
+        pair_slot: dict[tuple[str, str], int] = {}         # identical (prompt, answer) pairs: scored once
+        rung_rows: list[tuple[np.ndarray, np.ndarray]] = []
+        for _, r in members:
+            texts = self._texts(r)
+            rows = ([i for i in np.flatnonzero(self.data.available[:, r]).tolist() if texts[i] is not None]
+                    if prompts is not None else [])
+            slot = [pair_slot.setdefault((prompts[i], texts[i]), len(pair_slot)) for i in rows]  # type: ignore[index]
+            rung_rows.append((np.asarray(rows, dtype=np.int64), np.asarray(slot, dtype=np.int64)))
+        pairs = list(pair_slot)
+        scorer = self._checkers.get(artifact) or (load_answer_checker(artifact) if pairs else None)
         judges = getattr(scorer, "judges", None)          # the answers the scorer can judge (None: all)
-        if prompts is not None and judges is not None:
-            judged = [i for i in rows if judges(prompts[i], texts[i])]
-            abstains[sorted(set(rows) - set(judged))] = True
-            rows = judged
-        if rows and prompts is not None:
-            unique: dict[tuple[str, str], int] = {}          # identical (prompt, answer) pairs: scored once
-            slot = [unique.setdefault((prompts[i], texts[i]), len(unique)) for i in rows]
-            pairs = list(unique)
-            scored = scorer.score([q for q, _ in pairs], [a for _, a in pairs])
-            scores[rows] = scored[np.asarray(slot, dtype=np.int64)]
-        for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores) & ~abstains).tolist():
-            recorded = self._recorded(r, i, CHECKER)
-            if recorded is not None and recorded[1] is not None:
-                scores[i] = float(recorded[1])
-        self._score[(spec_key(spec), r)] = scores
-        self._abstains[(spec_key(spec), r)] = abstains
+        judged = (np.ones(len(pairs), dtype=bool) if judges is None else
+                  np.fromiter((bool(judges(q, a)) for q, a in pairs), dtype=bool, count=len(pairs)))
+        pair_scores = np.full(len(pairs), np.nan)
+        chosen = np.flatnonzero(judged).tolist()
+        if chosen:
+            pair_scores[chosen] = scorer.score([pairs[k][0] for k in chosen], [pairs[k][1] for k in chosen])
+        for (spec, r), (rows, slot) in zip(members, rung_rows):
+            scores, abstains = np.full(n, np.nan), np.zeros(n, dtype=bool)
+            scores[rows], abstains[rows] = pair_scores[slot], ~judged[slot]
+            for i in np.flatnonzero(self.data.available[:, r] & np.isnan(scores) & ~abstains).tolist():
+                recorded = self._recorded(r, i, CHECKER)
+                if recorded is not None and recorded[1] is not None:
+                    scores[i] = float(recorded[1])
+            self._score[(spec_key(spec), r)] = scores
+            self._abstains[(spec_key(spec), r)] = abstains
 
     # ---- lookup (the replay executor) ------------------------------------------------------------
     def outcomes(self, specs: Sequence[CheckSpec], i: int, r: int) -> list[CheckOutcome]:

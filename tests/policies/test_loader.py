@@ -567,3 +567,13 @@ def test_every_cross_field_problem_is_reported_once(tmp_path):
     assert "unknown model 'chaep' (did you mean 'cheap'?)" in messages[0]
     assert "unknown model 'strnog' (did you mean 'strong'?)" in messages[1]
     assert "agreement with unknown model 'nobody'" in messages[2]
+
+
+def test_policy_errors_never_show_what_an_environment_variable_or_a_pasted_key_held():
+    env = {"MY_TOKEN": "tok-4f9a2c7e11d0b3"}
+    for text in ("extends: default\nname: x\nbudgets: {at_cap: '${MY_TOKEN}'}\n",
+                 "extends: default\nname: x\nescalation: {on_exhausted: sk-live-abcdef123456}\n"):
+        with pytest.raises(ConfigError) as info:
+            parse_policy(text, source="x.yaml", env=env)
+        message = str(info.value) + repr(info.value.errors)
+        assert "4f9a2c7e11d0b3" not in message and "abcdef123456" not in message and "***" in message
