@@ -171,25 +171,18 @@ class LiveExecutor:
             consults(c, ctx.prompt_text) for c in attempt.checks) else None
         early = (asyncio.ensure_future(self._second_opinion(consult, ctx, trace))
                  if consult is not None and _parallel(attempt) else None)
-        started, settled = self._clock(), False
+        opener = _open_buffered if ctx.stream else _call
         try:
-            result = await self._call_with_retries(attempt, ctx, trace, _open_buffered if ctx.stream else _call)
-            cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
-            settled = ctx.answered = True
-            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
-        except ProviderError as exc:
-            settled = True
-            await self._failed(attempt, reservation, exc, notes, trace, started)
+            paid = await self._paid_call(attempt, ctx, trace, opener, reservation, notes, answers=True)
+        except BaseException:     # cancelled or an unexpected error: the second opinion goes too
+            if early is not None:
+                early.cancel()
+            raise
+        if paid is None:
             if early is not None:
                 await early                      # billed whatever happened to the first call
             return ANSWER_FAILED, None
-        finally:
-            if not settled:   # cancelled or an unexpected error: the money was not spent by us
-                await self.gate.release_shielded(reservation)
-                self.health.release_probe(attempt.model)
-                if early is not None:
-                    early.cancel()
-        self.health.success(attempt.model)
+        result, cost = paid
         candidate = await self._checked(attempt, result, cost, ctx, trace, notes, consult, early)
         candidate.record.overrun_usd = self.gate.overrun(reservation, cost)
         passed = sum(o.passed for o in candidate.record.checks)
@@ -207,25 +200,37 @@ class LiveExecutor:
         if isinstance(admitted, AttemptOutcome):
             return None
         reservation, notes = admitted
-        started, settled = self._clock(), False
-        try:
-            result = await self._call_with_retries(consult, ctx, trace, _call)
-            cost = self.policy.catalog[consult.model].price.cost(result.prompt_tokens, result.completion_tokens)
-            settled = True
-            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
-        except ProviderError as exc:
-            settled = True
-            await self._failed(consult, reservation, exc, notes, trace, started)
+        paid = await self._paid_call(consult, ctx, trace, _call, reservation, notes)
+        if paid is None:
             return None
-        finally:
-            if not settled:
-                await self.gate.release_shielded(reservation)
-                self.health.release_probe(consult.model)
-        self.health.success(consult.model)
+        result, cost = paid
         trace.add(AttemptRecord(consult.model, "second_opinion", _joined(consult.reason, notes), result.prompt_tokens,
                                 result.completion_tokens, cost, result.latency_s, finish_reason=result.finish_reason,
                                 answer=result.content or ""))
         return result.content or ""
+
+    async def _paid_call(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, opener: Opener,
+                         reservation: Any, notes: list[str], *, answers: bool = False) -> tuple[Any, float] | None:
+        """Call with retries and settle the reservation: commit the real cost (usage x price) of an
+        answer, or release it on a provider error (traced; None) or on cancellation. ``answers``: this
+        is the request's own answer (a paid answer now exists)."""
+        started, settled = self._clock(), False
+        try:
+            result = await self._call_with_retries(attempt, ctx, trace, opener)
+            cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
+            settled = True
+            ctx.answered = ctx.answered or answers
+            trace.unrecorded_cost_usd += await self.gate.commit(reservation, cost, notes)
+        except ProviderError as exc:
+            settled = True
+            await self._failed(attempt, reservation, exc, notes, trace, started)
+            return None
+        finally:
+            if not settled:   # cancelled or an unexpected error: the money was not spent by us
+                await self.gate.release_shielded(reservation)
+                self.health.release_probe(attempt.model)
+        self.health.success(attempt.model)
+        return result, cost
 
     async def stream_attempt(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace,
                              outcome: list[AttemptOutcome]) -> AsyncIterator[Any]:
