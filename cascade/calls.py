@@ -78,22 +78,19 @@ def make_result(response: Any, content: str, finish_reason: str | None, usage: A
 
 
 def estimate_with_tokenizer(litellm_model: str, messages: list, content: str) -> tuple[int, int]:
-    """Token counts with the bundled DeepSeek tokenizer (no litellm): the direct transport's estimate."""
-    from cascade.tokens import count_text_tokens
+    """Token counts with the bundled DeepSeek tokenizer (no litellm): the direct transport's estimate,
+    the prompt counted as the planner counts it (text, per-message overhead, images, document pages)."""
+    from cascade.tokens import count_prompt_tokens, count_text_tokens
+    from policies.request import describe_messages
     try:
-        prompt = sum(count_text_tokens(_text_of(m)) + 4 for m in messages) + 3
+        facts = describe_messages(messages)
+        prompt = count_prompt_tokens(facts.text, n_messages=len(messages), n_images=facts.n_images,
+                                     document_pages=facts.document_pages)
         completion = count_text_tokens(content)
     except Exception:  # noqa: BLE001 - an estimate must not fail the call
-        prompt = sum(len(_text_of(m)) for m in messages) // 4 + 1
+        prompt = len(str(messages)) // 4 + 1
         completion = len(content) // 4 + (1 if content else 0)
     return int(prompt), int(completion)
-
-
-def _text_of(message: Any) -> str:
-    content = message.get("content", "") if isinstance(message, dict) else ""
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content or "")
 
 
 # ── an OpenAI chat.completion, parsed without litellm ───────────────────────────────────────
