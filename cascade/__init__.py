@@ -12,14 +12,14 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["Router", "RouteTrace", "load_policy", "CascadeError", "ConfigError", "BudgetExceeded",
            "EscalationExhausted", "ProviderError", "InvalidRequestError", "AuthenticationError",
-           "MissingCredentialsWarning", "RouterSettings", "MockTransport"]
+           "MissingCredentialsWarning", "RouterSettings", "MockTransport", "Principal"]
 
 _LAZY = {"Router": "cascade.router", "RouteTrace": "cascade.trace", "load_policy": "policies.loader",
          "CascadeError": "policies.errors", "ConfigError": "policies.errors", "BudgetExceeded": "policies.errors",
          "EscalationExhausted": "policies.errors", "ProviderError": "policies.errors",
          "InvalidRequestError": "policies.errors", "AuthenticationError": "policies.errors",
          "MissingCredentialsWarning": "cascade.router", "RouterSettings": "cascade.services",
-         "MockTransport": "cascade.transport"}
+         "MockTransport": "cascade.transport", "Principal": "policies.budget"}
 
 
 def __getattr__(name: str) -> Any:

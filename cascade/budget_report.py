@@ -25,16 +25,17 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from policies.budget import Cap, deployment_caps
+from policies.budget import LEVELS, Cap, Principal, deployment_caps
 
-__all__ = ["budget_caps", "budget_report", "store_state"]
+__all__ = ["budget_caps", "budget_report", "budget_tree", "store_state", "tree_lines"]
 
 
 def budget_caps(policy: Any, *, global_cap_usd: float | None = None, user_cap_usd: float | None = None,
-                cap_window: str = "total") -> tuple[Cap, ...]:
-    """The caps the Router would enforce (the same rule as ``Router(global_cap_usd=, ...)``)."""
+                cap_window: str = "total", **level_caps_usd: float | None) -> tuple[Cap, ...]:
+    """The caps the Router would enforce (the same rule as ``Router(global_cap_usd=, ...)``);
+    ``level_caps_usd``: ``team_cap_usd``, ``org_cap_usd``, ``key_cap_usd`` overrides."""
     return deployment_caps(policy.budgets, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd,
-                           cap_window=cap_window)
+                           cap_window=cap_window, **level_caps_usd)
 
 
 def budget_report(store: Any, caps: Sequence[Cap], users: Iterable[str] | None = None, *,
@@ -56,7 +57,7 @@ def budget_report(store: Any, caps: Sequence[Cap], users: Iterable[str] | None =
     }
 
 
-def _cap_rows(store: Any, user: str | None, caps: Sequence[Cap], now: float | None) -> list[dict[str, Any]]:
+def _cap_rows(store: Any, user: Principal | str | None, caps: Sequence[Cap], now: float | None) -> list[dict[str, Any]]:
     if not caps:
         return []
     snapshot = store.snapshot(user=user, caps=caps, now=now)
@@ -82,3 +83,74 @@ def store_state(store: Any, spool: Any) -> dict[str, Any]:
     ledger["persistence"] = store.persistence()
     doc["ledger"] = ledger
     return doc
+
+
+# ---- the org → team → user → key tree (``cascade budget --keys FILE``) ------------------------------
+
+_NONE = "-"
+
+
+def budget_tree(store: Any, caps: Sequence[Cap], principals: Iterable[Principal], *,
+                now: float | None = None) -> dict[str, Any]:
+    """The principals (a keys file's) as a tree, org → team → user → key, each node with its caps'
+    current windows (spent / limit / reserved / remaining, as in :func:`budget_report`)::
+
+        {"level": "global", "name": None, "caps": [...], "children": [
+          {"level": "org", "name": "acme", "caps": [...], "children": [
+            {"level": "team", "name": "ml", ...
+              {"level": "user", "name": "bob", "spent_usd": 1.2, ... {"level": "key", "name": "bob-ci"}}}]}]}
+
+    A level a key does not name is a node named None. ``spent_usd`` (all time) is given for users, whom the
+    ledger records; a node of another level shows the spend of its capped windows only."""
+    by_user = store.spend_by_user()
+    root: dict[str, Any] = {"level": "global", "name": None, "caps": _cap_rows(store, None, _of(caps, "global"), now),
+                            "children": []}
+    for principal in principals:
+        node, path = root, {}
+        for level in LEVELS:
+            path[level] = principal.subject(level)
+            node = _child(node, level, path, store, caps, now)
+            if level == "user":
+                node["spent_usd"] = by_user.get(principal.user, 0.0)
+    return root
+
+
+def _of(caps: Sequence[Cap], scope: str) -> list[Cap]:
+    return [c for c in caps if c.scope == scope]
+
+
+def _child(node: dict[str, Any], level: str, path: dict[str, str | None], store: Any, caps: Sequence[Cap],
+           now: float | None) -> dict[str, Any]:
+    name = path[level]
+    for child in node["children"]:
+        if child["name"] == name:
+            return child
+    who = Principal(**{lvl: path.get(lvl) for lvl in LEVELS})
+    child = {"level": level, "name": name, "caps": _cap_rows(store, who, _of(caps, level), now) if name else [],
+             "children": []}
+    node["children"].append(child)
+    return child
+
+
+def usd(amount: float) -> str:
+    from cascade.budget.base import usd as fmt
+    return fmt(amount)
+
+
+def tree_lines(tree: dict[str, Any]) -> list[str]:
+    """The tree as indented text, one line per node and cap window: ``team ml  day: $4.98 spent /
+    $5.00 cap, $0.02 left``."""
+    lines: list[str] = []
+    _walk(tree, 0, lines)
+    return lines
+
+
+def _walk(node: dict[str, Any], depth: int, lines: list[str]) -> None:
+    label = "global" if node["level"] == "global" else f"{node['level']} {node['name'] or _NONE}"
+    if "spent_usd" in node:
+        label += f" ({usd(node['spent_usd'])} spent in all)"
+    cells = [f"{r['window']}: {usd(r['spent_usd'])} spent / {usd(r['limit_usd'])} cap, {usd(r['remaining_usd'])} "
+             "left" + (f" ({usd(r['reserved_usd'])} reserved)" if r["reserved_usd"] else "") for r in node["caps"]]
+    lines.append("  " * depth + label + ("  " + "; ".join(cells) if cells else "  no cap"))
+    for child in node["children"]:
+        _walk(child, depth + 1, lines)

@@ -5,6 +5,7 @@ gives. The core (``Router``, the CLI, replay, the bundled sample) needs none of 
     plot    matplotlib                                                cascade replay --plot / --html
     redis   redis                                                     redis:// budget stores, shared health
     train   scikit-learn                                              cascade train
+    otel    opentelemetry-sdk                                         telemetry: {opentelemetry: true}
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from policies.errors import CascadeError
 
 # (cascade train names the [train] extra itself: cascade.commands._trainer)
 EXTRA_OF = {"fastapi": "server", "starlette": "server", "uvicorn": "server", "prometheus_client": "server",
-            "matplotlib": "plot", "redis": "redis"}
+            "matplotlib": "plot", "redis": "redis", "opentelemetry": "otel"}
 
 
 class MissingExtra(CascadeError, ImportError):
@@ -28,7 +29,8 @@ def missing_extra(exc: ModuleNotFoundError, what: str) -> MissingExtra | None:
     extra = EXTRA_OF.get(top)
     if extra is None:
         return None
-    return MissingExtra(f"{what} needs {top}, which is not installed: pip install 'deepseek-cascade[{extra}]'",
+    package = "opentelemetry-sdk" if top == "opentelemetry" else top
+    return MissingExtra(f"{what} needs {package}, which is not installed: pip install 'deepseek-cascade[{extra}]'",
                         name=top)
 
 

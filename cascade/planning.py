@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from policies.budget import UNLIMITED, BudgetSnapshot
+from policies.budget import LEVELS, UNLIMITED, BudgetSnapshot, Principal
 from policies.engine import ALL_HEALTHY, Health, decide
 from policies.errors import BudgetExceeded, InvalidRequestError, PromptTooLarge
 from policies.plan import Plan
@@ -101,17 +101,22 @@ def build_request(messages: Sequence[Mapping[str, Any]], params: Mapping[str, An
                    user=user)
 
 
-def validate_user(user: Any) -> None:
-    """The user name keys budgets and traces: a string of valid text, or None."""
+def validate_user(user: Any, what: str = "user") -> None:
+    """The user name keys budgets and traces: a string of valid text, or None — or a
+    :class:`~policies.budget.Principal` whose every level is one."""
+    if isinstance(user, Principal):
+        for level in LEVELS:
+            validate_user(user.subject(level), f"principal {level}")
+        return
     if user is None:
         return
     if not isinstance(user, str):
-        raise InvalidRequestError(f"user must be a string, got {type(user).__name__}")
+        raise InvalidRequestError(f"{what} must be a string, got {type(user).__name__}")
     if not user.isascii():
         try:
             user.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidRequestError("user is not valid text (it holds a lone surrogate)") from None
+            raise InvalidRequestError(f"{what} is not valid text (it holds a lone surrogate)") from None
 
 
 def _fits_everywhere(policy: Policy, bound: int, max_tokens: int | None, facts: Any) -> bool:

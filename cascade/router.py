@@ -2,6 +2,7 @@
 
     router = Router("default")                                   # built-in name, YAML path or Policy
     resp = router.complete(messages=[...], user="alice")         # OpenAI-shaped response
+    router.complete(messages=[...], user=Principal("alice", team="ml", org="acme"))   # budgets per level
     resp.cascade                                                 # RouteTrace: who answered, cost, why
     resp = await router.acomplete(messages=[...])                # async twin
     router.route(messages)                                       # dry run: the Plan, no call
@@ -21,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from policies.budget import window_bucket
+from policies.budget import Principal, user_of, window_bucket
 from policies.errors import BudgetExceeded, BudgetStoreUnavailable, EscalationExhausted
 from policies.loader import load_policy
 from policies.plan import Plan
@@ -51,6 +52,7 @@ class RequestRun:
     ctx: CallContext
     trace: RouteTrace
     started: float
+    span: Any = None          # the request's telemetry handle (None when telemetry is off)
 
 
 class Router:
@@ -82,7 +84,7 @@ class Router:
         self._loop_lock = threading.Lock()
 
     # ---- planning ------------------------------------------------------------------------------
-    def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
+    def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Routed:
         """Dry run: what the router would do with these messages now, and why. No model is called. A
         budget refusal does not raise: the Routed has an empty plan and the refusal in ``refused``
         (``complete`` / ``acomplete`` raise it)."""
@@ -90,13 +92,13 @@ class Router:
         check_prompt_size(messages, self.services.max_prompt_chars)
         snapshot = self.store.snapshot(user=user, caps=self.caps) if self.caps else None
         kwargs = {"budget": snapshot} if snapshot is not None else {}
-        routed = route(self.policy, self.classifier, messages, params, user=user, health=self.health.snapshot(),
+        routed = route(self.policy, self.classifier, messages, params, user=user_of(user), health=self.health.snapshot(),
                        refusal_as_value=True, **kwargs)
         if routed.refused is not None:
             self.with_retry_after(routed.refused)
         return routed
 
-    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
+    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Routed:
         """:meth:`route` without blocking the event loop: the budget store read asynchronously, a prompt
         over ``max_prompt_chars`` refused at once (:class:`PromptTooLarge`), and one over
         :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool; a
@@ -109,7 +111,7 @@ class Router:
             if snapshot is not None:
                 kwargs["budget"] = snapshot
         args = (self.policy, self.classifier, messages, params)
-        kwargs.update(user=user, health=self.health.snapshot())
+        kwargs.update(user=user_of(user), health=self.health.snapshot())
         if chars > OFF_LOOP_CHARS:
             return await self.services.off_loop(route, *args, **kwargs)
         return route(*args, **kwargs)
@@ -124,7 +126,7 @@ class Router:
             return None
 
     # ---- one request: begin, walk, finish ------------------------------------------------------
-    async def begin(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict,
+    async def begin(self, messages: Sequence[Mapping[str, Any]], user: str | Principal | None, params: dict,
                     *, stream: bool = False) -> RequestRun:
         """Plan a request and open its trace (a budget refusal of the plan itself raises here)."""
         if not self._started:
@@ -138,12 +140,14 @@ class Router:
         except EscalationExhausted as exc:          # every capable model's circuit is open
             exc.retry_after = self.circuit_retry_after(self.policy.catalog)
             raise
-        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user,
+        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user_of(user),
                            plan_reason=routed.plan.reason)
         call_params = {k: v for k, v in params.items() if k not in _PLAN_PARAMS}
         ctx = CallContext(trace.request_id, user, messages, call_params, self.caps,
                           started + self.policy.retries.deadline_s, routed.request.text, stream=stream)
-        return RequestRun(routed, ctx, trace, started)
+        first = routed.plan.attempts[0].model if routed.plan.attempts else None
+        span = self.services.telemetry.start_request(trace, planned_model=first)
+        return RequestRun(routed, ctx, trace, started, span)
 
     async def replan(self, run: RequestRun) -> Plan:
         """A fresh plan for ``run`` with today's budget figures (the walk asks for it when a cap refused
@@ -210,9 +214,10 @@ class Router:
     def _write(self, run: RequestRun, chosen: Candidate | None) -> None:
         """Append the trace line. A failing sink (full disk, ...) is logged, never raised: the answer
         was paid for and must reach the caller."""
+        answer = chosen.result.content if chosen is not None else None
+        self.services.telemetry.end_request(run.span, run.trace, messages=run.ctx.messages, answer=answer)
         if self.sink is None:
             return
-        answer = chosen.result.content if chosen is not None else None
         try:
             self.sink.write(run.trace, ts=self._wall(), prompt=run.routed.request.text, answer=answer)
         except Exception as exc:  # noqa: BLE001
@@ -220,7 +225,7 @@ class Router:
                                                      run.trace.request_id, type(exc).__name__, exc)
 
     # ---- execution -----------------------------------------------------------------------------
-    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Any:
+    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Any:
         """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``."""
         if params.get("stream"):
             from cascade.streaming import astream
@@ -242,7 +247,7 @@ class Router:
         return chosen
 
     # ---- sync twin -----------------------------------------------------------------------------
-    def complete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Any:
+    def complete(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Any:
         """Blocking twin of :meth:`acomplete` (runs on the router's own event-loop thread)."""
         try:
             asyncio.get_running_loop()

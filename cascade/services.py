@@ -24,6 +24,7 @@ from policies.schema import Policy, with_transport
 
 from cascade.health import HealthBoard
 from cascade.spool import SettlementSpool, open_spool
+from cascade.telemetry import NO_TELEMETRY, open_telemetry
 from cascade.trace import TraceSink
 from cascade.transport import Transport, transports_for
 
@@ -39,6 +40,9 @@ class RouterSettings:
     global_cap_usd: float | None = None
     user_cap_usd: float | None = None
     cap_window: str = "total"
+    team_cap_usd: float | None = None        # each team / org / API key (a Principal's levels)
+    org_cap_usd: float | None = None
+    key_cap_usd: float | None = None
     health_url: str | None = None            # share circuit breakers through this Redis
     transport: str | None = None             # operator override of the catalog's transports
     seed: int | None = None                  # retry jitter
@@ -46,10 +50,12 @@ class RouterSettings:
     env: Mapping[str, str] | None = None     # where key / base-URL variables are read (os.environ)
     max_prompt_chars: int | None = None      # longer prompts are refused at once; None: planning's default
     planning_threads: int = 2                # threads that plan long prompts off the event loop
+    opentelemetry: bool | None = None        # GenAI spans and metrics; None: the policy's telemetry.opentelemetry
 
 
 _SETTINGS = frozenset(f.name for f in fields(RouterSettings))
-_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng", "spool"})
+_COLLABORATORS = frozenset({"store", "health", "sink", "transports", "clock", "wall_clock", "sleep", "rng", "spool",
+                            "telemetry"})
 
 
 @dataclass
@@ -72,6 +78,7 @@ class RouterServices:
     spool: SettlementSpool | None = None     # settlements the store could not take (None: memory://)
     max_prompt_chars: int = 0                # 0: planning.default_max_prompt_chars(policy)
     planning_threads: int = 2
+    telemetry: Any = NO_TELEMETRY             # cascade.telemetry: spans and metrics (off: a no-op)
     _planner: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _planner_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -122,6 +129,7 @@ class RouterServices:
             self._planner.shutdown(wait=False, cancel_futures=True)
         if self.owns_store:
             self.store.close()
+        self.telemetry.shutdown()
 
 
 def build_services(policy: Policy, settings: RouterSettings | None = None, **options: Any) -> RouterServices:
@@ -148,7 +156,9 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
         sink=None, transports=given.get("transports") or transports_for(policy, given.get("transport_obj")),
         classifier=given.get("classifier") or _classifier(policy, settings),
         caps=deployment_caps(policy.budgets, global_cap_usd=settings.global_cap_usd,
-                             user_cap_usd=settings.user_cap_usd, cap_window=settings.cap_window),
+                             user_cap_usd=settings.user_cap_usd, cap_window=settings.cap_window,
+                             team_cap_usd=settings.team_cap_usd, org_cap_usd=settings.org_cap_usd,
+                             key_cap_usd=settings.key_cap_usd),
         env=env, clock=clock, wall_clock=given.get("wall_clock", time.time),
         sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns,
         spool=given["spool"] if "spool" in given else open_spool(store, settings.spool_dir),
@@ -157,6 +167,12 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
     services.sink = given.get("sink") or (TraceSink(settings.trace_path, keep_text=settings.trace_text,
                                                     secrets=services.secrets())
                                           if settings.trace_path is not None else None)
+    try:
+        services.telemetry = given.get("telemetry") or open_telemetry(
+            policy, opentelemetry=settings.opentelemetry, secrets=services.secrets())
+    except BaseException:
+        services.close()            # a missing [otel] extra or a bad OTEL_* exporter: nothing left open
+        raise
     return services
 
 

@@ -72,10 +72,13 @@ class RouteTrace:
     error: str | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
     plan_reason: str = ""
+    on_attempt: Any = field(default=None, repr=False, compare=False)   # telemetry: called with each record
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
         self.cost_usd = sum(a.cost_usd for a in self.attempts)
+        if self.on_attempt is not None:
+            self.on_attempt(record)
         return record
 
     @property

@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Scope = Literal["global", "user"]
+Scope = Literal["global", "org", "team", "user", "key"]
+SCOPES: tuple[str, ...] = ("global", "org", "team", "user", "key")
+LEVELS: tuple[str, ...] = ("org", "team", "user", "key")
+"""The levels of a :class:`Principal`, outermost first (a cap of such a scope applies to each of its values)."""
 Window = Literal["minute", "hour", "day", "month", "total"]
 WINDOWS: tuple[str, ...] = ("minute", "hour", "day", "month", "total")
 NANO = 1_000_000_000
@@ -27,8 +30,35 @@ def from_nano(n: int) -> float:
 
 
 @dataclass(frozen=True)
+class Principal:
+    """Who pays for a request: a user, and optionally the team and org it belongs to and the API key it
+    came with (the key's *label* — a name or fingerprint, never the key itself). Each level that is set
+    is charged, and checked against the caps of its scope, by one atomic reservation."""
+
+    user: str | None = None
+    team: str | None = None
+    org: str | None = None
+    key: str | None = None
+
+    def subject(self, scope: str) -> str | None:
+        """The name charged at ``scope`` ("org", "team", "user" or "key"), or None when unset."""
+        return getattr(self, scope) if scope in LEVELS else None
+
+
+def as_principal(who: "Principal | str | None") -> Principal:
+    """``who`` as a Principal: a plain user name (or None) is a principal with only that user."""
+    return who if isinstance(who, Principal) else Principal(user=who)
+
+
+def user_of(who: "Principal | str | None") -> str | None:
+    """The user name of ``who`` (a Principal or a user name)."""
+    return who.user if isinstance(who, Principal) else who
+
+
+@dataclass(frozen=True)
 class Cap:
-    """A spending cap: at most ``limit_usd`` per ``window`` for ``scope`` (all traffic, or each user)."""
+    """A spending cap: at most ``limit_usd`` per ``window`` for ``scope`` (all traffic, or each org, team,
+    user or key)."""
 
     scope: Scope
     window: Window
@@ -64,6 +94,14 @@ class CapUsage:
     cap: Cap
     spent_usd: float
     reserved_usd: float
+    subject: str | None = None          # which org / team / user / key the cap was checked for
+
+    @property
+    def who(self) -> str:
+        """``global``, or the level and its name: ``team 'ml'`` (what a refusal names)."""
+        if self.cap.scope == "global" or self.subject is None:
+            return self.cap.scope
+        return f"{self.cap.scope} {self.subject!r}"
 
     @property
     def remaining_usd(self) -> float:
@@ -91,18 +129,25 @@ UNLIMITED = BudgetSnapshot()
 
 
 def deployment_caps(budgets: Any, *, global_cap_usd: float | None = None, user_cap_usd: float | None = None,
-                    cap_window: str = "total") -> tuple[Cap, ...]:
-    """The caps a deployment enforces: the policy's ``budgets`` (per_user / global), each scope replaced
-    by an operator's override when one is given. Bad overrides raise ConfigError."""
+                    cap_window: str = "total", team_cap_usd: float | None = None,
+                    org_cap_usd: float | None = None, key_cap_usd: float | None = None) -> tuple[Cap, ...]:
+    """The caps a deployment enforces: the policy's ``budgets`` (global, per_org, per_team, per_user,
+    per_key), each scope replaced by an operator's override when one is given. Bad overrides raise
+    ConfigError."""
     from policies.errors import ConfigError
-    for name, value in (("global_cap_usd", global_cap_usd), ("user_cap_usd", user_cap_usd)):
+    overrides = {"global": global_cap_usd, "org": org_cap_usd, "team": team_cap_usd, "user": user_cap_usd,
+                 "key": key_cap_usd}
+    for scope, value in overrides.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value < 0):
-            raise ConfigError(f"{name} must be a finite, non-negative number of USD, got {value!r}")
+            raise ConfigError(f"{scope}_cap_usd must be a finite, non-negative number of USD, got {value!r}")
     if cap_window not in WINDOWS:
         raise ConfigError(f"cap_window must be one of {', '.join(WINDOWS)}, got {cap_window!r}")
-    glob = [Cap("global", cap_window, float(global_cap_usd))] if global_cap_usd is not None else \
-        [Cap("global", c.window, c.usd) for c in budgets.global_]
-    user = [Cap("user", cap_window, float(user_cap_usd))] if user_cap_usd is not None else \
-        [Cap("user", c.window, c.usd) for c in budgets.per_user]
-    return tuple(glob + user)
+    caps: list[Cap] = []
+    for scope, value in overrides.items():
+        if value is not None:
+            caps.append(Cap(scope, cap_window, float(value)))  # type: ignore[arg-type]
+        else:
+            configured = budgets.global_ if scope == "global" else getattr(budgets, f"per_{scope}", ())
+            caps.extend(Cap(scope, c.window, c.usd) for c in configured)  # type: ignore[arg-type]
+    return tuple(caps)

@@ -177,7 +177,7 @@ def _downgrade(policy: Policy, request: Request, ladder: tuple[Rung, ...], usabl
                                                for u in budget.usages)
     if in_flight:
         outcome += f"; {usd(tight.reserved_usd)} of it is held by requests in flight: retry when they settle"
-    raise BudgetExceeded(f"{worst_case(request, planned)} exceeds what the {cap.scope} budget of "
+    raise BudgetExceeded(f"{worst_case(request, planned)} exceeds what the {tight.who} budget of "
                          f"{usd(cap.limit_usd)} per {cap.window} leaves ({usd(tight.remaining_usd)}); {outcome}",
                          scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd, in_flight=in_flight)
 

@@ -203,11 +203,22 @@ class BudgetConfig(_Strict):
     store: str = "sqlite:///~/.cascade/spend.db"
     per_request_usd: NonNegative | None = None
     per_user: tuple[CapConfig, ...] = ()
+    per_team: tuple[CapConfig, ...] = ()     # each team (a key's team: ``cascade serve --keys``)
+    per_org: tuple[CapConfig, ...] = ()      # each org
+    per_key: tuple[CapConfig, ...] = ()      # each API key
     global_: tuple[CapConfig, ...] = Field(default=(), alias="global")
     at_cap: Literal["downgrade", "reject"] = "downgrade"
     reservation_ttl_s: Positive = 300.0
     on_store_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TelemetryConfig(_Strict):
+    """``opentelemetry``: a GenAI span per request and attempt, and token / duration histograms
+    (cascade.otel; the ``[otel]`` extra). ``capture_content``: prompt and answer text in the spans."""
+
+    opentelemetry: bool = False
+    capture_content: bool = False
 
 
 class CircuitConfig(_Strict):
@@ -237,6 +248,7 @@ class Policy(_Strict):
     retries: RetryConfig = RetryConfig()
     budgets: BudgetConfig = BudgetConfig()
     circuit_breaker: CircuitConfig = CircuitConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @field_validator("catalog")
     @classmethod

@@ -6,8 +6,13 @@ Money flows in two steps. ``reserve`` atomically checks every applicable cap and
 without spending. Holds carry a deadline (``expires_at``), so a crashed process never keeps money.
 
 Bucket keys name one window of one cap's subject: ``global:<window>:<label>`` or
-``user:<window>:<label>:<user>`` (the user is last, so any user string is unambiguous). The labels come
-from :func:`policies.budget.window_bucket` and never contain ``:``.
+``<level>:<window>:<label>:<name>`` for the levels of a :class:`~policies.budget.Principal` (``org``,
+``team``, ``user``, ``key``; the name is last, so any name string is unambiguous). The labels come from
+:func:`policies.budget.window_bucket` and never contain ``:``.
+
+Hierarchy: ``reserve`` is given a Principal (or a plain user name) and checks, in the same atomic
+operation, the caps of every level the principal names; the reservation lists every level's bucket, so
+``commit`` (also a commit applied later from the spool) and ``release`` update every level at once.
 
 Double commit: committing a reservation that already has a ledger entry is a no-op that returns the
 existing entry (the second ``cost_usd`` is ignored). Committing a *Reservation object* the store no longer
@@ -23,7 +28,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from policies.budget import BudgetSnapshot, Cap, CapUsage, from_nano, to_nano, window_bucket
+from policies.budget import (SCOPES, BudgetSnapshot, Cap, CapUsage, Principal, as_principal, from_nano, to_nano,
+                             user_of, window_bucket)
 from policies.errors import BudgetExceeded, ConfigError, InvalidRequestError
 
 Bucket = tuple[str, float | None]
@@ -62,6 +68,7 @@ class CapCheck:
     cap: Cap
     bucket: str
     ends_at: float | None
+    subject: str | None = None      # the org / team / user / key name (None for a global cap)
 
 
 @runtime_checkable
@@ -174,14 +181,14 @@ def check_ttl(ttl_s: float) -> float:
     return float(ttl_s)
 
 
-def bucket_key(scope: str, window: str, label: str, user: str | None) -> str:
-    return f"global:{window}:{label}" if scope == "global" else f"user:{window}:{label}:{user}"
+def bucket_key(scope: str, window: str, label: str, name: str | None) -> str:
+    return f"global:{window}:{label}" if scope == "global" else f"{scope}:{window}:{label}:{name}"
 
 
 def reserve_inputs(amount_usd: float, ttl_s: float, now: float | None, caps: Sequence[Cap],
-                   user: str | None) -> tuple[int, float, float, Any]:
+                   user: "Principal | str | None") -> tuple[int, float, float, Any]:
     """What every store's ``reserve`` starts from: the amount in nano-dollars, the checked TTL, the
-    time, and the cap buckets that apply to ``user`` now."""
+    time, and the cap buckets that apply to ``user`` (a Principal or a user name) now."""
     now = clock(now)
     return money_nano("amount_usd", amount_usd), check_ttl(ttl_s), now, resolve_caps(caps, user, now)
 
@@ -191,18 +198,21 @@ def commit_inputs(reservation: "Reservation | str", cost_usd: float, now: float 
     return reservation_id(reservation), money_nano("cost_usd", cost_usd), clock(now)
 
 
-def resolve_caps(caps: Sequence[Cap], user: str | None, now: float) -> list[CapCheck]:
-    """The caps that apply to ``user`` (global always, user caps only for a known user), each with
-    the key and end of the bucket that contains ``now``."""
+def resolve_caps(caps: Sequence[Cap], user: "Principal | str | None", now: float) -> list[CapCheck]:
+    """The caps that apply to ``user`` — a Principal or a plain user name: global caps always, an org,
+    team, user or key cap only when the principal names that level — each with the key and end of the
+    bucket that contains ``now``."""
+    who = as_principal(user)
     checks = []
     for cap in caps:
-        if cap.scope not in ("global", "user"):
-            raise ConfigError(f"unknown budget cap scope {cap.scope!r}; expected 'global' or 'user'")
-        if cap.scope == "user" and user is None:
+        if cap.scope not in SCOPES:
+            raise ConfigError(f"unknown budget cap scope {cap.scope!r}; expected one of {', '.join(SCOPES)}")
+        name = who.subject(cap.scope)
+        if cap.scope != "global" and name is None:
             continue
         label, ends_at = window_bucket(cap.window, now)
         ends_at = None if ends_at is None else float(ends_at)
-        checks.append(CapCheck(cap, bucket_key(cap.scope, cap.window, label, user), ends_at))
+        checks.append(CapCheck(cap, bucket_key(cap.scope, cap.window, label, name), ends_at, name))
     return checks
 
 
@@ -213,31 +223,36 @@ def unique_buckets(checks: Sequence[CapCheck]) -> tuple[Bucket, ...]:
     return tuple(seen.items())
 
 
-def new_reservation(*, request_id: str, user: str | None, model: str, amount_nano: int,
+def new_reservation(*, request_id: str, user: "Principal | str | None", model: str, amount_nano: int,
                     expires_at: float, checks: Sequence[CapCheck]) -> Reservation:
-    return Reservation(id=uuid.uuid4().hex, request_id=request_id, user=user, model=model,
+    return Reservation(id=uuid.uuid4().hex, request_id=request_id, user=user_of(user), model=model,
                        amount_usd=from_nano(amount_nano), expires_at=expires_at,
                        buckets=unique_buckets(checks))
 
 
-def exceeded(check: CapCheck, *, user: str | None, spent_nano: int, reserved_nano: int,
+def exceeded(check: CapCheck, *, user: "Principal | str | None", spent_nano: int, reserved_nano: int,
              amount_nano: int, now: float) -> BudgetExceeded:
-    """The refusal for ``check``: names scope, window, limit and when a retry may pass — the bucket's
-    end, or (``in_flight``) as soon as the reservations of requests in flight settle, when the request
-    would fit beside what is really spent."""
+    """The refusal for ``check``: names the level (global, or which org, team, user or key), window,
+    limit and when a retry may pass — the bucket's end, or (``in_flight``) as soon as the reservations of
+    requests in flight settle, when the request would fit beside what is really spent."""
     cap = check.cap
-    who = "global" if cap.scope == "global" else f"user {user!r}"
+    who = "global" if cap.scope == "global" else f"{cap.scope} {check.subject!r}"
     in_flight = reserved_nano > 0 and spent_nano + amount_nano <= cap.limit_nano
     retry_after = None if check.ends_at is None or in_flight else max(0.0, check.ends_at - now)
-    message = (f"budget exceeded: {who} {cap.window} cap ${cap.limit_usd:.6g} "
-               f"(spent ${from_nano(spent_nano):.6g}, reserved ${from_nano(reserved_nano):.6g}, "
-               f"requested ${from_nano(amount_nano):.6g})")
+    message = (f"budget exceeded: {who} {cap.window} cap {usd(cap.limit_usd)}: {usd(from_nano(spent_nano))} "
+               f"spent, {usd(from_nano(reserved_nano))} reserved by requests in flight, this request's "
+               f"worst case {usd(from_nano(amount_nano))}")
     if in_flight:
         message += "; held by requests in flight: retry when they settle"
     elif retry_after is not None:
         message += f"; window resets in {retry_after:.0f}s"
     return BudgetExceeded(message, scope=cap.scope, window=cap.window, limit_usd=cap.limit_usd,
                           retry_after=retry_after, in_flight=in_flight)
+
+
+def usd(amount: float) -> str:
+    """``$4.98`` for whole cents, else six significant digits (``$0.000125``): small costs stay visible."""
+    return f"${amount:.2f}" if abs(round(amount, 2) - amount) < 5e-10 else f"${amount:.6g}"
 
 
 def admit(checks: Sequence[CapCheck], spent: Sequence[int], reserved: Sequence[int], *,
@@ -251,7 +266,7 @@ def admit(checks: Sequence[CapCheck], spent: Sequence[int], reserved: Sequence[i
 
 def usage_snapshot(checks: Sequence[CapCheck], spent: Sequence[int],
                    reserved: Sequence[int]) -> BudgetSnapshot:
-    return BudgetSnapshot(tuple(CapUsage(c.cap, from_nano(s), from_nano(r))
+    return BudgetSnapshot(tuple(CapUsage(c.cap, from_nano(s), from_nano(r), c.subject)
                                 for c, s, r in zip(checks, spent, reserved)))
 
 

@@ -78,7 +78,7 @@ class SQLiteBudgetStore(BudgetStoreBase):
             res = new_reservation(request_id=request_id, user=user, model=model,
                                   amount_nano=amount, expires_at=now + ttl, checks=checks)
             conn.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (res.id, request_id, user, model, amount, res.expires_at,
+                         (res.id, request_id, res.user, model, amount, res.expires_at,
                           json.dumps(res.buckets)))
             conn.executemany("INSERT INTO reservation_buckets VALUES (?, ?)",
                              [(bucket, res.id) for bucket, _ in res.buckets])

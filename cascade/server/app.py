@@ -11,7 +11,8 @@
 ``model`` is ``cascade/<alias>`` of the model that answered, its ``id`` is ``chatcmpl-<trace request_id>``,
 and the RouteTrace rides along as the ``cascade`` field (the last SSE chunk for streams) and, compact, in
 the ``x-cascade-trace`` header (see :mod:`cascade.server.wire`). The user charged for the request is the
-API key's user when the app has keys, else the body's ``user``.
+API key's principal (its user, team, org and key label: budgets at every level) when the app has
+keys, else the body's ``user``.
 
 One Router per app, made in the lifespan (so one per process under uvicorn) and closed at shutdown.
 ``/v1/*`` needs ``Authorization: Bearer <key>`` when the app has keys (see :mod:`cascade.server.auth`);
@@ -41,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from policies.budget import Principal
 from policies.errors import BudgetExceeded, CascadeError, EscalationExhausted
 
 from cascade.server.auth import KeyRing, load_keys
@@ -71,19 +73,24 @@ class ServerSettings:
     global_cap_usd: float | None = None
     user_cap_usd: float | None = None
     cap_window: str = "total"
+    team_cap_usd: float | None = None
+    org_cap_usd: float | None = None
+    key_cap_usd: float | None = None
     trace_path: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     transport: str | None = None
     max_prompt_chars: int | None = None      # None: the Router's default (cascade.planning)
     sse_keepalive_s: float = DEFAULT_SSE_KEEPALIVE_S
     spool_dir: str | None = None
+    otel: bool = False                       # OpenTelemetry spans and metrics, whatever the policy says
 
     def make_router(self) -> Any:
         from cascade.router import Router
         return Router(self.policy, budget_store=self.budget_store, trace_path=self.trace_path,
                       global_cap_usd=self.global_cap_usd, user_cap_usd=self.user_cap_usd,
-                      cap_window=self.cap_window, transport=self.transport, spool_dir=self.spool_dir,
-                      max_prompt_chars=self.max_prompt_chars)
+                      cap_window=self.cap_window, team_cap_usd=self.team_cap_usd, org_cap_usd=self.org_cap_usd,
+                      key_cap_usd=self.key_cap_usd, transport=self.transport, spool_dir=self.spool_dir,
+                      max_prompt_chars=self.max_prompt_chars, opentelemetry=True if self.otel else None)
 
 
 class ServerState:
@@ -113,12 +120,13 @@ class ServerState:
         self.router = router
         self.model_ids = ("cascade", f"cascade/{router.policy.name}")
 
-    def authenticate(self, request: Request) -> str | None:
-        """The key's user (None when the app has no keys); ApiError 401 for a missing or wrong key."""
+    def authenticate(self, request: Request) -> Principal | None:
+        """The key's principal: user, team, org, key label (None when the app has no keys); ApiError 401
+        for a missing or wrong key."""
         if self.keys is None:
             return None
         authorization = request.headers.get("authorization")
-        user = self.keys.user_for(authorization)
+        user = self.keys.principal_for(authorization)
         if user is None:
             message = ("Incorrect API key provided." if authorization else
                        "You didn't provide an API key: send it as 'Authorization: Bearer <key>'.")

@@ -1,11 +1,13 @@
 """The ``serve`` and ``budget`` commands; ``register(app)`` adds them to a Typer app.
 
     cascade serve  --policy P --host H --port N [--budget-store URL] [--keys FILE] [--global-cap-usd X]
-                   [--user-cap-usd X] [--cap-window total|minute|hour|day|month] [--trace PATH]
+                   [--user-cap-usd X] [--team-cap-usd X] [--org-cap-usd X] [--key-cap-usd X]
+                   [--cap-window total|minute|hour|day|month] [--trace PATH]
                    [--max-body-bytes N] [--max-prompt-chars N] [--sse-keepalive-s 5] [--access-log]
-                   [--timeout-keep-alive 75] [--log-level info] [--graceful-timeout S] [--spool-dir DIR]
+                   [--timeout-keep-alive 75] [--log-level info] [--graceful-timeout S] [--spool-dir DIR] [--otel]
     cascade budget [--budget-store URL] [--policy P] [--user U ...] [--global-cap-usd X] [--user-cap-usd X]
-                   [--cap-window W] [--spool-dir DIR] [--apply-spool] [--confirm-new-ledger] [--json]
+                   [--team-cap-usd X] [--org-cap-usd X] [--key-cap-usd X] [--cap-window W] [--keys FILE]
+                   [--spool-dir DIR] [--apply-spool] [--confirm-new-ledger] [--json]
 
 Shutdown (SIGTERM or SIGINT): no new connections; in-flight requests get ``--graceful-timeout`` seconds to
 finish (default: the policy's attempt timeout + 5 s); then they are cancelled, their reservations released
@@ -32,7 +34,9 @@ from policies.errors import CascadeError, ConfigError
 
 __all__ = ["register", "serve_cmd", "budget_cmd"]
 
-_WINDOW_HELP = "Window of the --global-cap-usd / --user-cap-usd overrides: total, minute, hour, day or month."
+_WINDOW_HELP = ("Window of the --global-cap-usd / --org-cap-usd / --team-cap-usd / --user-cap-usd / --key-cap-usd "
+                "overrides: total, minute, hour, day or month.")
+_LEVEL_HELP = "Cap (USD) of each %s (from the --keys file), replaces the policy's."
 _SPOOL_HELP = ("Directory of the settlement spool (spend the budget store could not take, applied when it is back) "
                "and of the Redis ledger-generation marker (default: $CASCADE_SPOOL_DIR or ~/.cascade/spool); "
                "keep it on a persistent disk.")
@@ -74,6 +78,9 @@ def serve_cmd(
                                                                 "requests then need 'Authorization: Bearer <key>'."),
         global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD), replaces the policy's."),
         user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD), replaces the policy's."),
+        team_cap_usd: Optional[float] = typer.Option(None, "--team-cap-usd", help=_LEVEL_HELP % "team"),
+        org_cap_usd: Optional[float] = typer.Option(None, "--org-cap-usd", help=_LEVEL_HELP % "org"),
+        key_cap_usd: Optional[float] = typer.Option(None, "--key-cap-usd", help=_LEVEL_HELP % "API key"),
         cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
         trace: Optional[str] = typer.Option(None, "--trace", help="Append one JSON trace line per request here."),
         max_body_bytes: int = typer.Option(8 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."),
@@ -104,6 +111,9 @@ def serve_cmd(
                                              "Either way no reservation outlives the process and late answers "
                                              "are recorded before it exits."),
         spool_dir: Optional[str] = typer.Option(None, "--spool-dir", help=_SPOOL_HELP),
+        otel: bool = typer.Option(False, "--otel", help="OpenTelemetry GenAI spans and metrics (the [otel] extra; "
+                                                        "exporters from OTEL_TRACES_EXPORTER, ...), as the "
+                                                        "policy's telemetry: {opentelemetry: true}."),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level.")) -> None:
     """Serve the cascade as an OpenAI-compatible API (POST /v1/chat/completions, /v1/models, /healthz, /metrics)."""
     import uvicorn
@@ -113,9 +123,10 @@ def serve_cmd(
 
     settings = ServerSettings(policy=policy, budget_store=budget_store,
                               global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
+                              team_cap_usd=team_cap_usd, org_cap_usd=org_cap_usd, key_cap_usd=key_cap_usd,
                               trace_path=trace, max_body_bytes=max_body_bytes,
                               transport=None if transport == "policy" else transport, spool_dir=spool_dir,
-                              max_prompt_chars=max_prompt_chars, sse_keepalive_s=sse_keepalive_s)
+                              max_prompt_chars=max_prompt_chars, sse_keepalive_s=sse_keepalive_s, otel=otel)
     if max_body_bytes < 1:
         _fail(ConfigError(f"--max-body-bytes must be positive, got {max_body_bytes}"))
     if not sse_keepalive_s > 0:
@@ -186,7 +197,12 @@ def budget_cmd(
         user: list[str] = typer.Option([], "--user", "-u", help="Show this user (repeatable; default: every user with spend)."),
         global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD) instead of the policy's."),
         user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD) instead of the policy's."),
+        team_cap_usd: Optional[float] = typer.Option(None, "--team-cap-usd", help=_LEVEL_HELP % "team"),
+        org_cap_usd: Optional[float] = typer.Option(None, "--org-cap-usd", help=_LEVEL_HELP % "org"),
+        key_cap_usd: Optional[float] = typer.Option(None, "--key-cap-usd", help=_LEVEL_HELP % "API key"),
         cap_window: str = typer.Option("total", "--cap-window", help=_WINDOW_HELP),
+        keys: Optional[str] = typer.Option(None, "--keys", help="The serve --keys file: print the org -> team -> "
+                                                                 "user -> key tree with spent / cap / left."),
         spool_dir: Optional[str] = typer.Option(None, "--spool-dir", help=_SPOOL_HELP),
         apply_spool: bool = typer.Option(False, "--apply-spool", help="Apply the spooled settlements to the store "
                                                                       "now (a running server does it by itself)."),
@@ -197,18 +213,23 @@ def budget_cmd(
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Show spend and remaining budget per user and globally, the spool, and the state of the ledger."""
     from cascade.budget import open_budget_store
-    from cascade.budget_report import budget_caps, budget_report, store_state
+    from cascade.budget_report import budget_caps, budget_report, budget_tree, store_state
+    from cascade.server.auth import load_keys
     from cascade.spool import open_spool
     from policies.loader import load_policy
 
     def run() -> dict[str, Any]:
         pol = load_policy(policy)
-        caps = budget_caps(pol, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window)
+        caps = budget_caps(pol, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window,
+                           team_cap_usd=team_cap_usd, org_cap_usd=org_cap_usd, key_cap_usd=key_cap_usd)
+        principals = load_keys(keys).principals if keys is not None else None
         store = open_budget_store(budget_store or pol.budgets.store)
         try:
             spool = open_spool(store, spool_dir)
             actions = _budget_actions(store, spool, confirm=confirm_new_ledger, apply=apply_spool)
-            return {**budget_report(store, caps, users=user or None), **store_state(store, spool), "actions": actions}
+            tree = {"tree": budget_tree(store, caps, principals)} if principals is not None else {}
+            return {**budget_report(store, caps, users=user or None), **store_state(store, spool), "actions": actions,
+                    **tree}
         finally:
             store.close()
     doc = _guard(run)
@@ -252,6 +273,9 @@ def print_budget(doc: dict[str, Any]) -> None:
     if doc["unattributed_spent_usd"]:
         table.add_row("(no user)", f"${doc['unattributed_spent_usd']:.6f}", *_cap_cells(None))
     console.print(table)
+    if doc.get("tree") is not None:
+        from cascade.budget_report import tree_lines
+        console.print("\n".join(tree_lines(doc["tree"])), highlight=False, markup=False, soft_wrap=True)
     for line in [*doc.get("actions", []), *_state_lines(doc)]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 

@@ -122,7 +122,7 @@ def test_validate_reports_every_problem_of_a_file_unwrapped(cwd, columns):
     assert lines[0] == "✗ invalid policy two.yaml:"
     assert lines[1:] == [
         "two.yaml:4: budgets.per_usr: unknown field 'per_usr' (did you mean 'per_user'?); fields here: store, "
-        "per_request_usd, per_user, global, at_cap, reservation_ttl_s, on_store_unavailable",
+        "per_request_usd, per_user, per_team, per_org, per_key, global, at_cap, reservation_ttl_s, on_store_unavailable",
         "two.yaml:8: escalation.ladders.text.1: unknown model 'gpt4o' (did you mean 'gpt-4o'?); catalog has: "
         "deepseek-coder, deepseek-ocr-2, deepseek-v2, deepseek-vl2, gpt-4o"]
 

@@ -527,7 +527,8 @@ JARGON = ("Input should be", "valid tuple", "Extra inputs", "Field required", "V
      "must be greater than or equal to 0, got -0.5"),
     ("name: mini", "name: mini\nrouting2: 1", "routing2", "unknown field 'routing2' (did you mean 'routing'?)"),
     ("  store: memory://", "  store: memory://\n  per_usr: []", "budgets.per_usr",
-     "unknown field 'per_usr' (did you mean 'per_user'?); fields here: store, per_request_usd, per_user, global"),
+     "unknown field 'per_usr' (did you mean 'per_user'?); fields here: store, per_request_usd, per_user, "
+     "per_team, per_org, per_key, global"),
     ("  store: memory://", "  store: memory://\n  at_cap: downgrad", "budgets.at_cap",
      "'downgrad' is not one of: downgrade, reject (did you mean 'downgrade'?)"),
     ("      - strong\n", "      - strong\n    visoin: [strong]\n", "escalation.ladders.visoin",
