@@ -217,6 +217,7 @@ class LiveExecutor:
         started, settled = self._clock(), False
         try:
             result = await self._call_with_retries(attempt, ctx, trace, opener)
+            trace.call_answered(attempt.model)
             cost = self.policy.catalog[attempt.model].price.cost(result.prompt_tokens, result.completion_tokens)
             settled = True
             ctx.answered = ctx.answered or answers

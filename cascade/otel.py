@@ -52,6 +52,7 @@ log = logging.getLogger("cascade.telemetry")
 
 SCOPE = "deepseek-cascade"
 _CALLED = frozenset({"ok", "check_failed", "error", "retried", "second_opinion"})
+_ANSWERED = frozenset({"ok", "check_failed", "second_opinion"})
 _EXPORTER_VARS = {"traces": "OTEL_TRACES_EXPORTER", "metrics": "OTEL_METRICS_EXPORTER"}
 _PACKAGES = {"otlp": "opentelemetry-exporter-otlp", "otlp_proto_grpc": "opentelemetry-exporter-otlp-proto-grpc",
              "otlp_proto_http": "opentelemetry-exporter-otlp-proto-http", "zipkin": "opentelemetry-exporter-zipkin",
@@ -110,14 +111,15 @@ class OpenTelemetry:
         if system is not None:
             attributes["gen_ai.system"] = system
         span = self._tracer.start_span(f"chat {model_id}", kind=SpanKind.CLIENT, attributes=attributes)
-        parent = trace.set_span_in_context(span)
-        trace_.on_attempt = lambda record: self._observed(parent, span, record)
+        parent, answered_at = trace.set_span_in_context(span), {}
+        trace_.on_call = lambda model: answered_at.__setitem__(model, time.time_ns())
+        trace_.on_attempt = lambda record: self._observed(parent, span, record, answered_at.pop(record.model, None))
         return span
 
     def end_request(self, handle: Any, trace_: Any, *, messages: Any = None, answer: str | None = None) -> None:
         if handle is None:
             return
-        trace_.on_attempt = None
+        trace_.on_attempt = trace_.on_call = None
         try:
             self._end(handle, trace_, messages, answer)
         except Exception as exc:  # noqa: BLE001 - telemetry never fails a request
@@ -159,15 +161,16 @@ class OpenTelemetry:
             provider.shutdown()
 
     # ---- one attempt ----------------------------------------------------------------------------------
-    def _observed(self, parent: Any, span: Any, record: Any) -> None:
+    def _observed(self, parent: Any, span: Any, record: Any, answered_at: int | None) -> None:
         try:
-            self._attempt(parent, span, record)
+            self._attempt(parent, span, record, answered_at)
         except Exception as exc:  # noqa: BLE001 - telemetry never fails a request
             log.error("attempt span of %s not recorded: %s: %s", record.model, type(exc).__name__, exc)
 
-    def _attempt(self, parent: Any, span: Any, record: Any) -> None:
-        """An attempt's record was added to the trace: a child span ending now that lasted its latency (a
-        provider call), or an event on the request span (an attempt not made)."""
+    def _attempt(self, parent: Any, span: Any, record: Any, answered_at: int | None) -> None:
+        """An attempt's record was added to the trace: a child span that lasted its latency and ended when
+        the call answered (``answered_at``: the record of an answer follows its checks, a second opinion
+        included) or now (a failed call), or an event on the request span (an attempt not made)."""
         if record.status not in _CALLED:
             span.add_event("cascade.attempt.skipped", {"cascade.model": record.model,
                                                          "cascade.reason": self._clean(record.reason)})
@@ -188,7 +191,7 @@ class OpenTelemetry:
         if record.checks:
             attributes["cascade.checks.passed"] = [c.name for c in record.checks if c.passed]
             attributes["cascade.checks.failed"] = [c.name for c in record.checks if not c.passed]
-        end = time.time_ns()
+        end = answered_at if answered_at is not None and record.status in _ANSWERED else time.time_ns()
         child = self._tracer.start_span(f"chat {model_id}", context=parent, kind=SpanKind.CLIENT,
                                         attributes=attributes, start_time=end - int(record.latency_s * 1e9))
         error_type = None

@@ -36,6 +36,7 @@ from cascade.services import RouterServices, RouterSettings, build_services
 from cascade.trace import RouteTrace
 from cascade.transport import aclose_all
 
+Who = str | Principal | None        # who pays: a user name, or a Principal (user, team, org, key)
 _PLAN_PARAMS = ("max_tokens", "max_completion_tokens", "stream")
 _SYNC_DRAIN_S = 95.0       # close(): a late answer may take the longest attempt timeout plus its grace
 
@@ -84,7 +85,7 @@ class Router:
         self._loop_lock = threading.Lock()
 
     # ---- planning ------------------------------------------------------------------------------
-    def route(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Routed:
+    def route(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Routed:
         """Dry run: what the router would do with these messages now, and why. No model is called. A
         budget refusal does not raise: the Routed has an empty plan and the refusal in ``refused``
         (``complete`` / ``acomplete`` raise it)."""
@@ -92,13 +93,13 @@ class Router:
         check_prompt_size(messages, self.services.max_prompt_chars)
         snapshot = self.store.snapshot(user=user, caps=self.caps) if self.caps else None
         kwargs = {"budget": snapshot} if snapshot is not None else {}
-        routed = route(self.policy, self.classifier, messages, params, user=user_of(user), health=self.health.snapshot(),
-                       refusal_as_value=True, **kwargs)
+        routed = route(self.policy, self.classifier, messages, params, user=user_of(user),
+                       health=self.health.snapshot(), refusal_as_value=True, **kwargs)
         if routed.refused is not None:
             self.with_retry_after(routed.refused)
         return routed
 
-    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Routed:
+    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Routed:
         """:meth:`route` without blocking the event loop: the budget store read asynchronously, a prompt
         over ``max_prompt_chars`` refused at once (:class:`PromptTooLarge`), and one over
         :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool; a
@@ -126,7 +127,7 @@ class Router:
             return None
 
     # ---- one request: begin, walk, finish ------------------------------------------------------
-    async def begin(self, messages: Sequence[Mapping[str, Any]], user: str | Principal | None, params: dict,
+    async def begin(self, messages: Sequence[Mapping[str, Any]], user: Who, params: dict,
                     *, stream: bool = False) -> RequestRun:
         """Plan a request and open its trace (a budget refusal of the plan itself raises here)."""
         if not self._started:
@@ -140,8 +141,8 @@ class Router:
         except EscalationExhausted as exc:          # every capable model's circuit is open
             exc.retry_after = self.circuit_retry_after(self.policy.catalog)
             raise
-        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user_of(user),
-                           plan_reason=routed.plan.reason)
+        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality,
+                           user_of(user), plan_reason=routed.plan.reason)
         call_params = {k: v for k, v in params.items() if k not in _PLAN_PARAMS}
         ctx = CallContext(trace.request_id, user, messages, call_params, self.caps,
                           started + self.policy.retries.deadline_s, routed.request.text, stream=stream)
@@ -225,7 +226,7 @@ class Router:
                                                      run.trace.request_id, type(exc).__name__, exc)
 
     # ---- execution -----------------------------------------------------------------------------
-    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Any:
+    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Any:
         """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``."""
         if params.get("stream"):
             from cascade.streaming import astream
@@ -247,7 +248,7 @@ class Router:
         return chosen
 
     # ---- sync twin -----------------------------------------------------------------------------
-    def complete(self, messages: Sequence[Mapping[str, Any]], *, user: str | Principal | None = None, **params: Any) -> Any:
+    def complete(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Any:
         """Blocking twin of :meth:`acomplete` (runs on the router's own event-loop thread)."""
         try:
             asyncio.get_running_loop()

@@ -73,6 +73,7 @@ class RouteTrace:
     attempts: list[AttemptRecord] = field(default_factory=list)
     plan_reason: str = ""
     on_attempt: Any = field(default=None, repr=False, compare=False)   # telemetry: called with each record
+    on_call: Any = field(default=None, repr=False, compare=False)      # telemetry: called when a call answers
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
@@ -80,6 +81,11 @@ class RouteTrace:
         if self.on_attempt is not None:
             self.on_attempt(record)
         return record
+
+    def call_answered(self, model: str) -> None:
+        """A provider call of ``model`` answered just now (its record follows, after its checks)."""
+        if self.on_call is not None:
+            self.on_call(model)
 
     @property
     def overrun_usd(self) -> float:

@@ -74,8 +74,9 @@ def serve_cmd(
         budget_store: Optional[str] = typer.Option(None, "--budget-store",
                                                    help="memory://, sqlite:///path or redis://host:port/db "
                                                         "(default: the policy's)."),
-        keys: Optional[str] = typer.Option(None, "--keys", help="YAML/JSON file mapping API key -> user name; "
-                                                                "requests then need 'Authorization: Bearer <key>'."),
+        keys: Optional[str] = typer.Option(None, "--keys", help="YAML/JSON file mapping API key -> user name or "
+                                                                "{user, team, org, name}; requests then need "
+                                                                "'Authorization: Bearer <key>'."),
         global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD), replaces the policy's."),
         user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD), replaces the policy's."),
         team_cap_usd: Optional[float] = typer.Option(None, "--team-cap-usd", help=_LEVEL_HELP % "team"),

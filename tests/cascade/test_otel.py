@@ -112,6 +112,25 @@ async def test_an_escalated_request_is_a_span_with_one_child_per_attempt(traced_
     assert sum(p.count for p in durations) == 2
 
 
+async def test_a_second_opinion_is_a_child_span_and_the_answer_span_ends_when_its_call_did(
+        traced_router, fake_provider, otel):
+    fake_provider.script("deepseek-chat", answer("The answer is (B).", prompt_tokens=11, completion_tokens=5))
+    fake_provider.script("deepseek-coder", answer("The answer is (C).", latency=0.3))
+    fake_provider.script("gpt-4o", answer("The answer is (C)."))
+    router = traced_router("quality-match")
+    resp = await router.acomplete([{"role": "user", "content": "Which is right? A. x  B. y  C. z"}])
+    assert [a.status for a in resp.cascade.attempts] == ["second_opinion", "check_failed", "second_opinion", "ok"]
+    request, (cheap, second, strong, third) = by_name(otel[0].get_finished_spans())
+    assert [s.attributes["cascade.model"] for s in (cheap, second, strong, third)] == [
+        "deepseek-v2", "deepseek-coder", "gpt-4o", "deepseek-coder"]
+    assert second.attributes["cascade.second_opinion"] is True and cheap.attributes["cascade.second_opinion"] is False
+    assert tuple(cheap.attributes["cascade.checks.failed"]) == ("agreement",)
+    assert tuple(strong.attributes["cascade.checks.passed"])[-1] == "agreement"
+    assert cheap.attributes["gen_ai.usage.input_tokens"] == 11
+    assert cheap.end_time <= second.start_time            # the answer's call ended before its second opinion began
+    assert strong.end_time <= third.start_time and request.attributes["cascade.escalated"] is True
+
+
 async def test_a_streamed_request_is_traced_when_its_stream_ends(traced_router, fake_provider, otel):
     fake_provider.script("deepseek-chat", answer("streamed answer", prompt_tokens=9, completion_tokens=4))
     router = traced_router(parse_policy("extends: default\nname: d\nescalation: {stream_unchecked: true}\n",
