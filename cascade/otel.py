@@ -156,6 +156,20 @@ class OpenTelemetry:
             handle.set_attribute("error.type", (trace_.error or "error").split(":", 1)[0])
         handle.end()
 
+    def refused(self, policy: str, exc: BaseException) -> None:
+        """A request refused before it had a plan: a request span in error, without children."""
+        try:
+            attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "cascade",
+                          "cascade.policy": policy, "cascade.outcome": "refused", "error.type": type(exc).__name__,
+                          "cascade.reason": self._clean(str(exc))}
+            if getattr(exc, "scope", None):
+                attributes["cascade.budget.scope"] = exc.scope      # type: ignore[attr-defined]
+            span = self._tracer.start_span("chat cascade", kind=SpanKind.CLIENT, attributes=attributes)
+            span.set_status(Status(StatusCode.ERROR, self._clean(str(exc))))
+            span.end()
+        except Exception as err:  # noqa: BLE001 - telemetry never fails a request
+            log.error("refusal span not recorded: %s: %s", type(err).__name__, err)
+
     def shutdown(self) -> None:
         for provider in self._owned:
             provider.shutdown()

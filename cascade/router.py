@@ -137,9 +137,11 @@ class Router:
         try:
             routed = await self.aroute(messages, user=user, **params)
         except BudgetExceeded as exc:
+            self.services.telemetry.refused(self.policy.name, exc)
             raise self.with_retry_after(exc) from None
         except EscalationExhausted as exc:          # every capable model's circuit is open
             exc.retry_after = self.circuit_retry_after(self.policy.catalog)
+            self.services.telemetry.refused(self.policy.name, exc)
             raise
         trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality,
                            user_of(user), plan_reason=routed.plan.reason)

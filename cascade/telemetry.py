@@ -4,7 +4,8 @@
     telemetry: {opentelemetry: true, capture_content: true}    # ... with prompt and answer text
 
 The Router calls :meth:`Telemetry.start_request` when a request's plan is made and
-:meth:`Telemetry.end_request` once its trace is complete; each attempt's record is reported as it is
+:meth:`Telemetry.end_request` once its trace is complete (:meth:`Telemetry.refused` for a request refused
+before it had a plan); each attempt's record is reported as it is
 added to the trace (``RouteTrace.on_attempt``), so an attempt is observed at its end with its measured
 latency. Off (the default), the hook is :data:`NO_TELEMETRY` and nothing is imported; on, it is
 :class:`cascade.otel.OpenTelemetry` (the ``[otel]`` extra), built at Router construction, where a missing
@@ -24,6 +25,9 @@ class Telemetry(Protocol):
     def end_request(self, handle: Any, trace: Any, *, messages: Any = None, answer: str | None = None) -> None:
         """The request ended: ``trace`` is complete (outcome, cost, attempts)."""
 
+    def refused(self, policy: str, exc: BaseException) -> None:
+        """A request refused before any plan (a budget cap, every model's circuit open)."""
+
     def shutdown(self) -> None:
         """Flush what is buffered and close what this object opened."""
 
@@ -37,6 +41,9 @@ class NoTelemetry:
         return None
 
     def end_request(self, handle: Any, trace: Any, *, messages: Any = None, answer: str | None = None) -> None:
+        return None
+
+    def refused(self, policy: str, exc: BaseException) -> None:
         return None
 
     def shutdown(self) -> None:

@@ -94,10 +94,12 @@ async def test_an_escalated_request_is_a_span_with_one_child_per_attempt(traced_
     assert "cascade.cache_hit" not in a                # only when the trace carries one
 
     cheap, strong = attempts
-    assert cheap.attributes["gen_ai.system"] == "deepseek" and cheap.attributes["gen_ai.request.model"] == "deepseek-chat"
+    assert cheap.attributes["gen_ai.system"] == "deepseek"
+    assert cheap.attributes["gen_ai.request.model"] == "deepseek-chat"
     assert cheap.attributes["cascade.status"] == "check_failed"
     assert tuple(cheap.attributes["cascade.checks.failed"]) == ("non_empty",)
-    assert strong.attributes["gen_ai.usage.input_tokens"] == 30 and strong.attributes["gen_ai.usage.output_tokens"] == 12
+    assert strong.attributes["gen_ai.usage.input_tokens"] == 30
+    assert strong.attributes["gen_ai.usage.output_tokens"] == 12
     assert strong.attributes["cascade.cost_usd"] == pytest.approx(trace.attempts[1].cost_usd)
     assert cheap.end_time <= strong.end_time <= request.end_time and request.start_time <= cheap.start_time
 
@@ -140,8 +142,10 @@ async def test_a_streamed_request_is_traced_when_its_stream_ends(traced_router, 
     async for _ in stream:
         pass
     request, [attempt] = by_name(otel[0].get_finished_spans())
-    assert request.attributes["gen_ai.usage.input_tokens"] == 9 and request.attributes["gen_ai.usage.output_tokens"] == 4
-    assert attempt.attributes["gen_ai.response.model"] == "deepseek-chat" and attempt.attributes["cascade.status"] == "ok"
+    assert request.attributes["gen_ai.usage.input_tokens"] == 9
+    assert request.attributes["gen_ai.usage.output_tokens"] == 4
+    assert attempt.attributes["gen_ai.response.model"] == "deepseek-chat"
+    assert attempt.attributes["cascade.status"] == "ok"
     assert tuple(request.attributes["gen_ai.response.finish_reasons"]) == ("stop",)
     assert "gen_ai.input.messages" not in request.attributes
 
@@ -167,6 +171,20 @@ async def test_a_failed_request_ends_its_span_in_error_without_the_key(traced_ro
     assert attempts and all(s.attributes["error.type"] == "AuthenticationError" for s in attempts)
     text = json.dumps([dict(s.attributes) for s in (request, *attempts)]) + str(request.status.description)
     assert not any(key in text for key in KEYS.values())
+
+
+async def test_a_request_refused_by_a_team_cap_is_a_span_naming_the_level(traced_router, fake_provider, otel):
+    from cascade import Principal
+    from policies.errors import BudgetExceeded
+    capped = parse_policy("extends: default\nname: c\nbudgets: {at_cap: reject, per_team: [{window: day, usd: 0}]}\n",
+                          source="c.yaml")
+    router = traced_router(capped)
+    with pytest.raises(BudgetExceeded):
+        await router.acomplete(PROMPT, user=Principal("alice", team="ml"))
+    [span] = otel[0].get_finished_spans()
+    assert span.attributes["cascade.outcome"] == "refused" and span.attributes["cascade.budget.scope"] == "team"
+    assert "team 'ml'" in span.attributes["cascade.reason"] and not span.status.is_ok
+    assert fake_provider.tally["deepseek-chat"].n_requests == 0
 
 
 def test_import_cascade_does_not_import_opentelemetry():
