@@ -12,6 +12,9 @@ The report (plain data, JSON-ready)::
      "users": [{"user": "alice", "spent_usd": 1.22,   # all-time spend of the user
                 "caps": [{"window": ..., "limit_usd": ..., "spent_usd": ..., ...}]}]}
 
+:func:`budget_tree` arranges a keys file's principals as org → team → user → key, each node with its
+level's caps (``cascade budget --keys FILE``); :func:`tree_lines` renders it as indented text.
+
 ``spent_usd`` inside a cap entry is the spend of the cap's *current* window (today, this month...);
 ``remaining_usd`` = limit - spent - reserved, never below 0.
 

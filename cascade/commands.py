@@ -6,7 +6,7 @@
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
-    cascade budget    [--budget-store URL] [--policy P] [--user U] [--json]              (cascade.server.cli)
+    cascade budget    [--budget-store URL] [--policy P] [--user U] [--keys FILE] [--json]  (cascade.server.cli)
     cascade data      list [--json] | download NAME [--to DIR] [--sha256 FILE=HEX]      (cascade.datasets.cli)
 
 Typed errors (CascadeError) are printed without a traceback and exit with code 2.

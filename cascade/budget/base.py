@@ -73,6 +73,9 @@ class CapCheck:
 
 @runtime_checkable
 class BudgetStore(Protocol):
+    """``user`` (reserve, snapshot) is a plain user name or a :class:`~policies.budget.Principal`: the caps of
+    every level it names apply; a Reservation and a LedgerEntry keep the user name."""
+
     url: str
 
     def reserve(self, *, request_id: str, user: str | None, model: str, amount_usd: float,

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 commands.register(app)
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-DIST = {"prometheus_client": "prometheus-client", "starlette": "fastapi"}
+DIST = {"prometheus_client": "prometheus-client", "starlette": "fastapi", "opentelemetry": "opentelemetry-sdk"}
 
 
 def block(monkeypatch, *modules: str) -> None:
@@ -38,7 +38,7 @@ def test_core_dependencies_are_ranges_and_extras_hold_the_optional_packages():
     for module, extra in EXTRA_OF.items():
         assert any(d.startswith(DIST.get(module, module)) for d in extras[extra]), (module, extra)
         assert not any(d.startswith(DIST.get(module, module)) for d in deps), module
-    assert "deepseek-cascade[server,plot,redis,train]" in extras["dev"]
+    assert "deepseek-cascade[server,plot,redis,train,otel]" in extras["dev"]
     assert any(d.startswith("scikit-learn") for d in extras["train"])
 
 
