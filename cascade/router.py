@@ -60,10 +60,11 @@ class Router:
     def __init__(self, policy: str | os.PathLike[str] | Policy = "default", settings: RouterSettings | None = None,
                  *, services: RouterServices | None = None, **options: Any) -> None:
         """``options``: any field of :class:`RouterSettings` (``budget_store``, ``trace_path``, ``trace_text``,
-        ``classifier``, ``global_cap_usd``, ``user_cap_usd``, ``cap_window``, ``health_url``, ``env``,
-        ``transport``, ``seed``) or a collaborator of :class:`RouterServices` to use instead of the one
-        the factory would build (a store or classifier object, ``health``, ``transport``, ``clock``,
-        ``wall_clock``, ``sleep``)."""
+        ``classifier``, ``global_cap_usd``, ``user_cap_usd``, ``team_cap_usd``, ``org_cap_usd``,
+        ``key_cap_usd``, ``cap_window``, ``health_url``, ``env``, ``transport``, ``seed``, ``opentelemetry``)
+        or a collaborator of :class:`RouterServices` to use instead of the one the factory would build (a
+        store or classifier object, ``health``, ``transport``, ``clock``, ``wall_clock``, ``sleep``,
+        ``telemetry``). ``user=`` of a request is a user name or a :class:`~policies.budget.Principal`."""
         self.policy = load_policy(policy)
         self.services = services or build_services(self.policy, settings, **options)
         s = self.services
