@@ -46,3 +46,18 @@ def test_a_keyed_request_is_charged_per_level_and_traced_without_keys(serve, fak
     text = json.dumps([dict(s.attributes) for s in finished])
     assert BEARER not in text and not any(k in text for k in KEYS.values())
     tracer_provider.shutdown()
+
+
+def test_serve_otel_prints_console_spans_by_shutdown(spawn_fake_provider, spawn_serve, monkeypatch):
+    """``cascade serve --otel`` with ``OTEL_TRACES_EXPORTER=console``: the spans are printed (flushed when the
+    server stops at the latest)."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    provider = spawn_fake_provider({"fallback": {"default": {"kind": "answer", "content": "4", "prompt_tokens": 21,
+                                                             "completion_tokens": 1}}})
+    [served] = spawn_serve(provider.url, ["--otel", "--budget-store", "memory://", "--transport", "direct"])
+    body = {"model": "cascade", "messages": [{"role": "user", "content": "2+2?"}]}
+    assert httpx.post(served.url + "/v1/chat/completions", json=body, timeout=60).status_code == 200
+    served.stop()
+    log = served.log.read_text()
+    assert '"gen_ai.request.model": "deepseek-chat"' in log and '"gen_ai.usage.input_tokens": 21' in log
+    assert not any(key in log for key in KEYS.values())
