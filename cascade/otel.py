@@ -4,7 +4,8 @@ One span per request, ``chat <model>`` (SpanKind CLIENT), with one child span pe
 provider — retried calls, failed calls, answers that failed their checks, second opinions — each carrying
 the GenAI semantic conventions::
 
-    gen_ai.operation.name = "chat"           gen_ai.system = "deepseek" | "openai" | ... (the litellm prefix)
+    gen_ai.operation.name = "chat"           gen_ai.system = "deepseek" | "openai" | ... (the litellm prefix;
+                                             also as gen_ai.provider.name, its newer name)
     gen_ai.request.model  = the provider's model id the request was planned to (an attempt: its own)
     gen_ai.response.model = the provider's model id that answered
     gen_ai.usage.input_tokens / gen_ai.usage.output_tokens       (the request: summed over its attempts)
@@ -109,7 +110,7 @@ class OpenTelemetry:
                       "cascade.policy": trace_.policy, "cascade.request_id": trace_.request_id,
                       "cascade.score": float(trace_.score), "cascade.modality": trace_.modality}
         if system is not None:
-            attributes["gen_ai.system"] = system
+            attributes["gen_ai.system"] = attributes["gen_ai.provider.name"] = system
         span = self._tracer.start_span(f"chat {model_id}", kind=SpanKind.CLIENT, attributes=attributes)
         parent, answered_at = trace.set_span_in_context(span), {}
         trace_.on_call = lambda model: answered_at.__setitem__(model, time.time_ns())
@@ -137,7 +138,7 @@ class OpenTelemetry:
             system, model_id = self._models.get(trace_.model, (None, trace_.model))
             attributes.update({"gen_ai.response.model": model_id, "cascade.model": trace_.model})
             if system is not None:
-                attributes["gen_ai.system"] = system
+                attributes["gen_ai.system"] = attributes["gen_ai.provider.name"] = system
             final = next((a for a in reversed(called)
                           if a.model == trace_.model and a.status in ("ok", "check_failed")), None)
             if final is not None and final.finish_reason:
@@ -196,6 +197,8 @@ class OpenTelemetry:
         attributes = {**common, "cascade.model": record.model, "cascade.status": record.status,
                       "cascade.cost_usd": float(record.cost_usd), "cascade.reason": self._clean(record.reason),
                       "cascade.second_opinion": record.status == "second_opinion"}
+        if system is not None:
+            attributes["gen_ai.provider.name"] = system
         if record.status != "error" and record.status != "retried":
             attributes.update({"gen_ai.response.model": model_id,
                                "gen_ai.usage.input_tokens": record.prompt_tokens,

@@ -94,7 +94,7 @@ async def test_an_escalated_request_is_a_span_with_one_child_per_attempt(traced_
     assert "cascade.cache_hit" not in a                # only when the trace carries one
 
     cheap, strong = attempts
-    assert cheap.attributes["gen_ai.system"] == "deepseek"
+    assert cheap.attributes["gen_ai.system"] == cheap.attributes["gen_ai.provider.name"] == "deepseek"
     assert cheap.attributes["gen_ai.request.model"] == "deepseek-chat"
     assert cheap.attributes["cascade.status"] == "check_failed"
     assert tuple(cheap.attributes["cascade.checks.failed"]) == ("non_empty",)
