@@ -145,7 +145,14 @@ def _print_calibration(doc: dict[str, Any]) -> None:
            f"routing.thresholds[0] {fnum(prev['t1'], 'g')} -> {chosen['t1']:g}"
     if chosen["t2"] is not None:
         line += f"; answer_checker threshold {fnum(prev['t2'], 'g')} -> {chosen['t2']:g}"
+    if chosen.get("agreement") is not None:
+        line += f"; agreement check {prev.get('agreement')} -> {chosen['agreement']}"
     console.print(line, highlight=False, markup=False)
+    for r in doc.get("runner_ups", ()):
+        console.print(f"  runner-up: agreement {r['agreement']}, t1 {r['t1']:g}"
+                      + ("" if r["t2"] is None else f", t2 {r['t2']:g}")
+                      + f": {pct(r['quality_retained'])} of strong quality, ${r['usd_per_1k']:.4f} / 1k, "
+                      f"{pct(r['strong_share'])} strong (calibration)", highlight=False, markup=False)
     table = Table("split", "requests", "quality", "of strong", "$ / 1k", "savings", "strong share", "escalation")
     for split in ("calibration", "test"):
         row = doc.get(split)
