@@ -10,6 +10,8 @@ highest t1 whose mean share of always-strong quality, each folder weighted equal
 ``--target``); then measure the held-out folder's TEST split at that t1. The same threshold rule
 serves litellm's two classifiers (they are not refitted: they were never fitted on this data).
 
+A second row shifts our score per prompt kind as the default policy's ``by-kind`` classifier does
+(:mod:`classifiers.by_kind`; same threshold rule).
 Columns: quality kept (% of always-strong), cost (% of always-strong), strong share, random routing's
 quality at the same strong share and at the same cost, APGR (threshold-free ranking quality) and the
 verdict of the bar: never below random at the same share, never dearer than always-strong.
@@ -143,16 +145,30 @@ def print_rows(title: str, rows: Sequence[tuple[str, Outcome]]) -> None:
               f"{'ok' if o.ok else 'BELOW RANDOM OR DEARER'}")
 
 
+def by_kind(scorer: Scorer) -> Scorer:
+    """``scorer`` shifted per prompt kind as the ``by-kind`` classifier shifts ``default``."""
+    from classifiers.by_kind import KindShiftedClassifier
+
+    class _Base:
+        def score(self, texts: Sequence[str]) -> np.ndarray:
+            return np.asarray(scorer(texts))
+    return KindShiftedClassifier(_Base()).score
+
+
 def lofo_table(data: dict[str, RoutingData], fit: Callable[[Sequence[str]], Scorer], target: float,
                peers: dict[str, Scorer], peer_limit: int | None = None,
-               show: Callable[[str, list[tuple[str, Outcome]]], None] | None = None) -> dict[str, list[tuple[str, Outcome]]]:
-    """Every fold: ``fit(names of the other folders)`` -> our scorer; t1 on their calibration splits;
-    figures on the held-out folder's test split, beside the peers (t1 by the same rule) and the oracle."""
+               show: Callable[[str, list[tuple[str, Outcome]]], None] | None = None,
+               wrappers: dict[str, Callable[[Scorer], Scorer]] | None = None) -> dict[str, list[tuple[str, Outcome]]]:
+    """Every fold: ``fit(names of the other folders)`` -> our scorer (and each of ``wrappers`` around it);
+    t1 on their calibration splits; figures on the held-out folder's test split, beside the peers (t1 by
+    the same rule) and the oracle."""
     table = {}
     for held in data:
         others = [name for name in data if name != held]
         cal, test = [data[o].split("calibration") for o in others], data[held].split("test")
-        rows = [(f"ours (refit without {held})", lofo_fold(test, cal, fit(others), target))]
+        ours = fit(others)
+        rows = [(f"ours (refit without {held})", lofo_fold(test, cal, ours, target))]
+        rows += [(f"  {name}", lofo_fold(test, cal, wrap(ours), target)) for name, wrap in (wrappers or {}).items()]
         note = "" if peer_limit is None else f" [n<={peer_limit}]"
         for name, fn in peers.items():
             small = [subsampled(c, peer_limit) for c in cal]
@@ -182,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def fit(others: Sequence[str]) -> Scorer:
         held = next(name for name in folders if name not in others)
         return fit_fold([folders[o] for o in others], cache / f"lofo-{args.weighting}-without-{held}", args.weighting)
-    lofo_table(data, fit, args.target, peers, None if args.no_peers else args.peer_limit, show=print_rows)
+    lofo_table(data, fit, args.target, peers, None if args.no_peers else args.peer_limit, show=print_rows,
+               wrappers={"+ by-kind shift (the default policy's)": by_kind})
     return 0
 
 
