@@ -1,4 +1,5 @@
-"""Router JSONL traces (:mod:`cascade.trace`) as replay data: the trace is the replay log.
+"""Router JSONL traces (:mod:`cascade.trace`) as replay data: the trace is the replay log (JSONL, or the
+Parquet file ``cascade traces to-parquet`` makes of it: :mod:`cascade.replay.traceparquet`).
 
 Per request and per model of the trace, the recorded attempt is the outcome: ``ok`` / ``check_failed``
 answers are available (their cost as recorded, their check outcomes as recorded), an ``error`` is a
@@ -34,7 +35,7 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
         raise ConfigError(f"{path}: no such trace file", source=str(path))
     aliases = text_ladder(policy)
     names = [maps.get(a, a) for a in aliases]
-    rows = list(_read(path))
+    rows = list(_records(path))
     if not rows:
         raise ConfigError(f"{path}: the trace file holds no request", source=str(path))
     has_text = all(isinstance(doc.get("prompt"), str) for doc in rows)
@@ -57,7 +58,13 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
     return data
 
 
-def _read(path: Path) -> Any:
+def _records(path: Path) -> Any:
+    """The trace records of a JSONL file, or of a Parquet file written by ``cascade traces to-parquet``."""
+    from cascade.replay.traceparquet import is_parquet, iter_records
+    return iter_records(path) if is_parquet(path) else read_jsonl(path)
+
+
+def read_jsonl(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
