@@ -15,6 +15,7 @@ directory (``spill_dir``: a shared filesystem on a real cluster).
 """
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ import numpy as np
 from policies.errors import ConfigError
 from policies.schema import Policy
 
-from cascade.replay.checks import CheckTable, swept_checker
+from cascade.replay.checks import CHECKER, CheckTable, swept_checker
 from cascade.replay.data import ReplayData, folder_notes, policy_needs_responses
 from cascade.replay.executor import Replayed, replay_engine
 from cascade.replay.sweep import GRID, DecisionArrays, check_equal, decision_arrays, sweep
@@ -130,6 +131,62 @@ def merge(policy: Policy, label: str, parts: list[Part], template: ReplayData, f
                      merge_engine([p.engine for p in parts]), arrays, result, full_sweep, timings)
 
 
+# ---- scores kept across partitions (one process) -------------------------------------------------------
+MEMO_LIMIT = 500_000        # texts / pairs remembered (about 100 bytes each)
+
+
+def _digest(*texts: str) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for t in texts:
+        b = t.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.digest()
+
+
+class _Memo:
+    """Scores of texts (or pairs) already scored, by digest; at most ``MEMO_LIMIT`` of them. The scorers'
+    batch scores do not depend on the batch (each row is scored alone), so a remembered score is the score."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.table = inner, {}
+
+    def __getattr__(self, name: str) -> Any:          # name, judges...: the wrapped scorer's
+        return getattr(self.__dict__["inner"], name)
+
+    def _scored(self, keys: list[bytes], score: Callable[[list[int]], Any]) -> np.ndarray:
+        missing = [i for i, k in enumerate(keys) if k not in self.table]
+        fresh = np.asarray(score(missing), dtype=np.float64) if missing else np.zeros(0)
+        found = dict(zip((keys[i] for i in missing), fresh.tolist()))
+        if len(self.table) < MEMO_LIMIT:
+            self.table.update(found)
+        return np.array([found[k] if k in found else self.table[k] for k in keys], dtype=np.float64)
+
+
+class MemoClassifier(_Memo):
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        return self._scored([_digest(t) for t in texts], lambda rows: self.inner.score([texts[i] for i in rows]))
+
+
+class MemoChecker(_Memo):
+    def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+        prompts, answers = list(prompts), list(answers)
+        return self._scored([_digest(p, a) for p, a in zip(prompts, answers)],
+                            lambda rows: self.inner.score([prompts[i] for i in rows], [answers[i] for i in rows]))
+
+
+def remembering(policy: Policy, classifier: Any, answer_checkers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The policy's scorers (or the given ones), each remembering what it scored across partitions."""
+    from classifiers import load_answer_checker, load_classifier
+    artifacts = {str(c.param("artifact", "default")) for r in policy.escalation.ladders["text"]
+                 for c in policy.checks_for(r) if c.name == CHECKER}
+    given = dict(answer_checkers or {})
+    checkers = {a: MemoChecker(given.get(a) or load_answer_checker(a)) for a in artifacts}
+    return {"classifier": MemoClassifier(classifier or load_classifier(policy.routing.classifier)),
+            "answer_checkers": {**given, **checkers}}
+
+
 # ---- engines -----------------------------------------------------------------------------------------
 @contextmanager
 def mapper(engine: str, address: str | None = None, workers: int = 2) -> Iterator[Callable[..., list]]:
@@ -188,6 +245,8 @@ def run_parts(policy: Policy, label: str, *, data: ReplayData | None = None, fol
         raise ConfigError(f"--chunk-rows {rows}: must be at least 1")
     timings: dict[str, float] = {}
     scorers = {"classifier": classifier, "answer_checkers": answer_checkers}
+    if engine == "local" and (data is None or data.prompts is not None):
+        scorers = remembering(policy, classifier, answer_checkers)
     with mapper(engine, address, workers) as run, ExitStack() as stack:
         if data is not None:
             pieces = [data.subset(m) for m in partition_rows(len(data), rows)]
