@@ -124,3 +124,24 @@ def _plain_parquet(tmp_path):
     path = tmp_path / "plain.parquet"
     pq.write_table(pa.table({"x": [1]}), path)
     return path
+
+
+def test_calibrate_by_partitions_chooses_what_the_in_memory_calibration_chooses(tmp_path):
+    from typer.testing import CliRunner
+
+    from cascade.cli import app
+    from cascade.commands import register
+    from tests.cascade.replay.helpers import write_folder
+    register(app)
+    texts = [(f"p{i}", f"calibration prompt {i}", 100) for i in range(300)]
+    rows = [(f"p{i}", m, float((i * (3 if m == "S" else 1)) % 2), 20, None) for i in range(300) for m in ("C", "S")]
+    data = write_folder(tmp_path / "cal", texts, rows, [(f"p{i}", m, "answer") for i in range(300) for m in ("C", "S")])
+    docs = []
+    for extra in ([], ["--chunk-rows", "40"]):
+        policy = write_policy(tmp_path, name=f"p{len(extra)}.yaml")
+        res = CliRunner().invoke(app, ["calibrate", "--policy", str(policy), "--data", str(data), "--target",
+                                       "strong-share=0.5", "--json", *extra])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        docs.append({k: v for k, v in doc.items() if k != "policy_file"})
+    assert docs[0] == docs[1] and docs[0]["n"]["calibration"] > 40
