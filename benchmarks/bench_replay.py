@@ -24,7 +24,7 @@ also its worker processes) are printed with the stage timings and a digest of th
 but the timings: the three must be equal), beside two peers measured in the memory run on the same
 arrays: the per-request ``decide()`` replay repeated at each of the 101 thresholds (extrapolated from
 one pass), and ``classifiers.metrics.cascade_sweep`` (a numpy loop over the 101 thresholds, no engine
-rules). Finally the out-of-core replay of a ``--scale-copies`` folder (61 copies = 20.2M rows, in /tmp).
+rules). Finally the out-of-core replay of a ``--scale-copies`` folder (61 copies = 20.1M rows, in /tmp).
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def main():
     run = run_replay(policy, [folder], split="all", full_sweep=full, classifier=scorer, **engine)
     doc = build_report(run)
     wall = time.perf_counter() - t0
-    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss, cpu = max(me.ru_maxrss, kids.ru_maxrss), me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     import numpy as np
     from classifiers import metrics
     from cascade.replay.sweep import GRID
@@ -73,7 +74,7 @@ def main():
         peer_numpy = time.perf_counter() - t
     timings = doc.pop("timings_s")
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-    print(json.dumps({"wall_in_process_s": wall, "rss_kb": rss, "timings": run.timings, "n": len(d),
+    print(json.dumps({"wall_in_process_s": wall, "rss_kb": rss, "cpu_s": cpu, "timings": run.timings, "n": len(d),
                       "distinct_texts": len(set(d.prompts)) if d.prompts is not None else None,
                       "score_source": run.score_source, "digest": digest,
                       "points": len(doc["sweep"]["points"]["t1"]), "equal": doc["engine_equals_vectorised"],
@@ -150,6 +151,7 @@ def report_memory(child: dict, rows: int, built: float, args: argparse.Namespace
     print(f"policy {args.policy!r}, scores: {child['score_source']}, sweep: {child['points']} points, "
           f"engine == vectorised: {child['equal']}\n")
     print(f"{'replay, process start to report (wall)':48s} {child['wall']:8.2f} s   (bar: <= 10 s)")
+    print(f"{'CPU time of the replay process (user + sys)':48s} {child['cpu_s']:8.2f} s   (what load does not inflate)")
     print(f"{'peak RSS of the replay process':48s} {child['peak_mb']:8.0f} MB  (bar: <= 2048 MB)")
     for name, secs in timings.items():
         print(f"  {name:46s} {secs:8.2f} s")
@@ -162,9 +164,9 @@ def report_memory(child: dict, rows: int, built: float, args: argparse.Namespace
 
 
 def side_by_side(results: dict[str, dict], rows: int) -> None:
-    print(f"\n{'engine':34s} {'wall s':>8s} {'rows/s':>12s} {'peak RSS MB':>12s}  report digest")
+    print(f"\n{'engine':34s} {'wall s':>8s} {'rows/s':>12s} {'CPU s':>8s} {'peak RSS MB':>12s}  report digest")
     for mode, r in results.items():
-        print(f"{mode:34s} {r['wall']:8.2f} {rows / r['wall']:12,.0f} {r['peak_mb']:12.0f}  {r['digest']}")
+        print(f"{mode:34s} {r['wall']:8.2f} {rows / r['wall']:12,.0f} {r['cpu_s']:8.2f} {r['peak_mb']:12.0f}  {r['digest']}")
     digests = {r["digest"] for r in results.values()}
     print(f"same report from every engine: {len(digests) == 1}")
 
@@ -178,7 +180,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true",
                     help="also sweep the answer-checker threshold (101 x 101 points; the bar is for 101 points)")
     ap.add_argument("--chunk-rows", type=int, default=32_768, help="prompts per partition (local / dask)")
-    ap.add_argument("--scale-copies", type=int, default=61, help="copies of the scaling folder (61 = 20.2M rows)")
+    ap.add_argument("--scale-copies", type=int, default=61, help="copies of the scaling folder (61 = 20.1M rows)")
     ap.add_argument("--no-scale", action="store_true", help="skip the 20M-row scaling run")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask run")
     args = ap.parse_args()
@@ -204,9 +206,9 @@ def main() -> None:
         print(f"\nscaling folder: {big_rows:,} outcome rows (built in {built:.0f} s)")
         scaled = run_child(args, big, "local")
     small = results[f"local, out of core ({args.chunk_rows:,}/part)"]
-    print(f"{'out of core':22s} {'rows':>12s} {'wall s':>8s} {'rows/s':>10s} {'peak RSS MB':>12s}")
+    print(f"{'out of core':22s} {'rows':>12s} {'wall s':>8s} {'rows/s':>10s} {'CPU s':>8s} {'peak RSS MB':>12s}")
     for n, r in ((rows, small), (big_rows, scaled)):
-        print(f"{'':22s} {n:12,} {r['wall']:8.1f} {n / r['wall']:10,.0f} {r['peak_mb']:12.0f}")
+        print(f"{'':22s} {n:12,} {r['wall']:8.1f} {n / r['wall']:10,.0f} {r['cpu_s']:8.1f} {r['peak_mb']:12.0f}")
     print(f"20M-row bar: peak RSS <= 2048 MB: {scaled['peak_mb'] <= 2048}; engine == vectorised: {scaled['equal']}")
 
 
