@@ -70,7 +70,8 @@ def replay_part(policy: Policy, data: ReplayData, classifier: Any = None,
     clock = time.perf_counter()
     engine = replay_engine(policy, data, scores, checks)
     arrays = decision_arrays(policy, data, scores, checks)
-    check_equal(policy.name, engine, arrays)
+    if len(data):                                  # an empty partition (every prompt dropped) has nothing to compare
+        check_equal(policy.name, engine, arrays)
     timings["engine_replay"] = time.perf_counter() - clock
     return Part(slim(data), scores, source, engine, arrays, timings)
 
@@ -115,8 +116,9 @@ def merge(policy: Policy, label: str, parts: list[Part], template: ReplayData, f
           timings: dict[str, float]) -> Any:
     """One :class:`cascade.replay.run.ReplayRun` from the partitions, as the in-memory replay builds it."""
     from cascade.replay.run import ReplayRun
+    dropped = template.dropped + sum(p.data.dropped for p in parts)
     parts = [p for p in parts if len(p.data)] or parts[:1]
-    data = merge_data([p.data for p in parts], template)
+    data = replace(merge_data([p.data for p in parts], template), dropped=dropped)
     if not len(data):
         raise ConfigError(f"no request to replay in split {data.split!r} of {', '.join(data.sources)}")
     for p in parts:
@@ -215,7 +217,7 @@ def mapper(engine: str, address: str | None = None, workers: int = 2) -> Iterato
 
 def _template(datas: Sequence[ReplayData], sources: list[str], mappings: list[dict], split: str,
               notes: list[str]) -> ReplayData:
-    return replace(datas[0], sources=tuple(sources), mappings=tuple(mappings), split=split, notes=notes)
+    return replace(datas[0], sources=tuple(sources), mappings=tuple(mappings), split=split, notes=notes, dropped=0)
 
 
 def partition_rows(n: int, rows: int) -> list[np.ndarray]:
@@ -249,9 +251,10 @@ def run_parts(policy: Policy, label: str, *, data: ReplayData | None = None, fol
         scorers = remembering(policy, classifier, answer_checkers)
     with mapper(engine, address, workers) as run, ExitStack() as stack:
         if data is not None:
-            pieces = [data.subset(m) for m in partition_rows(len(data), rows)]
+            pieces = [replace(data.subset(m), dropped=0, notes=[]) for m in partition_rows(len(data), rows)]
             parts = run(_data_part, pieces, policy=policy, **scorers)
-            template = _template([data], list(data.sources), list(data.mappings), data.split, list(data.notes))
+            template = replace(_template([data], list(data.sources), list(data.mappings), data.split, list(data.notes)),
+                               dropped=data.dropped)
             return merge(policy, label, parts, template, full_sweep, timings)
         out = Path(spill_dir) if spill_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="replay-")))
         clock = time.perf_counter()
