@@ -16,7 +16,7 @@ from policies.errors import CascadeError
 
 # (cascade train names the [train] extra itself: cascade.commands._trainer)
 EXTRA_OF = {"fastapi": "server", "starlette": "server", "uvicorn": "server", "prometheus_client": "server",
-            "matplotlib": "plot", "redis": "redis", "distributed": "distributed", "dask": "distributed"}
+            "matplotlib": "plot", "redis": "redis", "distributed": "distributed"}
 
 
 class MissingExtra(CascadeError, ImportError):
