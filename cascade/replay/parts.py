@@ -53,7 +53,7 @@ class Part:
 
 
 def slim(data: ReplayData) -> ReplayData:
-    return replace(data, prompts=None, responses=None, consult_responses=None, recorded_checks=None, notes=[])
+    return replace(data, prompts=None, responses=None, consult_responses=None, recorded_checks=None)
 
 
 def replay_part(policy: Policy, data: ReplayData, classifier: Any = None,
@@ -82,6 +82,19 @@ def replay_folder_part(folder: str, policy: Policy, maps: Mapping[str, str], cla
     from cascade.replay.data import load_outcome_folders
     clock = time.perf_counter()
     data = load_outcome_folders([folder], policy, maps, "all", strict=False)
+    read = time.perf_counter() - clock
+    part = replay_part(policy, data, classifier, answer_checkers)
+    part.timings = {"read_data": read, **part.timings}
+    return part
+
+
+def replay_trace_part(row_groups: list[int], policy: Policy, path: str, maps: Mapping[str, str], split: str,
+                      has_text: bool, classifier: Any = None,
+                      answer_checkers: Mapping[str, Any] | None = None) -> Part:
+    """Read some row groups of a Parquet trace file and replay them (runs on a worker)."""
+    from cascade.replay.traces import load_traces
+    clock = time.perf_counter()
+    data = load_traces(path, policy, maps, split, row_groups=row_groups, has_text=has_text)
     read = time.perf_counter() - clock
     part = replay_part(policy, data, classifier, answer_checkers)
     part.timings = {"read_data": read, **part.timings}
@@ -236,20 +249,30 @@ def _data_part(data: ReplayData, policy: Policy, classifier: Any = None,
 
 
 def run_parts(policy: Policy, label: str, *, data: ReplayData | None = None, folders: Sequence[str | Path] = (),
+              traces: str | Path | None = None,
               maps: Mapping[str, str] | None = None, split: str = "test", full_sweep: bool = False,
               engine: str = "local", address: str | None = None, chunk_rows: int | None = None,
               spill_dir: str | Path | None = None, workers: int = 2, classifier: Any = None,
               answer_checkers: Mapping[str, Any] | None = None) -> Any:
-    """Replay ``data`` (rows already read) or outcome ``folders`` (cut into partition folders) by partitions."""
+    """Replay ``data`` (rows already read), outcome ``folders`` (cut into partition folders) or a Parquet
+    trace file (``traces``: partitions of row groups) by partitions."""
     from cascade.replay.spill import PART_ROWS, spill_folder
     rows = int(chunk_rows or PART_ROWS)
     if rows < 1:
         raise ConfigError(f"--chunk-rows {rows}: must be at least 1")
     timings: dict[str, float] = {}
     scorers = {"classifier": classifier, "answer_checkers": answer_checkers}
-    if engine == "local" and (data is None or data.prompts is not None):
+    groups, has_text = None, True
+    if traces is not None:
+        from cascade.replay.traceparquet import row_group_parts
+        groups, has_text = row_group_parts(Path(traces), rows)
+    if engine == "local" and has_text and (data is None or data.prompts is not None):
         scorers = remembering(policy, classifier, answer_checkers)
     with mapper(engine, address, workers) as run, ExitStack() as stack:
+        if groups is not None:
+            parts = run(replay_trace_part, groups, policy=policy, path=str(traces), maps=dict(maps or {}),
+                        split=split, has_text=has_text, **scorers)
+            return _merge_traces(policy, label, parts, str(traces), split, full_sweep, timings)
         if data is not None:
             pieces = [replace(data.subset(m), dropped=0, notes=[]) for m in partition_rows(len(data), rows)]
             parts = run(_data_part, pieces, policy=policy, **scorers)
@@ -282,4 +305,15 @@ def _merge_folders(policy: Policy, label: str, parts: list[Part], dirs: list[lis
     if not want_text:
         notes.append("no check of the policy reads the answer text: responses.parquet not read")
     template = _template([parts[0].data], [str(f) for f in folders], mappings, split, notes)
+    return merge(policy, label, parts, template, full_sweep, timings)
+
+
+def _merge_traces(policy: Policy, label: str, parts: list[Part], path: str, split: str, full_sweep: bool,
+                  timings: dict[str, float]) -> Any:
+    """Merge the partitions of a trace file: a "never calls" note holds for the file when it holds for
+    every partition; the other notes are the same in each."""
+    if not sum(len(p.data) for p in parts) and split == "all":
+        raise ConfigError(f"{path}: the trace file holds no request", source=path)
+    never = [n for n in parts[0].data.notes if all(n in p.data.notes for p in parts)]
+    template = _template([parts[0].data], [path], [dict(parts[0].data.mappings[0])], split, never)
     return merge(policy, label, parts, template, full_sweep, timings)

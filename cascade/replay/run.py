@@ -129,11 +129,18 @@ def _run_parts(policy_source: str | Policy, data_dirs: Sequence[str | Path], tra
     policy = load_policy(policy_source)
     label = str(policy_source if isinstance(policy_source, str) else policy.name)
     mapping = maps if isinstance(maps, dict) else parse_maps(maps)
-    if data is None and (traces is not None or not data_dirs):
+    from cascade.replay.traceparquet import is_parquet
+    parquet_traces = data is None and traces is not None and not data_dirs and is_parquet(Path(traces))
+    if data is None and not parquet_traces and (traces is not None or not data_dirs):
         data = load_data(policy, data_dirs, traces, mapping, split, progress)
     with progress.task(f"replay by partitions ({engine.get('engine') or 'local'})"):
         if data is not None:
             return run_parts(policy, label, data=data, full_sweep=full_sweep, **scorers, **engine)
+        if parquet_traces:                             # read by row groups on the workers
+            from cascade.replay.traces import load_traces
+            load_traces(traces, policy, mapping, split or "all", row_groups=[])     # the arguments' errors, early
+            return run_parts(policy, label, traces=traces, maps=mapping, split=split or "all", full_sweep=full_sweep,
+                             **scorers, **engine)
         from cascade.replay.data import check_maps
         check_maps(policy, mapping)
         return run_parts(policy, label, folders=[str(Path(d)) for d in data_dirs], maps=mapping,

@@ -69,6 +69,33 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
+def row_group_parts(path: Path, rows: int) -> tuple[list[list[int]], bool]:
+    """Consecutive row groups of about ``rows`` trace lines each (at least one group a part), and whether
+    every line of the file holds its prompt text."""
+    import pyarrow.parquet as pq
+    pf = pq.ParquetFile(path)
+    parts: list[list[int]] = []
+    count = rows
+    for g in range(pf.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        if count + n > rows and count:
+            parts.append([])
+            count = 0
+        parts[-1].append(g)
+        count += n
+    return parts, pf.metadata.num_rows > 0 and all(_no_null_prompt(pf, g) for g in range(pf.num_row_groups))
+
+
+def _no_null_prompt(pf: Any, group: int) -> bool:
+    """Whether every line of a row group holds its prompt (the column statistics, else the column)."""
+    if "prompt" not in pf.schema_arrow.names:
+        return False
+    meta = pf.metadata.row_group(group).column(pf.schema_arrow.names.index("prompt"))
+    if meta.statistics is not None and meta.statistics.has_null_count:
+        return meta.statistics.null_count == 0
+    return pf.read_row_group(group, columns=["prompt"]).column("prompt").null_count == 0
+
+
 def iter_records(path: Path, row_groups: list[int] | None = None) -> Iterator[dict[str, Any]]:
     """The trace records of a converted file (of some of its row groups), batch by batch."""
     import pyarrow as pa

@@ -160,3 +160,15 @@ def test_a_partition_left_empty_and_a_model_absent_from_one_still_merge_exactly(
     parts = replay_report(policy, [folder], split="all", full_sweep=True, chunk_rows=3)
     assert whole["data"]["n_dropped"] == 3 and whole["notes"]
     assert without_timings(parts) == without_timings(whole)
+
+
+def test_parquet_traces_without_text_by_row_groups_keep_the_notes_of_the_whole(tmp_path):
+    low = write_policy(tmp_path, **{"thresholds: [0.5]": "thresholds: [0.1]"})
+    src = write_traces(tmp_path / "t.jsonl")
+    traces_to_parquet(src, tmp_path / "t.parquet", batch_lines=1)
+    maps = [MAPS[0], "strong=gpt-4o-mini"]                 # a rung the trace never calls
+    whole = replay_report(str(low), traces=tmp_path / "t.parquet", maps=maps)
+    parts = replay_report(str(low), traces=tmp_path / "t.parquet", maps=maps, chunk_rows=1)
+    assert any("never calls 'gpt-4o-mini'" in n for n in whole["notes"])
+    assert any("no prompt text" in n for n in whole["notes"])
+    assert without_timings(parts) == without_timings(whole)
