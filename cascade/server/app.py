@@ -6,6 +6,7 @@
                                 store is unreachable; see :mod:`cascade.server.healthz`)
     GET  /metrics               Prometheus text (the app's own CollectorRegistry)
     GET  /openapi.json          the OpenAPI 3.1 document of these routes (built once, kept as bytes)
+    GET  /dashboard             live spend, caps, routing, errors and latency (see :mod:`cascade.server.dashboard`)
 
 ``model`` must be ``cascade``, ``cascade/<policy name>`` or ``cascade/<built-in policy>`` (else 404
 ``model_not_found``; the built-ins share the server's store, caps, breakers and trace sink: see
@@ -47,6 +48,7 @@ from policies.errors import BudgetExceeded, CascadeError, EscalationExhausted
 
 from cascade.server.auth import KeyRing, load_keys
 from cascade.server.body import parse_json, read_body
+from cascade.server.dashboard import add_dashboard_routes
 from cascade.server.disconnect import ClientDisconnected, until_disconnect
 from cascade.server.errors import ApiError, error_json, error_reply
 from cascade.server.healthz import health_report
@@ -175,6 +177,7 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
     app = CascadeApp(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.cascade = state
     app.chat_handler = _add_routes(app, state)
+    add_dashboard_routes(app, state)
     _add_error_handlers(app)
     return app
 

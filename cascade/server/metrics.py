@@ -105,13 +105,20 @@ class ServerMetrics:
         self.refusals.labels(scope or "unknown", window or "unknown").inc()
 
     def exposition(self) -> bytes:
+        return generate_latest(self._current())
+
+    def collect(self) -> list[Any]:
+        """The metric families ``/metrics`` exposes (the dashboard reads these, not a copy)."""
+        return list(self._current().collect())
+
+    def _current(self) -> CollectorRegistry:
         self._refresh_circuits()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):      # several workers: the sum over all of them
             from prometheus_client import multiprocess
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return registry
+        return self.registry
 
 
 def escalation_reason(trace: Any) -> str:
