@@ -98,3 +98,16 @@ def test_the_dashboard_asks_for_an_admin_key(browser, fake_provider, dashboard_s
     assert set(page_tables(page)["tables"]["spend-by-user"]) == {"alice", "bob"}
     assert page.is_hidden("#auth")
     page.close()
+
+
+@pytest.mark.parametrize("width", [412, 1400])
+def test_the_dashboard_fits_a_phone_and_a_desktop(browser, fake_provider, dashboard_server, width):
+    served, _ = dashboard_server
+    send_traffic(fake_provider, served.url, ALICE_KEY, BOB_KEY)
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(served.url + f"/dashboard?every=1#key={OPS_KEY}")
+    wait_for_requests(page, len(EXPECTED_CODES))
+    assert page.evaluate("document.documentElement.scrollWidth") <= width     # no sideways scroll of the page
+    shown = page_tables(page)
+    assert set(shown["tables"]["caps"]) == {"user:alice:day", "user:bob:day"}
+    page.close()
