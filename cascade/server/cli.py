@@ -143,7 +143,8 @@ def serve_cmd(
     if graceful_timeout is None:
         graceful_timeout = router.policy.retries.attempt_timeout_s + 5.0
     typer.echo(f"cascade serve: policy {router.policy.name!r}, budget store {router.store.url}, {auth}, "
-               f"http://{host}:{port}/v1 (graceful shutdown {graceful_timeout:g} s)", err=True)
+               f"http://{host}:{port}/v1, dashboard http://{host}:{port}/dashboard (graceful shutdown "
+               f"{graceful_timeout:g} s)", err=True)
     options = dict(host=host, port=port, loop="auto", http="auto", access_log=access_log, log_level=log_level,
                    lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s,
                    timeout_graceful_shutdown=math.ceil(graceful_timeout))
