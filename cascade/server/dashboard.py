@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cascade.server.errors import ApiError
+from policies.errors import CascadeError
 
 __all__ = ["add_dashboard_routes", "dashboard_data", "histogram_quantile"]
 
@@ -46,12 +47,12 @@ def add_dashboard_routes(app: Any, state: Any) -> None:
     async def data(request: Request) -> Response:
         try:
             _authorize(state, request)
-        except ApiError as exc:
+            doc = await asyncio.to_thread(dashboard_data, state)
+        except (ApiError, CascadeError) as exc:          # 401 / 403, or the store unreachable (503)
             from cascade.server.errors import error_reply
             reply = error_reply(exc)
             return Response(reply.content(), status_code=reply.status, headers=reply.headers,
                             media_type="application/json")
-        doc = await asyncio.to_thread(dashboard_data, state)
         return Response(json.dumps(doc), media_type="application/json", headers=_NO_STORE)
 
     app.add_route("/dashboard", dashboard, methods=["GET"])

@@ -105,3 +105,10 @@ def test_admins_in_the_keys_file(tmp_path):
 def test_histogram_quantile(q, buckets, want):
     got = histogram_quantile(q, buckets)
     assert got == (pytest.approx(want) if want is not None else None)
+
+
+def test_an_unreachable_store_is_a_503_not_a_crash(serve, fake_provider):
+    from .conftest import free_port
+    served = serve(budget_store=f"redis://127.0.0.1:{free_port()}/0", global_cap_usd=1.0)
+    resp = data(served, key=None)
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "budget_store_unavailable"

@@ -85,3 +85,12 @@ def test_a_trailing_slash_is_the_same_route(serve, fake_provider):
         resp = httpx.get(served.url + path, timeout=30, follow_redirects=False)
         assert resp.status_code == 200, path
     assert httpx.get(served.url + "/v1/models/").json()["data"][2]["id"] == "cascade/budget-strict"
+
+
+def test_a_built_in_policy_streams(serve, fake_provider):
+    fake_provider.script("*", answer(ANSWER, prompt_tokens=10, completion_tokens=7))
+    served = serve()
+    chunks = list(client(served).chat.completions.create(model="cascade/quality-first", messages=user_msg("hi"),
+                                                         stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert chunks[-1].model_extra["cascade"]["policy"] == "quality-first"
