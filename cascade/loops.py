@@ -38,7 +38,9 @@ def adopt_litellm_worker() -> None:
     if bound is None or bound is asyncio.get_running_loop():
         return
     task = getattr(worker, "_worker_task", None)
-    left = [t for t in (task, *getattr(worker, "_running_tasks", ())) if t is not None and not t.done()]
+    tracked = (task, getattr(worker, "_timeout_summary_task", None), *getattr(worker, "_running_tasks", ()),
+               *getattr(worker, "_overflow_tasks", ()))
+    left = [t for t in tracked if t is not None and not t.done()]
     for t in left:
         _ORPHANS.add(t)
         t.add_done_callback(_ORPHANS.discard)
