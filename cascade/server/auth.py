@@ -10,6 +10,12 @@ it belongs to and a name for the key::
       sk-cascade-bob-2d8e4f6a11: {user: bob, team: ml, org: acme}
       sk-cascade-carol-93b1c4d2e8: {user: carol, team: ml, org: acme, name: carol-ci}
 
+An optional ``admins:`` list (beside ``keys:``) names the users whose keys may read ``/dashboard/data.json``
+(every user's spend); other keys get 403 there::
+
+    keys: {sk-cascade-ops-5c1b2a9d77: ops, sk-cascade-alice-7f3a9c1e0b: alice}
+    admins: [ops]
+
 A request must then send ``Authorization: Bearer <key>``; the key's :class:`~policies.budget.Principal`
 (user, team, org and key label) is charged — each level against its caps (``budgets.per_org``,
 ``per_team``, ``per_user``, ``per_key``), in one atomic reservation — and the body's ``user`` field is
@@ -27,7 +33,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from policies.budget import Principal
+from policies.budget import Principal, user_of
 from policies.errors import ConfigError
 
 __all__ = ["KeyRing", "load_keys", "key_label", "MIN_KEY_CHARS"]
@@ -51,9 +57,15 @@ class KeyRing:
     """API key → Principal. ``principal_for(authorization_header)`` is the key's principal (user, team,
     org, key label), ``user_for`` its user; None for no / a wrong key."""
 
-    def __init__(self, keys: Mapping[str, str | Mapping[str, str]]) -> None:
+    def __init__(self, keys: Mapping[str, str | Mapping[str, str]], admins: Any = ()) -> None:
         entries = _validated(keys, source="keys")
         self._entries: tuple[tuple[bytes, Principal], ...] = tuple((_digest(k), p) for k, p in entries)
+        self.admins = _admins(admins, {p.user for _, p in entries if p.user is not None}, source="keys")
+
+    def is_admin(self, user: Principal | str | None) -> bool:
+        """Whether ``user`` (a user name, or a key's Principal) is one of the ``admins:``."""
+        name = user_of(user)
+        return name is not None and name in self.admins
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -111,12 +123,30 @@ def load_keys(path: str | os.PathLike[str]) -> KeyRing:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{file}{where}: the keys file is not valid YAML/JSON", source=str(file)) from None
-    if isinstance(data, Mapping) and set(data) == {"keys"}:
-        data = data["keys"]
+    admins: Any = ()
+    if isinstance(data, Mapping) and "keys" in data and set(data) <= {"keys", "admins"}:
+        data, admins = data["keys"], data.get("admins") or ()
     if not isinstance(data, Mapping) or not data:
         raise ConfigError(f"{file}: expected a non-empty mapping of API key to user name "
                           "(at the top level or under 'keys:')", source=str(file))
-    return KeyRing(_as_str_mapping(data, str(file)))
+    keys = _as_str_mapping(data, str(file))
+    return KeyRing(keys, _admins(admins, _user_names(keys), source=str(file)))
+
+
+def _user_names(keys: Mapping[str, Any]) -> set[str]:
+    """The user names a keys mapping's entries (a user name, or {user, ...}) give."""
+    users = (who.get("user") if isinstance(who, Mapping) else who for who in keys.values())
+    return {u for u in users if isinstance(u, str)}
+
+
+def _admins(admins: Any, users: set[str], *, source: str) -> frozenset[str]:
+    """The admin user names: a list of users the keys map to (a ConfigError names the file and the user)."""
+    if isinstance(admins, str) or not isinstance(admins, (list, tuple, set, frozenset)):
+        raise ConfigError(f"{source}: admins must be a list of user names", source=source)
+    for name in admins:
+        if name not in users:
+            raise ConfigError(f"{source}: admins: {name!r} is not the user of any key", source=source)
+    return frozenset(admins)
 
 
 def _as_str_mapping(data: Mapping[Any, Any], source: str) -> dict[str, Any]:
