@@ -42,3 +42,14 @@ def test_bad_entries_name_the_file_and_field_never_the_key(tmp_path, entry, word
 def test_a_keyring_from_a_mapping_accepts_both_forms():
     ring = KeyRing({KEY_A: "alice", KEY_B: {"user": "bob", "team": "ml"}})
     assert ring.principal_for(f"Bearer {KEY_B}").team == "ml"
+
+
+def test_admins_are_named_by_user_whatever_the_entry_form(tmp_path):
+    path = tmp_path / "keys.yaml"
+    path.write_text(f"keys:\n  {KEY_A}: {{user: ops, team: platform}}\n  {KEY_B}: bob\nadmins: [ops]\n")
+    ring = load_keys(path)
+    assert ring.is_admin(ring.principal_for(f"Bearer {KEY_A}")) and ring.is_admin("ops")
+    assert not ring.is_admin(ring.principal_for(f"Bearer {KEY_B}")) and not ring.is_admin(None)
+    path.write_text(f"keys:\n  {KEY_A}: {{user: ops}}\nadmins: [root]\n")
+    with pytest.raises(ConfigError, match="admins: 'root' is not the user of any key"):
+        load_keys(path)
