@@ -7,6 +7,7 @@ One JSON object per request::
      "latency_s", "outcome": "ok" | "best_answer" | "error", "error", "overrun_usd",
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
                    "latency_s", "error", "finish_reason", "overrun_usd",
+                   "confidence": {"mean_logprob", "min_logprob", "answer_margin", "n_tokens"} | null,
                    "checks": [{"name", "passed", "reason", "score"}],
                    "answer"},     # an attempt's answer text: only when the sink keeps text
                   ],
@@ -43,6 +44,7 @@ class AttemptRecord:
     finish_reason: str | None = None
     answer: str | None = field(default=None, repr=False)   # written only by a sink that keeps text
     overrun_usd: float = 0.0      # cost beyond the reservation (the provider reported more than reserved)
+    confidence: dict | None = None   # mean_logprob, min_logprob, answer_margin, n_tokens (when logprobs came)
 
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in _ATTEMPT_FIELDS}
@@ -53,7 +55,7 @@ class AttemptRecord:
 
 
 _ATTEMPT_FIELDS = ("model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
-                   "error", "finish_reason", "overrun_usd")
+                   "error", "finish_reason", "overrun_usd", "confidence")
 
 
 @dataclass

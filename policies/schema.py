@@ -21,7 +21,9 @@ from policies.errors import ConfigError
 # What a catalog model can serve. json_mode: response_format {"type": "json_object"} (JSON mode);
 # json_schema: {"type": "json_schema", ...} (structured outputs). Model cards list the two apart
 # (DeepSeek-VL2 has JSON mode but no structured outputs), so a model declares each it supports.
-Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming"]
+# logprobs: the provider returns token logprobs when asked (``logprobs: true``): the runtime asks for them,
+# and the ``confidence`` check and the trace read them.
+Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming", "logprobs"]
 Modality = Literal["text", "vision", "document"]
 Transport = Literal["litellm", "direct"]
 # Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
