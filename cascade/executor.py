@@ -212,6 +212,16 @@ class LiveExecutor:
                                 answer=result.content or ""))
         return result.content or ""
 
+    async def paid_answer(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace) -> tuple[Any, float] | None:
+        """One answer of ``attempt`` outside the walk (a shadow or judge call): admitted (deadline,
+        breaker, reservation against ``ctx.caps``), called with retries and settled exactly as the
+        walk's calls; None when it was not made or failed (the trace says why)."""
+        admitted = await self._admit(attempt, ctx, trace, store_down_skips=False)
+        if isinstance(admitted, AttemptOutcome):
+            return None
+        reservation, notes = admitted
+        return await self._paid_call(attempt, ctx, trace, _call, reservation, notes)
+
     async def _paid_call(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, opener: Opener,
                          reservation: Any, notes: list[str], *, answers: bool = False) -> tuple[Any, float] | None:
         """Call with retries and settle the reservation: commit the real cost (usage x price) of an

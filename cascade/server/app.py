@@ -47,6 +47,7 @@ from cascade.server.auth import KeyRing, load_keys
 from cascade.server.body import parse_json, read_body
 from cascade.server.disconnect import ClientDisconnected, until_disconnect
 from cascade.server.errors import ApiError, error_json, error_reply
+from cascade.server.feedback import feedback_route
 from cascade.server.healthz import health_report
 from cascade.server.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from cascade.server.schemas import ChatCompletionRequest, router_params
@@ -257,6 +258,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
     # Plain Starlette routes (no dependency injection to solve per request: the handlers take the Request)
     app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_route("/v1/models", models, methods=["GET"])
+    app.add_route("/v1/feedback", feedback_route(state), methods=["POST"])
     app.add_route("/healthz", healthz, methods=["GET"])
     app.add_route("/metrics", prometheus, methods=["GET"])
     app.add_route("/openapi.json", openapi, methods=["GET"])

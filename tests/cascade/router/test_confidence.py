@@ -25,7 +25,7 @@ catalog:
   deepseek-v2:
     capabilities: [text, json_mode, tools, streaming]
 """
-QUESTION = "What is 6 times 7? Give the number."
+QUESTION = "Calculate 6 times 7."
 
 
 def policy(text: str = CONFIDENT):
