@@ -16,7 +16,7 @@ Prints before / after: APGR (the classifier's, RouteLLM's definition), quality, 
 1k requests, and the cost of the trained policy's cheapest sweep point reaching the shipped policy's
 quality. The issue's bar: APGR at least 0.05 above the shipped default's, or its quality at <= 85% of its cost.
 
-    python benchmarks/bench_learning.py [--seed 0] [--rate 0.3] [--feedback-rate 0] [--keep DIR]
+    python benchmarks/bench_learning.py [--seed 0] [--rate 0.3] [--feedback-rate 0] [--mix-train-split] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -145,6 +145,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.3, help="shadow.rate of the live policy")
     ap.add_argument("--feedback-rate", type=float, default=0.0, help="share of live requests given user feedback")
     ap.add_argument("--target", default="quality=0.95", help="cascade train --target")
+    ap.add_argument("--mix-train-split", action="store_true",
+                    help="also give cascade train --data routerbench_subset (its train-split rows only: none of "
+                         "them is live or held-out traffic)")
     ap.add_argument("--keep", type=Path, help="write the run's files here instead of a temporary folder")
     args = ap.parse_args()
     from tests.harness.fake_provider import FakeProvider
@@ -164,8 +167,9 @@ def main() -> None:
             seen = asyncio.run(serve_live(live, policy, traces, server.url, outcomes, args.feedback_rate, args.seed))
         shadows = [json.loads(x) for x in traces.read_text().splitlines() if '"kind": "shadow"' in x]
         labelled = [s for s in shadows if (s.get("label") or {}).get("adequate") is not None]
+        mix = ["--data", str(data_dir("routerbench_subset"))] if args.mix_train_split else []
         trained = json.loads(cascade("train", "--traces", str(traces), "--out", str(work / "candidate"),
-                                     "--policy", str(policy), "--target", args.target, "--json"))
+                                     "--policy", str(policy), "--target", args.target, "--json", *mix))
         folder = held_out_folder(held, work / "held-out")
         before, after = replay(policy, folder), replay(work / "candidate" / "policy.yaml", folder)
     report(args, live, held, seen, shadows, labelled, trained, before, after)
@@ -177,7 +181,8 @@ def report(args, live, held, seen, shadows, labelled, trained, before, after) ->
     print(f"live: {seen['cheap']} answered by deepseek-v2's seat, {seen['strong']} by gpt-4o's; "
           f"{len(shadows)} shadowed (rate {args.rate}), {len(labelled)} labelled by agreement; "
           f"{seen['feedback']} user feedback lines")
-    print(f"cascade train: {trained['labelled_requests']} labelled requests, fitted on {trained['fitted_on']} "
+    print(f"cascade train: {trained['labelled_requests']} labelled requests + {trained['outcome_rows']} outcome rows, "
+          f"fitted on {trained['fitted_on']} "
           f"({trained['inadequate_cheap_answers']} inadequate cheap answers), thresholds calibrated on "
           f"{trained['calibrated_on']} for {trained['target']}: {trained['thresholds']}")
     print(f"{'held-out replay':<28}{'APGR':>8}{'quality':>10}{'retained':>10}{'$/1k':>10}{'strong %':>10}")

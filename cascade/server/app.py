@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   OpenAI request/response; ``stream: true`` answers with SSE
     GET  /v1/models             ``cascade`` and ``cascade/<policy name>``
+    POST /v1/feedback           {request_id, score}: a user labels their own request (:mod:`cascade.server.feedback`)
     GET  /healthz               200 {"status": "ok" | "degraded", store, breakers, ladders, spool} (503 if the
                                 store is unreachable; see :mod:`cascade.server.healthz`)
     GET  /metrics               Prometheus text (the app's own CollectorRegistry)

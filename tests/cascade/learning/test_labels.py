@@ -36,8 +36,9 @@ def test_labels_join_their_requests():
     assert by_id["a"]["label"] == {"quality": 1.0, "source": "agreement"}
     assert by_id["b"]["label"] == {"quality": 0.75, "source": "feedback"}          # the user's word wins
     assert by_id["a"]["attempts"][0]["quality"] == 1.0 and by_id["b"]["attempts"][0]["quality"] == 0.75
-    assert by_id["a"]["attempts"][1] | {} == {**by_id["a"]["attempts"][1], "model": "gpt-4o", "status": "ok",
-                                               "quality": 1.0, "shadow": True, "cost_usd": 0.01}
+    added = by_id["a"]["attempts"][1]
+    assert (added["model"], added["status"], added["quality"], added["shadow"], added["cost_usd"], added["answer"]) \
+        == ("gpt-4o", "ok", 1.0, True, 0.01, "2")
     assert "label" not in by_id["c"] and len(by_id["c"]["attempts"]) == 2         # answered, undecided
     assert "label" not in by_id["d"] and len(by_id["d"]["attempts"]) == 1         # the shadow call failed
 
