@@ -16,12 +16,15 @@ _TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
 def logprobs_for(behaviour: Behaviour, body: dict, text: str) -> dict[str, Any] | None:
     """OpenAI's ``choices[0].logprobs`` of ``text`` when the request asks (``logprobs: true``): words,
     punctuation and their leading spaces as tokens, each with the behaviour's ``logprob`` and, with
-    ``top_logprobs: n``, n alternatives (the token itself first, the next ``margin`` lower)."""
+    ``top_logprobs: n``, n alternatives (the token itself first, the next ``margin`` lower); a token longer
+    than the behaviour's ``chunk_chars`` is cut into pieces of that size."""
     if not body.get("logprobs"):
         return None
     n = int(body.get("top_logprobs") or 0)
     content = []
-    for token in _TOKEN.findall(text):
+    size = max(1, behaviour.chunk_chars)         # a long word is several tokens (and stream chunks)
+    tokens = [t[i:i + size] for t in _TOKEN.findall(text) for i in range(0, len(t), size)]
+    for token in tokens:
         top = [{"token": token, "logprob": behaviour.logprob, "bytes": list(token.encode())}]
         top += [{"token": f"<alt{i}>", "logprob": behaviour.logprob - behaviour.margin - (i - 1) * 0.5, "bytes": None}
                 for i in range(1, n)]
