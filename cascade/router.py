@@ -31,6 +31,7 @@ from policies.walk import Accept
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor, WalkResult
 from cascade.feedback import UNSCOPED, FeedbackBook
 from cascade.gate import BudgetGate
+from cascade.loops import run_forever_then_close, settle
 from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
 from cascade.services import RouterServices, RouterSettings, build_services
 from cascade.shadow import ShadowSampler
@@ -269,7 +270,8 @@ class Router:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="cascade-router", daemon=True).start()
+                threading.Thread(target=run_forever_then_close, args=(self._loop,), name="cascade-router",
+                                 daemon=True).start()
             return self._loop
 
     async def astart(self) -> None:
@@ -291,7 +293,7 @@ class Router:
     def close(self) -> None:
         if self._loop is not None:       # the background loop of sync calls: its late answers, sessions, the loop
             steps = ((self.shadow.drain(), _SYNC_DRAIN_S), (self.gate.drain(), _SYNC_DRAIN_S),
-                     (aclose_all(self.services.transports), 5))
+                     (aclose_all(self.services.transports), 5), (settle(), 15))   # settle: litellm's logging worker too
             for coro, timeout in steps:
                 try:
                     asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
