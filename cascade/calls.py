@@ -49,6 +49,7 @@ class CallResult:
     litellm_model: str
     usage_reported: bool = True
     first_chunk_s: float | None = None
+    logprobs: tuple | None = None   # classifiers.confidence.TokenLogprob per answer token, when the provider sent them
 
 
 def check_call_args(messages: list, params: dict) -> None:
@@ -65,7 +66,7 @@ Estimate = Callable[[str, list, str], tuple[int, int]]
 
 def make_result(response: Any, content: str, finish_reason: str | None, usage: Any, *, started: float,
                 model_alias: str, litellm_model: str, messages: list, estimate: Estimate,
-                first_chunk_s: float | None = None) -> CallResult:
+                first_chunk_s: float | None = None, logprobs: Any = None) -> CallResult:
     """The CallResult of an answer; ``estimate(litellm_model, messages, content)`` counts tokens when
     the provider reported no usage."""
     prompt = getattr(usage, "prompt_tokens", None)
@@ -74,7 +75,8 @@ def make_result(response: Any, content: str, finish_reason: str | None, usage: A
     if not reported:
         prompt, completion = estimate(litellm_model, messages, content)
     return CallResult(response, content, int(prompt), int(completion), finish_reason,
-                      time.perf_counter() - started, model_alias, litellm_model, reported, first_chunk_s)
+                      time.perf_counter() - started, model_alias, litellm_model, reported, first_chunk_s,
+                      tuple(logprobs) if logprobs else None)
 
 
 def estimate_with_tokenizer(litellm_model: str, messages: list, content: str) -> tuple[int, int]:

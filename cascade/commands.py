@@ -7,6 +7,8 @@
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
                       [--engine local|dask] [--address ...] [--chunk-rows N] [--workers N]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
+    cascade train     --traces T --out DIR --policy P [--data DIR...] [--target quality=0.95]   (cascade.learning)
+    cascade promote   --candidate DIR --policy my.yaml --traces HELD-OUT.jsonl | --policy my.yaml --rollback
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
     cascade budget    [--budget-store URL] [--policy P] [--user U] [--keys FILE] [--json]  (cascade.server.cli)
     cascade traces    to-parquet IN.jsonl OUT.parquet                                  (cascade.replay.tracecli)
@@ -44,7 +46,9 @@ def register(app: typer.Typer) -> None:
     """Add the commands implemented in other modules; each keeps its imports inside the command.
     Idempotent: a command already registered on ``app`` is left as it is."""
     present = {c.name for c in app.registered_commands}
-    for name, fn in (("replay", replay_cmd), ("calibrate", calibrate_cmd), ("train", train_cmd)):
+    from cascade.learning.cli import promote_cmd                      # typer only; numpy loads in the command
+    for name, fn in (("replay", replay_cmd), ("calibrate", calibrate_cmd), ("train", train_cmd),
+                     ("promote", promote_cmd)):
         if name not in present:
             app.command(name)(fn)
     if "serve" not in present:
@@ -196,9 +200,19 @@ def train_cmd(
         more: Optional[list[Path]] = typer.Argument(None, metavar="[DIR...]", help="More outcome folders."),
         cheap: Optional[str] = typer.Option(None, "--cheap", help="Dataset name of the cheap model."),
         strong: Optional[str] = typer.Option(None, "--strong", help="Dataset name of the strong model."),
-        out: Path = typer.Option(..., "--out", "-o", help="Artifact path to write (.json + .npz)."),
-        checker: bool = typer.Option(False, "--checker", help="Train the answer checker instead of the classifier.")) -> None:
-    """Train the prompt classifier (or, with --checker, the answer checker) on outcome folders."""
+        out: Path = typer.Option(..., "--out", "-o", help="Artifact path to write (.json + .npz); with --traces a folder."),
+        checker: bool = typer.Option(False, "--checker", help="Train the answer checker instead of the classifier."),
+        traces: Optional[Path] = typer.Option(None, "--traces", help="Labelled Router traces (shadow / feedback lines): "
+                                              "fit classifier and checker for --policy, write OUT/policy.yaml."),
+        policy: str = typer.Option("default", "--policy", "-p", help="With --traces: the policy to extend."),
+        target: str = typer.Option("quality=0.95", "--target", help="With --traces: the calibration target."),
+        as_json: bool = typer.Option(False, "--json", help="With --traces: print the report as JSON only.")) -> None:
+    """Train the prompt classifier (or, with --checker, the answer checker) on outcome folders; with
+    --traces, the classifier and checker of a policy on its own labelled traffic (outcome folders mixed in)."""
+    if traces is not None:
+        from cascade.learning.cli import train_traces_cmd
+        return train_traces_cmd(traces, out, policy, [*data, *(more or [])], target, as_json)
+
     def run() -> Any:
         dirs = [*data, *(more or [])]
         if not dirs:

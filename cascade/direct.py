@@ -91,9 +91,11 @@ def result_of_payload(payload: dict, *, started: float, call: CallSpec) -> CallR
     if not response.choices:
         raise MalformedResponse("the provider's 200 has no choices", "", 0)
     choice = response.choices[0]
+    from cascade.confidence import tokens_of
     return make_result(response, choice.message.content or "", choice.finish_reason, response.usage,
                        started=started, model_alias=call.model_alias, litellm_model=call.litellm_model,
-                       messages=call.messages, estimate=estimate_with_tokenizer)
+                       messages=call.messages, estimate=estimate_with_tokenizer,
+                       logprobs=tokens_of(getattr(choice, "logprobs", None)))
 
 
 async def _post(url: str, body: dict, headers: dict[str, str]) -> dict:

@@ -29,7 +29,10 @@ from policies.schema import CheckSpec, Policy
 from policies.walk import (ANSWER_FAILED, REFUSED, SKIPPED, Accept, AttemptOutcome, Exhausted, Replan,
                            TryAttempt, Walk, answered)
 
+from classifiers.confidence import confidence_of
+
 from cascade.calls import BufferedStream, CallSpec, PrimedStream
+from cascade.confidence import logprob_params
 from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
 from cascade.retrying import RetryStrategy
@@ -209,6 +212,16 @@ class LiveExecutor:
                                 answer=result.content or ""))
         return result.content or ""
 
+    async def paid_answer(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace) -> tuple[Any, float] | None:
+        """One answer of ``attempt`` outside the walk (a shadow or judge call): admitted (deadline,
+        breaker, reservation against ``ctx.caps``), called with retries and settled exactly as the
+        walk's calls; None when it was not made or failed (the trace says why)."""
+        admitted = await self._admit(attempt, ctx, trace, store_down_skips=False)
+        if isinstance(admitted, AttemptOutcome):
+            return None
+        reservation, notes = admitted
+        return await self._paid_call(attempt, ctx, trace, _call, reservation, notes)
+
     async def _paid_call(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, opener: Opener,
                          reservation: Any, notes: list[str], *, answers: bool = False) -> tuple[Any, float] | None:
         """Call with retries and settle the reservation: commit the real cost (usage x price) of an
@@ -262,7 +275,8 @@ class LiveExecutor:
             trace.add(AttemptRecord(attempt.model, "ok", _joined(attempt.reason, notes), result.prompt_tokens,
                                     result.completion_tokens, cost, self._clock() - started,
                                     finish_reason=result.finish_reason,
-                                    overrun_usd=self.gate.overrun(reservation, cost)))
+                                    overrun_usd=self.gate.overrun(reservation, cost),
+                                    confidence=_confidence_dict(result, ctx.prompt_text)))
             outcome.append(answered(0, 0))
         finally:
             if not settled:
@@ -322,8 +336,9 @@ class LiveExecutor:
                        early: "asyncio.Future[str | None | object] | None" = None) -> Candidate:
         """Run the attempt's checks; an agreement check last, with the second opinion (asked for only
         when every other check passed, unless it was asked at the same time as the answer)."""
+        conf = confidence_of(getattr(result, "logprobs", None), result.content or "", ctx.prompt_text)
         answer = Answer(prompt=ctx.prompt_text, text=result.content or "", finish_reason=result.finish_reason,
-                        model=attempt.model)
+                        model=attempt.model, confidence=conf)
         plain = [c for c in attempt.checks if c.name != "agreement"]
         outcomes = self.checks.run(plain, answer)
         for spec in (c for c in attempt.checks if c.name == "agreement"):
@@ -346,7 +361,8 @@ class LiveExecutor:
         reason = _joined(attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed), notes)
         record = trace.add(AttemptRecord(attempt.model, status, reason, result.prompt_tokens,
                                          result.completion_tokens, cost, result.latency_s, None, outcomes,
-                                         finish_reason=result.finish_reason, answer=answer.text))
+                                         finish_reason=result.finish_reason, answer=answer.text,
+                                         confidence=conf.to_dict() if conf is not None else None))
         return Candidate(attempt, result, record)
 
     # ---- the call: timeout, late answers, retries ------------------------------------------------
@@ -374,7 +390,7 @@ class LiveExecutor:
         strategy = RetryStrategy(self.policy.retries, deadline_at=ctx.deadline_at, clock=self._clock, rng=self._rng)
         model_spec = self.policy.catalog[attempt.model]
         api_base, api_key = self._credentials(attempt.model)
-        params = {**ctx.params, **dict(attempt.params)}
+        params = logprob_params(model_spec.capabilities, {**ctx.params, **dict(attempt.params)})
         started = [self._clock()]
 
         def before_sleep(state: Any) -> None:
@@ -433,6 +449,11 @@ def _scorer_of(spec: CheckSpec) -> Any:
         return None
     from classifiers import load_answer_checker
     return load_answer_checker(str(spec.param("artifact", "default")))
+
+
+def _confidence_dict(result: Any, prompt: str) -> dict | None:
+    conf = confidence_of(getattr(result, "logprobs", None), result.content or "", prompt)
+    return conf.to_dict() if conf is not None else None
 
 
 def _late_grace(timeout: float) -> float:

@@ -137,10 +137,11 @@ def _finish(response: Any, stream_cls: type, *, stream: bool, **ctx: Any) -> Any
         return stream_cls(response, **ctx)
     choice = response.choices[0] if getattr(response, "choices", None) else None
     content = getattr(getattr(choice, "message", None), "content", None) or ""
+    from cascade.confidence import tokens_of
     return _make_result(response, content, getattr(choice, "finish_reason", None),
                         getattr(response, "usage", None), started=ctx["started"],
                         model_alias=ctx["model_alias"], litellm_model=ctx["litellm_model"],
-                        messages=ctx["messages"])
+                        messages=ctx["messages"], logprobs=tokens_of(getattr(choice, "logprobs", None)))
 
 
 async def acall(*, litellm_model: str, messages: list, api_base: str | None, api_key: str | None,
@@ -203,6 +204,7 @@ class _StreamBase:
         self.first_chunk_s: float | None = None
         self.done = False
         self.cap = OutputCap(max_tokens)
+        self.logprobs: list[Any] = []      # the tokens' logprobs, when the provider sends them
 
     @property
     def text(self) -> str:
@@ -217,6 +219,9 @@ class _StreamBase:
             piece = getattr(getattr(choice, "delta", None), "content", None)
             if piece:
                 self._parts.append(piece)
+            if getattr(choice, "logprobs", None) is not None:
+                from cascade.confidence import tokens_of
+                self.logprobs += tokens_of(choice.logprobs) or ()
             self.finish_reason = getattr(choice, "finish_reason", None) or self.finish_reason
             if piece and self.cap.take(piece, lambda: self.text):
                 self.finish_reason = "length"
@@ -241,7 +246,7 @@ class _StreamBase:
         return _make_result(response, self.text, self.finish_reason, self.usage,
                             started=self._started, model_alias=self.model_alias,
                             litellm_model=self.litellm_model, messages=self._messages,
-                            first_chunk_s=self.first_chunk_s)
+                            first_chunk_s=self.first_chunk_s, logprobs=self.logprobs)
 
 
 class AsyncCallStream(_StreamBase):

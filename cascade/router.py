@@ -30,10 +30,12 @@ from policies.schema import Policy
 from policies.walk import Accept
 
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor, WalkResult
+from cascade.feedback import UNSCOPED, FeedbackBook
 from cascade.gate import BudgetGate
 from cascade.loops import run_forever_then_close, settle
 from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
 from cascade.services import RouterServices, RouterSettings, build_services
+from cascade.shadow import ShadowSampler
 from cascade.trace import RouteTrace
 from cascade.transport import aclose_all
 
@@ -85,6 +87,8 @@ class Router:
                                      s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng, missing_keys=missing)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
+        self.shadow = ShadowSampler(self)          # the policy's shadow sampling (cascade.shadow)
+        self.feedback_book = FeedbackBook(self)    # owners of recent requests, for feedback (cascade.feedback)
 
     # ---- planning ------------------------------------------------------------------------------
     def route(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Routed:
@@ -181,6 +185,7 @@ class Router:
         if isinstance(action, Accept):
             trace.accepted(action.attempt.model, action.outcome, action.escalated)
             self._write(run, ended.accepted)
+            self.shadow.after(run, ended.accepted)
             return ended.accepted
         if action.refused and ended.refusal is not None:
             exc: Exception = self.with_retry_after(ended.refusal)
@@ -221,6 +226,7 @@ class Router:
         was paid for and must reach the caller."""
         answer = chosen.result.content if chosen is not None else None
         self.services.telemetry.end_request(run.span, run.trace, messages=run.ctx.messages, answer=answer)
+        self.feedback_book.owned(run.trace.request_id, run.trace.user)
         if self.sink is None:
             return
         try:
@@ -228,6 +234,12 @@ class Router:
         except Exception as exc:  # noqa: BLE001
             logging.getLogger("cascade.trace").error("trace line for %s not written: %s: %s",
                                                      run.trace.request_id, type(exc).__name__, exc)
+
+    def feedback(self, request_id: str, score: float | bool, *, user: Any = UNSCOPED) -> dict[str, Any]:
+        """Label a request's answer: ``score`` from 0 (inadequate) to 1 (adequate), stored beside the
+        trace (``cascade train --traces`` learns from it). With ``user`` (None included), the request
+        must be theirs (:class:`FeedbackRejected` otherwise). Returns the feedback line written."""
+        return self.feedback_book.record(request_id, score, user=user)
 
     # ---- execution -----------------------------------------------------------------------------
     async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Any:
@@ -280,15 +292,18 @@ class Router:
 
     async def aclose(self) -> None:
         """Wait until no reservation of this router is held and every late answer is recorded (or
-        spooled), close this loop's transport sessions, then what the router opened."""
+        spooled), close this loop's transport sessions, then what the router opened. Shadow calls
+        are drained first (up to the policy's ``shadow.drain_s``)."""
+        await self.shadow.drain()
         await self.gate.drain()
         await aclose_all(self.services.transports)
         self.close()
 
     def close(self) -> None:
         if self._loop is not None:       # the background loop of sync calls: its late answers, sessions, the loop
-            for coro, timeout in ((self.gate.drain(), _SYNC_DRAIN_S), (aclose_all(self.services.transports), 5),
-                                  (settle(), 15)):     # litellm's logging worker too (cascade.loops)
+            steps = ((self.shadow.drain(), _SYNC_DRAIN_S), (self.gate.drain(), _SYNC_DRAIN_S),
+                     (aclose_all(self.services.transports), 5), (settle(), 15))   # settle: litellm's logging worker too
+            for coro, timeout in steps:
                 try:
                     asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
                 except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless

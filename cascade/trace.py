@@ -7,10 +7,20 @@ One JSON object per request::
      "latency_s", "outcome": "ok" | "best_answer" | "error", "error", "overrun_usd",
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
                    "latency_s", "error", "finish_reason", "overrun_usd",
+                   "confidence": {"mean_logprob", "min_logprob", "answer_margin", "n_tokens"} | null,
                    "checks": [{"name", "passed", "reason", "score"}],
                    "answer"},     # an attempt's answer text: only when the sink keeps text
                   ],
      "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
+
+Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.shadow`, :mod:`cascade.feedback`)::
+
+    {"v": 1, "kind": "shadow", "request_id", "ts", "user", "policy", "answered_by", "model", "status",
+     "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "error",
+     "label": {"adequate": true | false | null, "source": "agreement" | "judge" | null, "reason"},
+     "judge": {"model", "verdict", "prompt_tokens", "completion_tokens", "cost_usd"} | null,
+     "answer", "judge_answer"}             # text only when the sink keeps it
+    {"v": 1, "kind": "feedback", "request_id", "ts", "user", "score"}
 
 Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped ·
 second_opinion (the answer of an agreement check's second model, billed like any call).
@@ -43,6 +53,7 @@ class AttemptRecord:
     finish_reason: str | None = None
     answer: str | None = field(default=None, repr=False)   # written only by a sink that keeps text
     overrun_usd: float = 0.0      # cost beyond the reservation (the provider reported more than reserved)
+    confidence: dict | None = None   # mean_logprob, min_logprob, answer_margin, n_tokens (when logprobs came)
 
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in _ATTEMPT_FIELDS}
@@ -53,7 +64,7 @@ class AttemptRecord:
 
 
 _ATTEMPT_FIELDS = ("model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
-                   "error", "finish_reason", "overrun_usd")
+                   "error", "finish_reason", "overrun_usd", "confidence")
 
 
 @dataclass
@@ -130,11 +141,27 @@ class TraceSink:
         doc["ts"] = ts
         if self.keep_text:
             doc["prompt"], doc["answer"] = prompt, answer
+        self._append(doc)
+
+    def write_record(self, doc: dict[str, Any], *, text_fields: Sequence[str] = ()) -> None:
+        """A line of another kind beside the requests' (``doc["kind"]``: shadow, feedback), linked by
+        ``request_id``; its ``text_fields`` are kept only by a sink that keeps text."""
+        if not self.keep_text:
+            doc = {k: v for k, v in doc.items() if k not in text_fields}
+        self._append({"v": 1, **doc})
+
+    def _append(self, doc: dict[str, Any]) -> None:
         line = redact(json.dumps(doc, ensure_ascii=True, default=str), self._secrets) + "\n"
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
 
 
 def read_traces(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The request lines of a trace file (lines of another ``kind`` — shadow, feedback — left out)."""
+    return [doc for doc in read_trace_records(path) if "kind" not in doc]
+
+
+def read_trace_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line of a trace file: requests, and shadow / feedback lines (``kind``)."""
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]

@@ -37,7 +37,7 @@ DEFAULT_ANSWER_CHECKER = ARTIFACTS_DIR / "answer_checker.json"
 MMLU_PRO_CLASSIFIER = ARTIFACTS_DIR / "prompt_classifier_mmlu_pro.json"
 
 _cache: dict[tuple[str, Path], Any] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.RLock()      # re-entrant: an adapted artifact loads its base inside a load
 
 
 def _heuristic() -> "Classifier":

@@ -74,6 +74,7 @@ def read_scorer(path: str | Path, kind: str, label: str | None = None) -> Any:
     if factory is None:
         raise ConfigError(f"scorer artifact {where!r}: unknown model {meta.get('model')!r}",
                           source=str(path), errors=[("model", "unknown model")])
+    meta["_folder"] = str(artifact_paths(path)[0].resolve().parent)     # where relative references start
     try:
         return factory(meta, arrays)
     except (KeyError, ValueError, TypeError) as exc:
@@ -101,10 +102,18 @@ def _tree_checker(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     return TreeAnswerChecker.from_artifact(meta, arrays)
 
 
+def _adapted(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    from classifiers.adapted import read_adapted
+    folder = meta.get("_folder")
+    return read_adapted(meta, arrays, Path(folder) if folder else None)
+
+
 #: (kind, model) -> reader; explicit, so an artifact cannot name arbitrary code.
 _READERS = {
     ("classifier", "linear-hashed-v1"): _linear_classifier,
     ("classifier", "gated-linear-v1"): _gated_classifier,
     ("answer_checker", "linear-hashed-v1"): _linear_checker,
     ("answer_checker", "tree-checker-v1"): _tree_checker,
+    ("classifier", "adapted-v1"): _adapted,
+    ("answer_checker", "adapted-v1"): _adapted,
 }

@@ -12,6 +12,9 @@ factories through the explicit ``CHECK_FACTORIES`` registry; nothing registers i
     min_chars     {n: 20}          at least n non-blank characters
     answer_checker {threshold: 0.5, artifact: default}
                                    the trained checker's P(inadequate) is below the threshold
+    confidence {min_mean_logprob: -1.0, min_logprob: -8.0, min_margin: 1.0}
+                                   the cheap model's own token logprobs clear every threshold given
+                                   (abstains when the provider returned none)
     agreement {with: ALIAS, extract: auto, parallel: false}
                                    a second model (catalog alias) gives the same final answer
                                    (extract: auto | choice | number | text | json | json:<field>)
@@ -42,6 +45,7 @@ class Answer:
     finish_reason: str | None = None
     model: str | None = None
     second: str | None = None          # the second opinion's answer (agreement checks), None: none came
+    confidence: Any = None             # classifiers.confidence.Confidence of the answer, None: no logprobs
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,25 @@ def _agreement(params: dict) -> Check:
     return check
 
 
+CONFIDENCE_ABSTAINS = "abstained: the provider returned no token logprobs"
+_CONFIDENCE_LIMITS = (("min_mean_logprob", "mean_logprob", "mean token logprob"),
+                      ("min_logprob", "min_logprob", "lowest token logprob"),
+                      ("min_margin", "answer_margin", "final answer's top-1 minus top-2 logprob"))
+
+
+def _confidence(params: dict) -> Check:
+    limits = [(float(params[key]), attr, what) for key, attr, what in _CONFIDENCE_LIMITS if key in params]
+
+    def check(a: Answer) -> CheckOutcome:
+        conf = a.confidence
+        if conf is None:
+            return CheckOutcome("confidence", True, CONFIDENCE_ABSTAINS)
+        low = [f"{what} {value:.3f} < {limit}" for limit, attr, what in limits
+               if (value := getattr(conf, attr)) is not None and value < limit]
+        return CheckOutcome("confidence", not low, "; ".join(low), conf.mean_logprob)
+    return check
+
+
 def _custom(params: dict) -> Check:
     fn = resolve_callable(params["callable"])
 
@@ -209,6 +232,8 @@ CHECK_FACTORIES: dict[str, tuple[Callable[[dict], Check], dict[str, tuple[tuple[
     "min_chars": (_min_chars, {"n": ((int,), True)}),
     "answer_checker": (_answer_checker, {"threshold": ((int, float), False), "artifact": ((str,), False)}),  # + scorer
     "custom": (_custom, {"callable": ((str,), True)}),
+    "confidence": (_confidence, {"min_mean_logprob": ((int, float), False), "min_logprob": ((int, float), False),
+                                 "min_margin": ((int, float), False)}),
     "agreement": (_agreement, {"with": ((str,), True), "extract": ((str,), False), "parallel": ((bool,), False)}),
 }
 CHECK_NAMES = frozenset(CHECK_FACTORIES)
@@ -231,6 +256,8 @@ def validate_check_params(name: str, params: dict) -> None:
             raise ValueError(f"check {name!r}: {key} must be {'/'.join(t.__name__ for t in types)}, got {value!r}")
     if name == "answer_checker" and not 0.0 <= float(params.get("threshold", 0.5)) <= 1.0:
         raise ValueError(f"check 'answer_checker': threshold {params['threshold']} is outside [0, 1]")
+    if name == "confidence" and not params:
+        raise ValueError("check 'confidence' needs at least one of min_mean_logprob, min_logprob, min_margin")
     if name == "min_chars" and params["n"] < 0:
         raise ValueError("check 'min_chars': n must be >= 0")
     if name == "answer_format":

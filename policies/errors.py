@@ -3,7 +3,8 @@
     CascadeError
     ├── ConfigError            (also a ValueError) bad policy file / bad option; names file, line, field
     ├── InvalidRequestError    (also a ValueError) bad messages or parameters passed to the router
-    │   └── PromptTooLarge          the prompt is over the Router's max_prompt_chars (refused before tokenizing)
+    │   ├── PromptTooLarge          the prompt is over the Router's max_prompt_chars (refused before tokenizing)
+    │   └── FeedbackRejected        feedback on a request the router does not know, or another user's
     ├── ProviderError          a model call failed; carries model alias and status code
     │   ├── RateLimitError          429 (retry_after seconds when the provider said so)
     │   ├── ProviderTimeout         the call or the overall deadline timed out
@@ -16,7 +17,8 @@
     ├── BudgetStoreUnavailable the budget store could not be reached (policy: fail closed / open)
     │   └── LedgerLost             it answers, but lost its ledger (Redis restarted without persistence)
     ├── EscalationExhausted    every planned attempt failed or failed its checks; carries the attempts
-    └── SweepMismatch          the replay sweep disagrees with the engine's walk: nothing is reported
+    ├── SweepMismatch          the replay sweep disagrees with the engine's walk: nothing is reported
+    └── PromotionRefused       ``cascade promote``: the candidate is not proven no worse and cheaper
 
 These live in ``policies`` (the pure layer) so that the loader and engine can raise them without
 importing the runtime; ``cascade.errors`` re-exports them. Messages never contain API keys.
@@ -50,6 +52,10 @@ class PromptTooLarge(InvalidRequestError):
     def __init__(self, message: str, *, chars: int, limit: int) -> None:
         self.chars, self.limit = chars, limit
         super().__init__(message)
+
+
+class FeedbackRejected(InvalidRequestError):
+    """Feedback on a request id the router has no trace of, or on another user's request."""
 
 
 class ProviderError(CascadeError):
@@ -138,3 +144,8 @@ class EscalationExhausted(CascadeError):
 class SweepMismatch(CascadeError):
     """The vectorised sweep of a replay gave another result than the engine's walk for the same policy
     (a defect): replay and calibration refuse to report or write figures from it."""
+
+
+class PromotionRefused(CascadeError):
+    """A candidate policy was not promoted: replay on held-out traces did not show it no worse in
+    quality and cheaper (the message gives the figures), or there is nothing to roll back to."""

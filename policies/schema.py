@@ -17,11 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from policies.checks import CHECK_NAMES, validate_check_params
 from policies.errors import ConfigError
+from policies.learning import ShadowConfig
 
 # What a catalog model can serve. json_mode: response_format {"type": "json_object"} (JSON mode);
 # json_schema: {"type": "json_schema", ...} (structured outputs). Model cards list the two apart
 # (DeepSeek-VL2 has JSON mode but no structured outputs), so a model declares each it supports.
-Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming"]
+# logprobs: the provider returns token logprobs when asked (``logprobs: true``): the runtime asks for them,
+# and the ``confidence`` check and the trace read them.
+Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming", "logprobs"]
 Modality = Literal["text", "vision", "document"]
 Transport = Literal["litellm", "direct"]
 # Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
@@ -249,6 +252,7 @@ class Policy(_Strict):
     budgets: BudgetConfig = BudgetConfig()
     circuit_breaker: CircuitConfig = CircuitConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    shadow: ShadowConfig | None = None        # shadow sampling: policies.learning
 
     @field_validator("catalog")
     @classmethod
@@ -269,6 +273,9 @@ class Policy(_Strict):
                    for modality, rungs in self.escalation.ladders.items()}
         problems = reference_problems({a: spec.capabilities for a, spec in self.catalog.items()}, ladders,
                                       len(self.routing.thresholds))
+        problems += [(where, f"unknown model {alias!r}{did_you_mean(alias, self.catalog)}; catalog has: "
+                             f"{', '.join(sorted(self.catalog))}")
+                     for where, alias in (self.shadow.referenced_models() if self.shadow else ()) if alias not in self.catalog]
         if problems:
             where, message = problems[0]
             raise ValueError(f"{where}: {message}")

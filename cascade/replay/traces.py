@@ -5,7 +5,9 @@ Per request and per model of the trace, the recorded attempt is the outcome: ``o
 answers are available (their cost as recorded, their check outcomes as recorded), an ``error`` is a
 failed call, and a model the request never called has no outcome (replay counts a planned call to it
 as a failed call, and says how often that happened). Traces carry no graded quality: an answer's
-quality is 1 when it passed the checks it was given in production (status ``ok``), else 0.
+quality is 1 when it passed the checks it was given in production (status ``ok``), else 0 — unless the
+request was labelled (:mod:`cascade.learning.labels`: a shadow answer's label or a user's feedback), whose
+label is its quality; a shadow answer is that model's outcome for the request.
 The prompt and the returned answer are in the trace only when the sink kept text
 (``TraceSink(keep_text=True)``); then the policy's classifier rescores the prompt, the checks are
 re-run on the answer, and a split can be taken. Otherwise the recorded classifier score is used.
@@ -38,7 +40,8 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
         raise ConfigError(f"{path}: no such trace file", source=str(path))
     aliases = text_ladder(policy)
     names = [maps.get(a, a) for a in aliases]
-    rows = list(_records(path, row_groups))
+    from cascade.learning.labels import merge_labels
+    rows = merge_labels(_records(path, row_groups))       # shadow answers and labels joined to their requests
     if not rows and row_groups is None:
         raise ConfigError(f"{path}: the trace file holds no request", source=str(path))
     if has_text is None:
@@ -78,6 +81,9 @@ def read_jsonl(path: Path) -> Any:
                     doc = json.loads(line)
                 except ValueError as exc:
                     raise ConfigError(f"{path}:{lineno}: not a JSON trace line: {exc}", source=str(path)) from None
+                if isinstance(doc, dict) and doc.get("kind") in ("shadow", "feedback"):
+                    yield doc
+                    continue
                 if not isinstance(doc, dict) or not isinstance(doc.get("attempts"), list) or "score" not in doc:
                     raise ConfigError(f"{path}:{lineno}: not a cascade trace record (needs score and attempts)",
                                       source=str(path))
@@ -110,7 +116,7 @@ def _build(rows: list[dict], path: Path, aliases: tuple[str, ...], names: list[s
             cost[i, j] = sum(float(a.get("cost_usd") or 0.0) for a in mine)
             if last.get("status") in _ANSWERED:
                 available[i, j] = True
-                quality[i, j] = 1.0 if last["status"] == "ok" else 0.0
+                quality[i, j] = float(last.get("quality", 1.0 if last["status"] == "ok" else 0.0))   # a label wins
                 completion[i, j] = int(last.get("completion_tokens") or 0)
                 checks[j][i] = {c.get("name"): (bool(c.get("passed")), c.get("score"))
                                 for c in last.get("checks") or () if isinstance(c, dict)}

@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   OpenAI request/response; ``stream: true`` answers with SSE
     GET  /v1/models             ``cascade``, ``cascade/<policy name>`` and ``cascade/<built-in policy>``
+    POST /v1/feedback           {request_id, score}: a user labels their own request (:mod:`cascade.server.feedback`)
     GET  /healthz               200 {"status": "ok" | "degraded", store, breakers, ladders, spool} (503 if the
                                 store is unreachable; see :mod:`cascade.server.healthz`)
     GET  /metrics               Prometheus text (the app's own CollectorRegistry)
@@ -53,6 +54,7 @@ from cascade.server.body import parse_json, read_body
 from cascade.server.dashboard import add_dashboard_routes
 from cascade.server.disconnect import ClientDisconnected, until_disconnect
 from cascade.server.errors import ApiError, error_json, error_reply
+from cascade.server.feedback import feedback_route
 from cascade.server.healthz import health_report
 from cascade.server.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from cascade.server.schemas import ChatCompletionRequest, router_params
@@ -282,6 +284,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
     # Plain Starlette routes (no dependency injection to solve per request: the handlers take the Request)
     app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_route("/v1/models", models, methods=["GET"])
+    app.add_route("/v1/feedback", feedback_route(state), methods=["POST"])
     app.add_route("/healthz", healthz, methods=["GET"])
     app.add_route("/metrics", prometheus, methods=["GET"])
     app.add_route("/openapi.json", openapi, methods=["GET"])

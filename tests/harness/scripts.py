@@ -52,6 +52,8 @@ class Behaviour:
     sleep_s: float = 3600.0          # for kind="timeout"
     drop_after_chunks: int | None = None  # streaming: drop the connection after n chunks
     chunk_chars: int = 8             # streaming: characters of content per chunk
+    logprob: float = -0.05           # every token's logprob, when the request asks for logprobs
+    margin: float = 4.0              # top-1 minus top-2 logprob of every token (top_logprobs >= 2)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

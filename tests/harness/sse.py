@@ -2,12 +2,35 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 from aiohttp import web
 
 from .scripts import Behaviour, render_content, usage_for
+
+_TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
+
+
+def logprobs_for(behaviour: Behaviour, body: dict, text: str) -> dict[str, Any] | None:
+    """OpenAI's ``choices[0].logprobs`` of ``text`` when the request asks (``logprobs: true``): words,
+    punctuation and their leading spaces as tokens, each with the behaviour's ``logprob`` and, with
+    ``top_logprobs: n``, n alternatives (the token itself first, the next ``margin`` lower); a token longer
+    than the behaviour's ``chunk_chars`` is cut into pieces of that size."""
+    if not body.get("logprobs"):
+        return None
+    n = int(body.get("top_logprobs") or 0)
+    content = []
+    size = max(1, behaviour.chunk_chars)         # a long word is several tokens (and stream chunks)
+    tokens = [t[i:i + size] for t in _TOKEN.findall(text) for i in range(0, len(t), size)]
+    for token in tokens:
+        top = [{"token": token, "logprob": behaviour.logprob, "bytes": list(token.encode())}]
+        top += [{"token": f"<alt{i}>", "logprob": behaviour.logprob - behaviour.margin - (i - 1) * 0.5, "bytes": None}
+                for i in range(1, n)]
+        content.append({"token": token, "logprob": behaviour.logprob, "bytes": list(token.encode()),
+                        "top_logprobs": top[:n]})
+    return {"content": content}
 from .tally import CompletionRecord, Tally
 
 
@@ -25,7 +48,7 @@ def completion_body(behaviour: Behaviour, body: dict, model: str,
         "id": f"chatcmpl-fake-{seq}", "object": "chat.completion", "created": int(time.time()),
         "model": model, "system_fingerprint": "fp_fake",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "logprobs": None, "finish_reason": finish}],
+                     "logprobs": logprobs_for(behaviour, body, text), "finish_reason": finish}],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                   "total_tokens": prompt + completion},
     }
@@ -46,8 +69,15 @@ def stream_events(behaviour: Behaviour, body: dict, model: str,
     prompt, completion = usage_for(behaviour, messages, text)
     finish, created, size = _finish_reason(behaviour), int(time.time()), max(1, behaviour.chunk_chars)
     events = [_chunk(seq, model, created, {"role": "assistant", "content": ""}, None)]
-    events += [_chunk(seq, model, created, {"content": text[i:i + size]}, None)
-               for i in range(0, len(text), size)]
+    logprobs = logprobs_for(behaviour, body, text)
+    if logprobs is None:
+        events += [_chunk(seq, model, created, {"content": text[i:i + size]}, None)
+                   for i in range(0, len(text), size)]
+    else:       # one token per chunk, its logprobs beside it
+        for token in logprobs["content"]:
+            event = _chunk(seq, model, created, {"content": token["token"]}, None)
+            event["choices"][0]["logprobs"] = {"content": [token]}
+            events.append(event)
     events.append(_chunk(seq, model, created, {}, finish))
     if (body.get("stream_options") or {}).get("include_usage"):
         usage_chunk = _chunk(seq, model, created, {}, None)

@@ -25,7 +25,7 @@ def run(name: str, text: str, params: dict | None = None, **kw) -> CheckOutcome:
 
 
 def test_registry_names():
-    assert CHECK_NAMES == {"non_empty", "not_truncated", "valid_json", "json_schema", "no_refusal", "answer_format",
+    assert CHECK_NAMES == {"non_empty", "not_truncated", "valid_json", "json_schema", "no_refusal", "answer_format", "confidence",
                            "min_chars", "answer_checker", "custom", "agreement"}
     assert set(CHECK_FACTORIES) == CHECK_NAMES
 

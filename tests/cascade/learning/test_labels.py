@@ -1,0 +1,55 @@
+"""Shadow and feedback lines joined to their requests; replay reads the labels as quality."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cascade.learning.labels import merge_labels, read_labelled, write_lines
+from cascade.replay.traces import load_traces
+from policies.loader import load_policy
+
+
+def request(rid: str, model: str = "deepseek-v2", status: str = "ok") -> dict:
+    return {"v": 1, "request_id": rid, "user": "u", "policy": "p", "score": 0.1, "modality": "text", "model": model,
+            "escalated": False, "cost_usd": 0.001, "outcome": "ok", "prompt": f"Calculate {rid}.",
+            "attempts": [{"model": model, "status": status, "cost_usd": 0.001, "completion_tokens": 3,
+                          "prompt_tokens": 5, "checks": [], "answer": "1"}]}
+
+
+def shadow(rid: str, adequate, status: str = "ok") -> dict:
+    return {"v": 1, "kind": "shadow", "request_id": rid, "model": "gpt-4o", "status": status, "cost_usd": 0.01,
+            "prompt_tokens": 5, "completion_tokens": 2, "label": {"adequate": adequate, "source": "agreement"},
+            "answer": "2"}
+
+
+def feedback(rid: str, score: float) -> dict:
+    return {"v": 1, "kind": "feedback", "request_id": rid, "user": "u", "score": score}
+
+
+def test_labels_join_their_requests():
+    rows = merge_labels([request("a"), request("b"), request("c"), request("d"),
+                         shadow("a", True), shadow("b", False), feedback("b", 0.75), shadow("c", None),
+                         shadow("d", True, status="error")])
+    by_id = {r["request_id"]: r for r in rows}
+    assert [r["request_id"] for r in rows] == ["a", "b", "c", "d"]
+    assert by_id["a"]["label"] == {"quality": 1.0, "source": "agreement"}
+    assert by_id["b"]["label"] == {"quality": 0.75, "source": "feedback"}          # the user's word wins
+    assert by_id["a"]["attempts"][0]["quality"] == 1.0 and by_id["b"]["attempts"][0]["quality"] == 0.75
+    added = by_id["a"]["attempts"][1]
+    assert (added["model"], added["status"], added["quality"], added["shadow"], added["cost_usd"], added["answer"]) \
+        == ("gpt-4o", "ok", 1.0, True, 0.01, "2")
+    assert "label" not in by_id["c"] and len(by_id["c"]["attempts"]) == 2         # answered, undecided
+    assert "label" not in by_id["d"] and len(by_id["d"]["attempts"]) == 1         # the shadow call failed
+
+
+def test_replay_reads_labels_as_quality(tmp_path):
+    path = tmp_path / "t.jsonl"
+    lines = [request("a"), request("b"), shadow("a", True), shadow("b", False)]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    data = load_traces(path, load_policy("default"), {}, "all")
+    assert data.quality.tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    assert data.available.all() and data.cost_usd[:, 1].tolist() == pytest.approx([0.01, 0.01])
+    assert [r["request_id"] for r in read_labelled(path, only_labelled=True)] == ["a", "b"]
+    again = write_lines(read_labelled(path), tmp_path / "merged.jsonl")
+    assert load_traces(again, load_policy("default"), {}, "all").quality.tolist() == [[1.0, 1.0], [0.0, 1.0]]
