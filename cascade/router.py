@@ -31,6 +31,7 @@ from policies.walk import Accept
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor, WalkResult
 from cascade.gate import BudgetGate
 from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
+from cascade.recall import Prelude, Recall
 from cascade.services import RouterServices, RouterSettings, build_services
 from cascade.trace import RouteTrace
 from cascade.transport import aclose_all
@@ -51,6 +52,7 @@ class RequestRun:
     ctx: CallContext
     trace: RouteTrace
     started: float
+    prelude: Prelude | None = None
 
 
 class Router:
@@ -78,6 +80,7 @@ class Router:
                 + ": a request planned to them fails with AuthenticationError"), stacklevel=2)
         self.executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy), s.transports,
                                      s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng, missing_keys=missing)
+        self.recall = Recall.for_policy(self.policy, s.transports, s.credentials)    # response cache, session pins
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
 
@@ -96,7 +99,8 @@ class Router:
             self.with_retry_after(routed.refused)
         return routed
 
-    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Routed:
+    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None,
+                     start_at: str | None = None, **params: Any) -> Routed:
         """:meth:`route` without blocking the event loop: the budget store read asynchronously, a prompt
         over ``max_prompt_chars`` refused at once (:class:`PromptTooLarge`), and one over
         :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool; a
@@ -109,7 +113,7 @@ class Router:
             if snapshot is not None:
                 kwargs["budget"] = snapshot
         args = (self.policy, self.classifier, messages, params)
-        kwargs.update(user=user, health=self.health.snapshot())
+        kwargs.update(user=user, health=self.health.snapshot(), start_at=start_at)
         if chars > OFF_LOOP_CHARS:
             return await self.services.off_loop(route, *args, **kwargs)
         return route(*args, **kwargs)
@@ -125,14 +129,14 @@ class Router:
 
     # ---- one request: begin, walk, finish ------------------------------------------------------
     async def begin(self, messages: Sequence[Mapping[str, Any]], user: str | None, params: dict,
-                    *, stream: bool = False) -> RequestRun:
+                    *, stream: bool = False, prelude: Prelude | None = None) -> RequestRun:
         """Plan a request and open its trace (a budget refusal of the plan itself raises here)."""
         if not self._started:
             await self.astart()
         await self.services.warm_up(streaming=bool(params.get("stream")))   # litellm's import, off the attempts' clock
         started = self._clock()
         try:
-            routed = await self.aroute(messages, user=user, **params)
+            routed = await self.aroute(messages, user=user, start_at=prelude and prelude.pin, **params)
         except BudgetExceeded as exc:
             raise self.with_retry_after(exc) from None
         except EscalationExhausted as exc:          # every capable model's circuit is open
@@ -140,10 +144,12 @@ class Router:
             raise
         trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality, user,
                            plan_reason=routed.plan.reason)
+        if prelude is not None:
+            prelude.annotate(trace, routed.plan.attempts[0].model if routed.plan.attempts else None)
         call_params = {k: v for k, v in params.items() if k not in _PLAN_PARAMS}
         ctx = CallContext(trace.request_id, user, messages, call_params, self.caps,
                           started + self.policy.retries.deadline_s, routed.request.text, stream=stream)
-        return RequestRun(routed, ctx, trace, started)
+        return RequestRun(routed, ctx, trace, started, prelude)
 
     async def replan(self, run: RequestRun) -> Plan:
         """A fresh plan for ``run`` with today's budget figures (the walk asks for it when a cap refused
@@ -152,7 +158,8 @@ class Router:
         params = {**run.ctx.params, **({"max_tokens": r.max_tokens} if r.max_tokens is not None else {}),
                   **({"stream": True} if r.stream else {})}
         try:
-            fresh = await self.aroute(run.ctx.messages, user=run.ctx.user, **params)
+            fresh = await self.aroute(run.ctx.messages, user=run.ctx.user,
+                                      start_at=run.prelude and run.prelude.pin, **params)
         except BudgetExceeded as exc:
             raise self.with_retry_after(exc) from None
         if fresh.plan.attempts != run.routed.plan.attempts:
@@ -220,12 +227,18 @@ class Router:
                                                      run.trace.request_id, type(exc).__name__, exc)
 
     # ---- execution -----------------------------------------------------------------------------
-    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None, **params: Any) -> Any:
-        """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``."""
+    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: str | None = None,
+                        session_id: str | None = None, **params: Any) -> Any:
+        """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``.
+        ``session_id``: later turns of the session start at the model that answered its last turn
+        (:mod:`cascade.sessions`). A response-cache hit (:mod:`cascade.recall`) calls no model."""
+        prelude, hit = await self.recall.before(self, messages, user, params, session_id)
+        if hit is not None:
+            return hit
         if params.get("stream"):
             from cascade.streaming import astream
-            return await astream(self, messages, user=user, **params)
-        run = await self.begin(messages, user, params)
+            return await astream(self, messages, user=user, prelude=prelude, **params)
+        run = await self.begin(messages, user, params, prelude=prelude)
         chosen = await self.walk(run)
         chosen.result.response.cascade = run.trace
         return chosen.result.response
@@ -239,6 +252,7 @@ class Router:
             raise
         chosen = self.finish(run, ended)
         assert chosen is not None
+        await self.recall.after(run.prelude, run.trace, chosen)
         return chosen
 
     # ---- sync twin -----------------------------------------------------------------------------
@@ -283,4 +297,5 @@ class Router:
                     pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
+        self.recall.close()
         self.services.close()

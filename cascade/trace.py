@@ -10,7 +10,10 @@ One JSON object per request::
                    "checks": [{"name", "passed", "reason", "score"}],
                    "answer"},     # an attempt's answer text: only when the sink keeps text
                   ],
-     "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
+     "prompt": ..., "answer": ...,         # text only when the sink is told to keep it
+     "request_digest", "temperature",      # the request's digest (messages + answer-changing params)
+     "session_id", "pinned",               # when the request named a session; pinned: started at its pin
+     "cache", "cache_hit", "cache_saved_usd", "cache_source"}   # when the policy has a response cache
 
 Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped ·
 second_opinion (the answer of an agreement check's second model, billed like any call).
@@ -72,6 +75,14 @@ class RouteTrace:
     error: str | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
     plan_reason: str = ""
+    request_digest: str | None = None      # cascade.cache.keys.request_digest: what replay's cache report keys on
+    temperature: float | None = None
+    session_id: str | None = None
+    pinned: bool = False                   # the plan started at the session's pinned model
+    cache: str | None = None               # the cache lookup: hit | miss | error | uncacheable (None: no cache)
+    cache_hit: bool = False
+    cache_saved_usd: float = 0.0           # a hit: what the stored answer cost when it was made
+    cache_source: str | None = None        # a hit: the request id that made the stored answer
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
@@ -102,7 +113,12 @@ class RouteTrace:
                 "unrecorded_cost_usd": self.unrecorded_cost_usd, "latency_s": self.latency_s,
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
                 "overrun_usd": self.overrun_usd,
-                "attempts": [a.to_dict(with_text=with_text) for a in self.attempts]}
+                "attempts": [a.to_dict(with_text=with_text) for a in self.attempts],
+                "request_digest": self.request_digest, "temperature": self.temperature,
+                **{k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) not in (None, False, 0.0)}}
+
+
+_OPTIONAL = ("session_id", "pinned", "cache", "cache_hit", "cache_saved_usd", "cache_source")
 
 
 class TraceSink:

@@ -15,13 +15,14 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from policies.cache import CacheConfig, SessionConfig, cache_problems
 from policies.checks import CHECK_NAMES, validate_check_params
 from policies.errors import ConfigError
 
 # What a catalog model can serve. json_mode: response_format {"type": "json_object"} (JSON mode);
 # json_schema: {"type": "json_schema", ...} (structured outputs). Model cards list the two apart
 # (DeepSeek-VL2 has JSON mode but no structured outputs), so a model declares each it supports.
-Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming"]
+Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming", "embeddings"]
 Modality = Literal["text", "vision", "document"]
 Transport = Literal["litellm", "direct"]
 # Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
@@ -237,6 +238,8 @@ class Policy(_Strict):
     retries: RetryConfig = RetryConfig()
     budgets: BudgetConfig = BudgetConfig()
     circuit_breaker: CircuitConfig = CircuitConfig()
+    cache: CacheConfig | None = None            # response cache (policies/cache.py); off when absent
+    sessions: SessionConfig = SessionConfig()   # session pinning (policies/cache.py)
 
     @field_validator("catalog")
     @classmethod
@@ -257,6 +260,7 @@ class Policy(_Strict):
                    for modality, rungs in self.escalation.ladders.items()}
         problems = reference_problems({a: spec.capabilities for a, spec in self.catalog.items()}, ladders,
                                       len(self.routing.thresholds))
+        problems += cache_problems(self.cache, {a: spec.capabilities for a, spec in self.catalog.items()})
         if problems:
             where, message = problems[0]
             raise ValueError(f"{where}: {message}")
