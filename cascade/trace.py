@@ -13,7 +13,8 @@ One JSON object per request::
      "prompt": ..., "answer": ...,         # text only when the sink is told to keep it
      "request_digest", "temperature",      # the request's digest (messages + answer-changing params)
      "session_id", "pinned",               # when the request named a session; pinned: started at its pin
-     "cache", "cache_hit", "cache_saved_usd", "cache_source"}   # when the policy has a response cache
+     "cache_hit",                          # true: answered from the response cache ($0, no provider)
+     "cache", "cache_saved_usd", "cache_source"}   # when the policy has a response cache
 
 Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped ·
 second_opinion (the answer of an agreement check's second model, billed like any call).
@@ -114,11 +115,11 @@ class RouteTrace:
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
                 "overrun_usd": self.overrun_usd,
                 "attempts": [a.to_dict(with_text=with_text) for a in self.attempts],
-                "request_digest": self.request_digest, "temperature": self.temperature,
+                "request_digest": self.request_digest, "temperature": self.temperature, "cache_hit": self.cache_hit,
                 **{k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) not in (None, False, 0.0)}}
 
 
-_OPTIONAL = ("session_id", "pinned", "cache", "cache_hit", "cache_saved_usd", "cache_source")
+_OPTIONAL = ("session_id", "pinned", "cache", "cache_saved_usd", "cache_source")
 
 
 class TraceSink:
