@@ -77,3 +77,42 @@ def open_pins(config: SessionConfig) -> SessionPins | None:
         return None
     from cascade.cache.stores import open_cache_store
     return SessionPins(config, open_cache_store(config.store, max_entries=100_000, prefix="cascade:session:"))
+
+
+class ReplayPins:
+    """Session pins in replay (``cascade replay --traces``): each session's later turns start at the
+    model the *replayed* policy answered its last turn with, while that turn is at most ``pin_ttl_s``
+    older (by the trace's ``ts``): what the live Router would have done under that policy."""
+
+    def __init__(self, config: SessionConfig, sessions: Any, ts: Any, aliases: Any) -> None:
+        on = config.enabled and sessions is not None and any(s is not None for s in sessions)
+        self._sessions = list(sessions) if on else None
+        self._ts = [float(t) for t in ts] if on and ts is not None else None
+        self._ttl, self._aliases = config.pin_ttl_s, tuple(aliases)
+        self._last: dict[str, tuple[str, float]] = {}
+        self._floor: dict[int, int] = {}
+
+    def start(self, i: int) -> str | None:
+        session = self._sessions[i] if self._sessions is not None else None
+        if session is None or session not in self._last:
+            return None
+        alias, at = self._last[session]
+        if self._ts is not None and self._ts[i] - at > self._ttl:
+            return None
+        self._floor[i] = self._aliases.index(alias)
+        return alias
+
+    def floors(self, n: int) -> Any:
+        """(N,) the rung each request's pin started it at or above (0: none); None without sessions."""
+        if self._sessions is None:
+            return None
+        import numpy as np
+        out = np.zeros(n, dtype=np.int64)
+        for i, rung in self._floor.items():
+            out[i] = rung
+        return out
+
+    def answered(self, i: int, rung: int) -> None:
+        session = self._sessions[i] if self._sessions is not None else None
+        if session is not None and rung >= 0:
+            self._last[session] = (self._aliases[rung], self._ts[i] if self._ts is not None else 0.0)

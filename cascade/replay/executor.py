@@ -24,6 +24,7 @@ from policies.walk import ANSWER_FAILED, Accept, AttemptOutcome, Exhausted, TryA
 
 from cascade.replay.checks import UNEVALUABLE, CheckTable
 from cascade.replay.data import ReplayData
+from cascade.sessions import ReplayPins
 from cascade.trace import AttemptRecord, RouteTrace
 
 OK, BEST_ANSWER, FAILED, REFUSED = 0, 1, 2, 3
@@ -43,6 +44,7 @@ class Replayed:
     unevaluated: Counter = field(default_factory=Counter)   # check name -> outcomes counted as passed
     evaluated: Counter = field(default_factory=Counter)
     missing_calls: int = 0     # planned calls to a model with nothing recorded (traces)
+    pin_floor: np.ndarray | None = None   # (N,) the rung each request's session pin started it at or above
 
 
 class ReplayExecutor:
@@ -127,11 +129,12 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     units = data.quality_units.tolist()
     texts = data.prompts if data.prompts is not None else [""] * n
     tokens, score_list = data.plan_tokens.tolist(), np.asarray(scores, dtype=np.float64).tolist()
+    pins = ReplayPins(policy.sessions, data.sessions, data.session_ts, data.aliases)   # session pinning, as live
     for i in range(n):
         score = score_list[i]
         trace = RouteTrace(data.ids[i], policy.name, score, "text")
         try:
-            plan = decide(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score)
+            plan = decide(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score, start_at=pins.start(i))
         except (InvalidRequestError, BudgetExceeded, EscalationExhausted) as exc:
             trace.outcome, trace.error = "error", f"{type(exc).__name__}: {exc}"
         else:
@@ -141,6 +144,7 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
                 quality[i] = units[i][answered[i]]
             called[i] = executor.called
             escalated[i] = trace.escalated
+            pins.answered(i, answered[i])
         if on_trace is not None:
             on_trace(i, trace)
         if tick is not None and i % 4096 == 4095:
@@ -152,4 +156,4 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     calls[rows, np.fromiter((r for c in called for r in c), dtype=np.int64, count=rows.size)] = True
     return Replayed(np.array(outcome, np.int8), np.array(answered, np.int64), np.array(quality, np.int64),
                     np.array(cost, np.int64), calls, np.array(escalated, bool), executor.unevaluated,
-                    executor.evaluated, executor.missing_calls)
+                    executor.evaluated, executor.missing_calls, pins.floors(n))

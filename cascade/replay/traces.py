@@ -114,4 +114,5 @@ def _build(rows: list[dict], path: Path, aliases: tuple[str, ...], names: list[s
         prompts=[doc["prompt"] for doc in rows] if has_text else None, prompt_tokens=tokens, plan_tokens=tokens.copy(),
         available=available, missing=missing, quality=quality, cost_usd=np.where(available | ~missing, cost, 0.0),
         cost_recorded=~missing, completion_tokens=completion, responses=responses, recorded_checks=checks,
-        recorded_scores=scores, split=split)
+        recorded_scores=scores, split=split, sessions=np.array([doc.get("session_id") for doc in rows], dtype=object),
+        session_ts=np.array([float(doc.get("ts") or 0.0) for doc in rows]))
