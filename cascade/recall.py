@@ -55,19 +55,20 @@ class Recall:
         """The request's prelude, and the cached reply when there is one (else None)."""
         session_id = validate_session_id(session_id)
         t = params.get("temperature")
-        prelude = Prelude(session_id, digest=request_digest(messages, params),
+        traced = router.sink is not None           # the digest is for the trace line (replay's cache report)
+        prelude = Prelude(session_id, digest=request_digest(messages, params) if traced else None,
                           temperature=t if isinstance(t, (int, float)) and not isinstance(t, bool) else None)
         if session_id is not None and self.pins is not None:
             prelude.pin = await self.pins.pinned(session_id)
         if self.cache is None:
             return prelude, None
+        from cascade.planning import check_prompt_size, validate_user
+        validate_user(user)
+        check_prompt_size(messages, router.services.max_prompt_chars)
         keys = self.cache.keys_for(messages, params, user)
         if keys is None:
             prelude.cache = "uncacheable"
             return prelude, None
-        from cascade.planning import check_prompt_size, validate_user
-        validate_user(user)
-        check_prompt_size(messages, router.services.max_prompt_chars)
         prelude.lookup = await self.cache.lookup(keys)
         prelude.cache = prelude.lookup.result
         if prelude.lookup.result != "hit":

@@ -37,9 +37,15 @@ def answer_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in DELIVERY_PARAMS}
 
 
-def request_digest(messages: Sequence[Any], params: Mapping[str, Any]) -> str:
-    """The digest of the request alone (no policy, no scope): what a trace line records."""
-    return digest({"messages": list(messages), "params": answer_params(params)})
+def request_digest(messages: Sequence[Any], params: Mapping[str, Any]) -> str | None:
+    """The digest of the request alone (no policy, no scope): what a trace line records (None for a
+    request that is not a list of messages, or not JSON-like: the planner refuses those)."""
+    if not isinstance(messages, (list, tuple)):
+        return None
+    try:
+        return digest({"messages": list(messages), "params": answer_params(params)})
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class CacheKeys:
 
 def cache_keys(policy_name: str, policy_sha: str, scope: str, user: str | None, messages: Sequence[Any],
                params: Mapping[str, Any]) -> CacheKeys:
+    """The request's keys (TypeError / ValueError for messages that are not JSON-like)."""
+    if not isinstance(messages, (list, tuple)):
+        raise TypeError("messages must be a list")
     where = {"policy": policy_name, "policy_sha256": policy_sha, "scope": scope,
              "user": user if scope == "user" else None, "params": answer_params(params)}
     exact = digest({**where, "messages": list(messages)})

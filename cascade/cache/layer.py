@@ -1,8 +1,9 @@
 """The response cache a Router consults: exact lookups, optional semantic ones, and what is stored.
 
 A store that fails (down, full, corrupt) never fails a request: the lookup or the write is skipped
-(``counts["errors"]``), the first failure is logged (once per cache), and the request is answered by
-the providers as if there were no cache. Only answers accepted with every check passed and a
+(``counts["errors"]``), the first failure is logged (once per cache), the store is not tried again for
+:data:`RETRY_STORE_S` (a store that times out costs at most one timeout per interval), and the request
+is answered by the providers as if there were no cache. Only answers accepted with every check passed and a
 ``finish_reason`` of ``stop`` or ``tool_calls`` are stored (:func:`entry_of`).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
@@ -24,6 +26,7 @@ from cascade.cache.stores import CacheStore
 log = logging.getLogger("cascade.cache")
 Embed = Callable[[str], Awaitable[tuple[list[float], int]]]
 STORED_FINISH = ("stop", "tool_calls")
+RETRY_STORE_S = 5.0           # a store that failed is bypassed without being tried for this long
 _MESSAGE_FIELDS = ("role", "content", "tool_calls", "function_call")
 
 
@@ -45,14 +48,21 @@ class ResponseCache:
         self._name, self._sha = policy.name, policy_digest(policy)
         self.counts: Counter[str] = Counter()
         self._logged: set[str] = set()
+        self._clock, self._down_until = time.monotonic, 0.0
 
     def keys_for(self, messages: Sequence[Any], params: Mapping[str, Any], user: str | None) -> CacheKeys | None:
         """The request's keys, or None when its sampling makes it uncacheable."""
         if not cacheable_temperature(params, self.config.temperature_any):
             return None
-        return cache_keys(self._name, self._sha, self.config.scope, user, messages, params)
+        try:
+            return cache_keys(self._name, self._sha, self.config.scope, user, messages, params)
+        except (TypeError, ValueError):       # not JSON-like: the planner refuses it with its typed error
+            return None
 
     async def lookup(self, keys: CacheKeys) -> Lookup:
+        if self._clock() < self._down_until:          # failed a moment ago: not tried again yet
+            self.counts["errors"] += 1
+            return self._counted(Lookup(keys, "error"))
         try:
             raw = await self._call(self.store.get, keys.exact)
             if raw is not None:
@@ -80,6 +90,8 @@ class ResponseCache:
     async def remember(self, lookup: Lookup, entry: dict[str, Any]) -> None:
         """Store ``entry`` under the lookup's key (and its vector in its semantic bucket)."""
         keys, ttl = lookup.keys, self.config.ttl_s
+        if self._clock() < self._down_until:
+            return
         try:
             await self._call(self.store.put, keys.exact, json.dumps(entry, ensure_ascii=False), ttl)
             self.counts["stored"] += 1
@@ -113,6 +125,7 @@ class ResponseCache:
 
     def _broken(self, what: str, exc: BaseException) -> None:
         self.counts["errors"] += 1
+        self._down_until = self._clock() + RETRY_STORE_S
         if what not in self._logged:
             self._logged.add(what)
             log.error("response cache %s failed, bypassed (logged once): %s: %s", what, type(exc).__name__, exc)

@@ -210,3 +210,14 @@ async def test_hits_are_written_to_the_trace_file(make_router, fake_provider, tm
     lines = read_traces(tmp_path / "t.jsonl")
     assert [line.get("cache_hit", False) for line in lines] == [False, True]
     assert lines[0]["request_digest"] == lines[1]["request_digest"] and lines[1]["cost_usd"] == 0
+
+
+@pytest.mark.parametrize("messages", [object(), "hi", [{"role": "user", "content": {1: "a", "b": 2}}],
+                                      [{"role": "user", "content": "\ud800"}], []])
+async def test_malformed_requests_to_a_cached_router_get_the_planners_typed_error(make_router, fake_provider,
+                                                                                  messages):
+    from policies.errors import CascadeError
+    router = make_router(cached(), score=0.1)
+    with pytest.raises(CascadeError):
+        await router.acomplete(messages, temperature=0)
+    assert fake_provider.tally.n_requests == 0
