@@ -104,3 +104,17 @@ async def test_traces_record_session_and_pin(make_router, fake_provider, tmp_pat
     await router.acomplete(user_msg("turn 2"), session_id="s-1")
     lines = read_traces(tmp_path / "s.jsonl")
     assert [(d["session_id"], d.get("pinned", False)) for d in lines] == [("s-1", False), ("s-1", True)]
+
+
+async def test_pins_are_shared_through_redis_and_expire_by_redis(make_router, fake_provider, redis_server):
+    import redis
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    escalating_first_turn(fake_provider)
+    policy = parse_policy(f"extends: default\nname: pinned\nsessions: {{store: '{redis_server.url}', pin_ttl_s: 900}}\n",
+                          source="pinned.yaml")
+    await make_router(policy, score=0.1).acomplete(user_msg("turn 1"), session_id="s-1")
+    [key] = client.keys("cascade:session:v:pin:*")
+    assert 0 < client.pttl(key) <= 900_000
+    turn2 = await make_router(policy, score=0.1).acomplete(user_msg("turn 2"), session_id="s-1")
+    assert turn2.cascade.attempts[0].model == "gpt-4o" and turn2.cascade.pinned
