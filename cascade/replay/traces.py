@@ -35,8 +35,11 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
     aliases = text_ladder(policy)
     names = [maps.get(a, a) for a in aliases]
     rows = list(_read(path))
+    hits = sum(1 for doc in rows if doc.get("cache_hit"))
+    rows = [doc for doc in rows if not doc.get("cache_hit")]     # answered from the response cache: no model ran
     if not rows:
-        raise ConfigError(f"{path}: the trace file holds no request", source=str(path))
+        raise ConfigError(f"{path}: the trace file holds no request" + (f" but {hits:,} cache hits" if hits else ""),
+                          source=str(path))
     has_text = all(isinstance(doc.get("prompt"), str) for doc in rows)
     if split != "all":
         if not has_text:
@@ -51,6 +54,9 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
             data.notes.append(f"the trace never calls {name!r} (rung {alias!r}): every planned call to it has no "
                               f"outcome (give --map {alias}=TRACED_MODEL if it was recorded under another name)")
     data.notes.append("traces carry no graded quality: quality = the returned answer passed its production checks")
+    if hits:
+        data.notes.append(f"{hits:,} requests answered from the response cache left out (no model was called; "
+                          "the cache report counts them)")
     if not has_text:
         data.notes.append("the trace holds no prompt text: the recorded classifier scores are used and checks "
                           "are taken from the recorded check outcomes")

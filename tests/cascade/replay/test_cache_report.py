@@ -63,3 +63,26 @@ def test_replay_of_router_traces_reports_the_cache(fake_provider, tmp_path):
     assert cache["saved_usd"] == pytest.approx(costs[1] + costs[3])
     text = CliRunner().invoke(app, ["replay", "--policy", "default", "--traces", str(traces), "-q"])
     assert "2 of 6 requests would hit (33.3%" in text.stdout
+
+
+def test_replay_leaves_cache_hits_out_and_reports_them(fake_provider, tmp_path):
+    from cascade.replay.run import run_replay
+    from cascade.router import Router
+    from policies.loader import parse_policy
+    from tests.harness.scripts import answer
+    fake_provider.script("deepseek-chat", answer("an answer"))
+    traces = tmp_path / "traces.jsonl"
+    policy = parse_policy("extends: default\nname: default\ncache: {store: 'memory://'}\n", source="c.yaml")
+    router = Router(policy, classifier=FixedScore(0.1), budget_store="memory://", trace_path=traces,
+                    env=provider_env(fake_provider.url), seed=0)
+    try:
+        for text in ("q1", "q1", "q2", "q1"):
+            router.complete([{"role": "user", "content": text}], temperature=0)
+    finally:
+        router.close()
+    run = run_replay(policy, traces=traces, classifier=FixedScore(0.1))
+    assert len(run.data) == 2 and any("2 requests answered from the response cache" in n for n in run.data.notes)
+    assert run.engine.missing_calls == 0
+    report = CliRunner().invoke(app, ["replay", "--policy", "default", "--traces", str(traces), "--json", "-q"])
+    cache = json.loads(report.stdout)["cache"]
+    assert (cache["requests"], cache["hits"]) == (4, 2) and cache["saved_usd"] > 0
