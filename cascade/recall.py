@@ -30,25 +30,28 @@ class Prelude:
     cache: str | None = None          # hit | miss | error | uncacheable (None: no cache)
     digest: str | None = None
     temperature: Any = None
+    embedding_usd: float = 0.0        # the semantic lookup's embedding call (not charged to budget caps)
 
     def annotate(self, trace: RouteTrace, first_model: str | None = None) -> None:
         trace.session_id, trace.cache, trace.request_digest = self.session_id, self.cache, self.digest
-        trace.temperature = self.temperature
+        trace.temperature, trace.cache_embedding_usd = self.temperature, self.embedding_usd
         trace.pinned = self.pin is not None and first_model == self.pin
 
 
 class Recall:
-    def __init__(self, cache: ResponseCache | None, pins: SessionPins | None) -> None:
-        self.cache, self.pins = cache, pins
+    def __init__(self, cache: ResponseCache | None, pins: SessionPins | None, embedding_price: Any = None) -> None:
+        self.cache, self.pins, self._embedding_price = cache, pins, embedding_price
 
     @classmethod
     def for_policy(cls, policy: Policy, transports: Mapping[str, Any], credentials: Any) -> "Recall":
-        cache = None
+        cache, price = None, None
+        if policy.cache is not None and policy.cache.semantic is not None:
+            price = policy.catalog[policy.cache.semantic.embedding_model].price
         if policy.cache is not None:
             from cascade.cache.stores import open_cache_store
             store = open_cache_store(policy.cache.store, max_entries=policy.cache.max_entries)
             cache = ResponseCache(policy, store, _embedder(policy, transports, credentials))
-        return cls(cache, open_pins(policy.sessions))
+        return cls(cache, open_pins(policy.sessions), price)
 
     async def before(self, router: Any, messages: Sequence[Any], user: str | None, params: Mapping[str, Any],
                      session_id: Any) -> tuple[Prelude, Any]:
@@ -71,6 +74,8 @@ class Recall:
             return prelude, None
         prelude.lookup = await self.cache.lookup(keys)
         prelude.cache = prelude.lookup.result
+        if prelude.lookup.embedding_tokens and self._embedding_price is not None:
+            prelude.embedding_usd = self._embedding_price.cost(prelude.lookup.embedding_tokens, 0)
         if prelude.lookup.result != "hit":
             return prelude, None
         return prelude, await self._reply(router, prelude, messages, user, params)

@@ -14,7 +14,8 @@ One JSON object per request::
      "request_digest", "temperature",      # the request's digest (messages + answer-changing params)
      "session_id", "pinned",               # when the request named a session; pinned: started at its pin
      "cache_hit",                          # true: answered from the response cache ($0, no provider)
-     "cache", "cache_saved_usd", "cache_source"}   # when the policy has a response cache
+     "cache", "cache_saved_usd", "cache_source",   # when the policy has a response cache
+     "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd, not budgeted)
 
 Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped ·
 second_opinion (the answer of an agreement check's second model, billed like any call).
@@ -84,6 +85,7 @@ class RouteTrace:
     cache_hit: bool = False
     cache_saved_usd: float = 0.0           # a hit: what the stored answer cost when it was made
     cache_source: str | None = None        # a hit: the request id that made the stored answer
+    cache_embedding_usd: float = 0.0       # the semantic lookup's embedding call (not in cost_usd nor the budget)
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
@@ -119,7 +121,7 @@ class RouteTrace:
                 **{k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) not in (None, False, 0.0)}}
 
 
-_OPTIONAL = ("session_id", "pinned", "cache", "cache_saved_usd", "cache_source")
+_OPTIONAL = ("session_id", "pinned", "cache", "cache_saved_usd", "cache_source", "cache_embedding_usd")
 
 
 class TraceSink:

@@ -39,6 +39,7 @@ class Lookup:
     entry: dict[str, Any] | None = None
     vector: list[float] | None = None
     similarity: float | None = None
+    embedding_tokens: int = 0          # what the semantic lookup's embedding call counted
 
 
 class ResponseCache:
@@ -69,10 +70,12 @@ class ResponseCache:
                 return self._counted(Lookup(keys, "hit", json.loads(raw), similarity=1.0))
             if self.config.semantic is None or keys.bucket is None or self._embed is None:
                 return self._counted(Lookup(keys, "miss"))
-            vector = await self._vector(keys.query or "")
-            if vector is None:
+            got = await self._vector(keys.query or "")
+            if got is None:
                 return self._counted(Lookup(keys, "miss"))
-            return self._counted(await self._nearest(keys, vector))
+            found = await self._nearest(keys, got[0])
+            found.embedding_tokens = got[1]
+            return self._counted(found)
         except Exception as exc:  # noqa: BLE001 - a broken store is bypassed, never fatal
             self._broken("lookup", exc)
             return self._counted(Lookup(keys, "error"))
@@ -97,17 +100,16 @@ class ResponseCache:
             self.counts["stored"] += 1
             if self.config.semantic is None or keys.bucket is None or self._embed is None:
                 return
-            vector = lookup.vector or await self._vector(keys.query or "")
+            vector = lookup.vector or (await self._vector(keys.query or "") or (None, 0))[0]
             if vector is not None:
                 await self._call(self.store.add_vector, keys.bucket, keys.exact, vector, ttl)
         except Exception as exc:  # noqa: BLE001
             self._broken("store", exc)
 
-    async def _vector(self, text: str) -> list[float] | None:
+    async def _vector(self, text: str) -> tuple[list[float], int] | None:
         assert self._embed is not None
         try:
-            vector, _ = await self._embed(text)
-            return vector
+            return await self._embed(text)
         except Exception as exc:  # noqa: BLE001 - no vector: exact matching only for this request
             self.counts["embedding_errors"] += 1
             if "embed" not in self._logged:

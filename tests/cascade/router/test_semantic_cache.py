@@ -44,6 +44,8 @@ async def test_a_reworded_question_hits(make_router, fake_provider, transport):
     assert got.cascade.cache_hit and got.choices[0].message.content == "Paris"
     assert chat_calls(fake_provider) == 1
     assert fake_provider.tally[EMBEDDING_MODEL].n_requests == 2       # one per lookup; the store reuses it
+    words = len("what is the capital of france".split())             # the fake counts one token per word
+    assert got.cascade.cache_embedding_usd == pytest.approx(words * 0.02 / 1e6) and got.cascade.cost_usd == 0
 
 
 async def test_a_different_question_below_the_threshold_misses(make_router, fake_provider):
