@@ -86,6 +86,8 @@ class Recall:
         from cascade.planning import build_request
         entry = prelude.lookup.entry if prelude.lookup is not None else None
         assert entry is not None
+        if not router._started:          # the spool of an earlier run is applied even if every request hits
+            await router.astart()
         request = build_request(messages, params, user, router.policy)
         trace = RouteTrace(uuid.uuid4().hex, router.policy.name, float(router.classifier.score_one(request.text)),
                            request.modality, user, plan_reason="cache hit: the answer stored for this request")
@@ -109,12 +111,16 @@ class Recall:
         direct stream, whose answer ran no checks and is never stored)."""
         if prelude is None or trace.model is None:
             return
-        if prelude.session_id is not None and self.pins is not None:
-            await self.pins.pin(prelude.session_id, trace.model)
-        if self.cache is not None and prelude.lookup is not None and prelude.lookup.result != "error":
-            entry = entry_of(trace, chosen)
-            if entry is not None:
-                await self.cache.remember(prelude.lookup, entry)
+        try:
+            if prelude.session_id is not None and self.pins is not None:
+                await self.pins.pin(prelude.session_id, trace.model)
+            if self.cache is not None and prelude.lookup is not None and prelude.lookup.result != "error":
+                entry = entry_of(trace, chosen)
+                if entry is not None:
+                    await self.cache.remember(prelude.lookup, entry)
+        except Exception as exc:  # noqa: BLE001 - the answer was paid for: it reaches the caller regardless
+            logging.getLogger("cascade.cache").error("not remembered (%s): %s: %s", trace.request_id,
+                                                     type(exc).__name__, exc)
 
     def close(self) -> None:
         for part in (self.cache, self.pins):
