@@ -107,3 +107,36 @@ def test_the_session_header_pins_the_turn_after_an_escalation(serve, fake_provid
     assert json.loads(events[-2])["cascade"]["model"] == "deepseek-v2"      # no header: no pin
     bad = post(served, {"messages": user_msg("x")}, {"x-session-id": "x" * 300})
     assert bad.status_code == 400 and "session_id" in bad.json()["error"]["message"]
+
+
+SERVE_POLICY = """extends: default
+name: cached
+routing: {thresholds: [0.999]}
+escalation: {checks: [non_empty]}
+cache: {store: 'memory://'}
+"""
+SERVE_SCRIPT = {"models": {"deepseek-chat": {"default": {"kind": "answer", "content": "Paris."},
+                                             "queue": [{"kind": "empty"}]},
+                           "gpt-4o": {"default": {"kind": "answer", "content": "Paris, from the strong model."}}}}
+
+
+def test_cascade_serve_subprocess_caches_and_pins(tmp_path, spawn_fake_provider, spawn_serve):
+    provider = spawn_fake_provider(SERVE_SCRIPT)
+    policy = tmp_path / "cached.yaml"
+    policy.write_text(SERVE_POLICY)
+    [served] = spawn_serve(provider.url, ["--policy", str(policy), "--budget-store", "memory://"])
+    url = served.url + "/v1/chat/completions"
+
+    def ask(text: str, session: str | None = None, **extra) -> dict:
+        body = {"model": "cascade", "messages": user_msg(text), **extra}
+        resp = httpx.post(url, json=body, headers={"x-session-id": session} if session else {}, timeout=60)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["cascade"]
+    turn1 = ask("Capital of France?", "s-1", temperature=0)          # DeepSeek-V2's empty answer escalates
+    assert turn1["model"] == "gpt-4o" and turn1["escalated"]
+    turn2 = ask("And of Spain?", "s-1")
+    assert [a["model"] for a in turn2["attempts"]] == ["gpt-4o"] and turn2["pinned"]
+    calls = sum(m["requests"] for m in provider.tally()["models"].values())
+    again = ask("Capital of France?", temperature=0)
+    assert again["cache_hit"] and again["cost_usd"] == 0 and again["model"] == "gpt-4o"
+    assert sum(m["requests"] for m in provider.tally()["models"].values()) == calls
