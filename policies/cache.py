@@ -55,7 +55,10 @@ class CacheConfig(_Strict):
     max_entries: Annotated[int, Field(ge=1)] = 10_000
     semantic: SemanticConfig | None = None
 
-    _url = field_validator("store")(classmethod(lambda cls, v: _store_url(v)))
+    @field_validator("store")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _store_url(v)
 
 
 class SessionConfig(_Strict):
@@ -63,7 +66,10 @@ class SessionConfig(_Strict):
     pin_ttl_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1800.0
     store: str = "memory://"
 
-    _url = field_validator("store")(classmethod(lambda cls, v: _store_url(v)))
+    @field_validator("store")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _store_url(v)
 
 
 def cache_problems(cache: CacheConfig | None, capabilities: Mapping[str, Collection[str]]) -> list[tuple[str, str]]:
