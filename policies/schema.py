@@ -1,7 +1,8 @@
 """The policy schema: pydantic v2 models, strict (``extra="forbid"``) and frozen.
 
 A policy has five parts: the model ``catalog``, ``routing`` (classifier + thresholds), ``escalation``
-(ladders per modality, answer checks, what to do when exhausted), ``retries`` and ``budgets``.
+(ladders per modality, answer checks, what to do when exhausted), ``retries`` and ``budgets``; and
+``cache`` (a response cache, off when absent) and ``sessions`` (session pinning), in :mod:`policies.cache`.
 Cross-field rules (ladders name catalog models, checks exist, thresholds ascend) are validated here so
 that a loaded Policy is always internally consistent.
 """
