@@ -1,6 +1,7 @@
 """Response cache: what a repeated workload costs with and without the cache, and what a hit costs the
 client in CPU, beside litellm's own in-memory cache (``litellm.cache = Cache(type="local")``, when its
-caching module imports: it needs ``orjson``, which the ``[dev]`` install does not pull in).
+caching module imports: it needs litellm's proxy dependencies — orjson, soundfile, ... — which the
+``[dev]`` install does not pull in).
 
     python benchmarks/bench_cache.py [--distinct 50] [--repeats 4] [--latency-ms 20]
 
@@ -97,7 +98,8 @@ def main() -> None:
             peer = asyncio.run(run_litellm(server.url, texts, args.repeats))
         except ImportError as exc:        # litellm's caching module imports its proxy's dependencies
             peer = None
-            print(f"litellm Cache(type='local') unavailable here: {exc} (pip install orjson to compare)")
+            print(f"litellm Cache(type='local') unavailable here: {exc} (its caching module imports litellm's "
+                  "proxy dependencies, which the [dev] install does not pull in)")
     n = args.distinct * args.repeats
     print(f"workload: {args.distinct} distinct prompts x {args.repeats} = {n} requests (temperature 0), "
           f"provider latency {args.latency_ms:g} ms; +1 warm-up request each")
