@@ -1,6 +1,8 @@
-"""``cascade calibrate``: choose the policy's classifier threshold (``routing.thresholds[0]``) and, when it
-has an ``answer_checker`` check, that checker's threshold, jointly, on the CALIBRATION split of recorded
-outcomes, for one target; write them into the policy file (comments and layout kept: ruamel.yaml
+"""``cascade calibrate``: choose the policy's classifier threshold (``routing.thresholds[0]``), when it
+has an ``answer_checker`` check that checker's threshold and, when it has an agreement check, whether that
+check runs (off / after the other checks pass / in parallel: :mod:`cascade.calibrate_joint`), jointly, on
+the CALIBRATION split of recorded outcomes, for one target; report the runner-up of every other agreement
+choice; write them into the policy file (comments and layout kept: ruamel.yaml
 round trip); report the calibration and the TEST figures of the chosen point.
 
 Targets: ``quality=0.95`` (share of always-strong quality: the cheapest grid point reaching it),
@@ -22,6 +24,7 @@ from policies.errors import ConfigError
 from policies.loader import BUILTIN_POLICIES, builtin_policy_path, load_policy
 from policies.schema import CheckSpec, Policy, Rung
 
+from cascade.calibrate_joint import agreement_mode, grid_points, runner_ups, variants, with_mode
 from cascade.replay.checks import CHECKER, spec_key, swept_checker
 from cascade.replay.progress import QUIET, Progress
 
@@ -56,18 +59,21 @@ def parse_target(text: str) -> Target:
 
 
 def choose_point(quality: np.ndarray, usd_per_1k: np.ndarray, strong_share: np.ndarray, t1: np.ndarray,
-                 t2: np.ndarray, valid: np.ndarray, target: Target, q_strong: float) -> int:
-    """Index (into the flattened grid) of the point the target asks for; ConfigError if none qualifies."""
+                 t2: np.ndarray, valid: np.ndarray, target: Target, q_strong: float,
+                 prefer: np.ndarray | None = None) -> int:
+    """Index (into the flattened grid) of the point the target asks for; ConfigError if none qualifies.
+    ``prefer`` (lower first) breaks ties of quality and cost before the thresholds do."""
     q, c, s = quality.ravel(), usd_per_1k.ravel(), strong_share.ravel()
     t1r, t2r = t1.ravel(), np.nan_to_num(t2.ravel(), nan=0.0)
+    pref = np.zeros(q.size) if prefer is None else np.asarray(prefer).ravel()
     if target.kind == "quality":
         goal = target.value * q_strong
         ok = valid.ravel() & (q >= goal - _EPS)
-        order = np.lexsort((-t2r, -t1r, -q, c))            # cheapest, then best, then fewest calls
+        order = np.lexsort((-t2r, -t1r, pref, -q, c))      # cheapest, then best, then fewest calls
     else:
         limit = c if target.kind == "usd-per-1k" else s
         ok = valid.ravel() & (limit <= target.value + _EPS)
-        order = np.lexsort((-t2r, -t1r, c, -q))            # best, then cheapest
+        order = np.lexsort((-t2r, -t1r, pref, c, -q))      # best, then cheapest
     hits = order[ok[order]]
     if hits.size == 0:
         best = valid.ravel()
@@ -118,9 +124,9 @@ def _flow(value: Any) -> Any:
     return node
 
 
-def _check_yaml(spec: CheckSpec, artifact: str, t2: float) -> Any:
+def _check_yaml(spec: CheckSpec, artifact: str, t2: float | None) -> Any:
     params = dict(spec.params)
-    if spec.name == CHECKER and str(params.get("artifact", "default")) == artifact:
+    if t2 is not None and spec.name == CHECKER and str(params.get("artifact", "default")) == artifact:
         params["threshold"] = t2
     return spec.name if not params else _flow({"name": spec.name, **params})
 
@@ -172,6 +178,25 @@ def _set_checker(doc: Any, policy: Policy, t2: float) -> None:
             esc["ladders"]["text"] = _flow(ladder)
 
 
+def _set_agreement(doc: Any, policy: Policy, mode: str) -> None:
+    """The agreement check of ``escalation.checks`` set to ``mode`` in the file (the whole list is written
+    when the file inherits it through ``extends``)."""
+    from ruamel.yaml.comments import CommentedMap
+    esc = doc.get("escalation")
+    if esc is None:
+        esc = CommentedMap()
+        _set_key(doc, "escalation", esc, after=("routing", "catalog", "description", "name"))
+    seq = esc.get("checks")
+    for i, item in enumerate(seq or ()):
+        if hasattr(item, "get") and item.get("name") == "agreement":
+            if mode == "off":
+                del seq[i]
+            else:
+                item["parallel"] = mode == "parallel"
+            return
+    esc["checks"] = [_check_yaml(s, "", None) for s in with_mode(policy, mode).escalation.checks]
+
+
 def _fix_extends(doc: Any, src: Path, dst: Path) -> None:
     """A relative ``extends:`` still names the same file when the policy is written elsewhere."""
     ref = doc.get("extends")
@@ -180,8 +205,10 @@ def _fix_extends(doc: Any, src: Path, dst: Path) -> None:
         doc["extends"] = os.path.relpath(base, dst.parent.resolve())
 
 
-def write_thresholds(src: Path, dst: Path, policy: Policy, t1: float, t2: float | None) -> Policy:
-    """Write ``policy``'s file ``src`` to ``dst`` with the new thresholds; validate it before replacing."""
+def write_thresholds(src: Path, dst: Path, policy: Policy, t1: float, t2: float | None,
+                     agreement: str | None = None) -> Policy:
+    """Write ``policy``'s file ``src`` to ``dst`` with the new thresholds (and, given ``agreement``, its
+    agreement check sequential / parallel / off); validate it before replacing."""
     try:
         text = src.read_text(encoding="utf-8")
         yaml = _yaml(text)
@@ -200,6 +227,8 @@ def write_thresholds(src: Path, dst: Path, policy: Policy, t1: float, t2: float 
         current[0] = float(t1)
     else:
         _set_key(routing, "thresholds", _flow(thresholds), after=("classifier",))
+    if agreement is not None and agreement != agreement_mode(policy):
+        _set_agreement(doc, policy, agreement)
     if t2 is not None:
         _set_checker(doc, policy, float(t2))
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +241,8 @@ def write_thresholds(src: Path, dst: Path, policy: Policy, t1: float, t2: float 
         if written.routing.thresholds[:1] != (float(t1),) or (t2 is not None and got_t2 is not None
                                                                and float(got_t2.param("threshold", 0.5)) != float(t2)):
             raise ConfigError(f"{dst}: the written policy does not carry the chosen thresholds (unexpected layout)")
+        if agreement is not None and agreement_mode(written) != agreement:
+            raise ConfigError(f"{dst}: the written policy does not carry the chosen agreement check ({agreement})")
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -236,7 +267,6 @@ def calibrate(policy_arg: str, data_dirs: Sequence[str | Path], target: str, map
     from classifiers.splits import split_array
     from cascade.replay.report import build_report
     from cascade.replay.run import load_data, run_replay
-    from cascade.replay.sweep import GRID
 
     goal = parse_target(target)
     src, dst = _source_path(policy_arg, out)
@@ -248,23 +278,26 @@ def calibrate(policy_arg: str, data_dirs: Sequence[str | Path], target: str, map
     cal, test = data.subset(names == "calibration"), data.subset(names == "test")
     if not len(cal):
         raise ConfigError(f"no calibration-split prompt in {', '.join(data.sources)}")
-    run = run_replay(policy, data=cal, full_sweep=True, progress=progress, **scorers)
-    sw = run.sweep
-    t1, t2 = np.meshgrid(sw.t1, np.array([np.nan if t is None else t for t in sw.t2]))
-    valid = np.ones_like(t1, dtype=bool)
-    if len(policy.routing.thresholds) > 1:
-        valid &= t1 <= policy.routing.thresholds[1]
+    options = variants(policy)
+    modes = [v.mode for v in options]
+    runs = [run_replay(v.policy, data=cal, full_sweep=True, progress=progress, **scorers) for v in options]
+    pts = grid_points([r.sweep for r in runs], policy.routing.thresholds[1] if len(policy.routing.thresholds) > 1 else None)
     q_strong = float(cal.quality[:, -1].mean())
-    k = choose_point(sw.column("quality"), sw.column("usd_per_1k"), sw.column("strong_share"), t1, t2, valid,
-                     goal, q_strong)
-    new_t1 = float(t1.ravel()[k])
-    new_t2 = None if np.isnan(t2.ravel()[k]) else float(t2.ravel()[k])
-    written = write_thresholds(src, dst, policy, new_t1, new_t2)
+
+    def choose(mask: np.ndarray) -> int:
+        return choose_point(pts.quality, pts.usd_per_1k, pts.strong_share, pts.t1, pts.t2, mask, goal, q_strong,
+                            prefer=pts.variant)
+    k = choose(pts.valid)
+    chosen = pts.point(k, modes, q_strong)
+    written = write_thresholds(src, dst, policy, chosen["t1"], chosen["t2"], agreement=chosen["agreement"])
     figures = {"calibration": build_report(run_replay(written, data=cal, progress=progress, **scorers))["rows"]["policy"]}
     if len(test):
         figures["test"] = build_report(run_replay(written, data=test, progress=progress, **scorers))["rows"]["policy"]
+    base = runs[modes.index(agreement_mode(policy))] if modes[0] is not None else runs[0]
     return {"policy_file": str(dst), "target": {"kind": goal.kind, "value": goal.value},
-            "chosen": {"t1": new_t1, "t2": new_t2},
-            "previous": {"t1": run.arrays.t1, "t2": run.arrays.t2},
-            "grid": {"t1": [float(x) for x in GRID], "t2": sw.t2},
+            "chosen": {"t1": chosen["t1"], "t2": chosen["t2"], "agreement": chosen["agreement"]},
+            "chosen_point": chosen, "runner_ups": runner_ups(pts, k, choose, modes, q_strong),
+            "previous": {"t1": base.arrays.t1, "t2": base.arrays.t2,
+                         "agreement": agreement_mode(policy) if modes[0] is not None else None},
+            "grid": {"t1": [float(x) for x in runs[0].sweep.t1], "t2": runs[0].sweep.t2},
             "n": {"calibration": len(cal), "test": len(test)}, **figures}

@@ -2,11 +2,14 @@
 
     cascade replay    --policy P [--data DIR [DIR...] | --traces FILE] [--map a=b] [--split test] [--sweep]
                       [--json] [--plot PNG] [--html FILE] [--quiet]
+                      [--engine local|dask] [--address tcp://HOST:8786] [--chunk-rows N] [--workers N] [--spill-dir DIR]
                       (no --data and no --traces: the MMLU-Pro sample shipped in the package)
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
+                      [--engine local|dask] [--address ...] [--chunk-rows N] [--workers N]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
     cascade budget    [--budget-store URL] [--policy P] [--user U] [--json]              (cascade.server.cli)
+    cascade traces    to-parquet IN.jsonl OUT.parquet                                  (cascade.replay.tracecli)
     cascade data      list [--json] | download NAME [--to DIR] [--sha256 FILE=HEX]      (cascade.datasets.cli)
 
 Typed errors (CascadeError) are printed without a traceback and exit with code 2.
@@ -25,6 +28,16 @@ from policies.errors import CascadeError, ConfigError
 _DATA_HELP = "Outcome folder (prompts, outcomes and optional responses parquet, meta.json); more folders may follow."
 _REPLAY_DATA_HELP = _DATA_HELP + " Default: the MMLU-Pro sample shipped in the package (cascade data list)."
 _MAP_HELP = "Map a catalog alias to a dataset model name: alias=model (repeatable)."
+_ENGINE_HELP = ("local: one process (with --chunk-rows, out of core: partitions one at a time); dask: partitions on "
+                "a Dask cluster (--address, else a local cluster of --workers processes). Same report either way.")
+
+
+def _engine_options(engine: str, address: Optional[str], chunk_rows: Optional[int], workers: int,
+                    spill_dir: Optional[Path] = None) -> dict[str, Any]:
+    """run_replay's engine options (none: the in-memory replay)."""
+    if engine == "local" and chunk_rows is None:
+        return {}
+    return {"engine": engine, "address": address, "chunk_rows": chunk_rows, "workers": workers, "spill_dir": spill_dir}
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +50,9 @@ def register(app: typer.Typer) -> None:
     if "serve" not in present:
         from cascade.server.cli import register as register_server   # typer only; FastAPI loads in the command
         register_server(app)
+    if "traces" not in {g.name for g in app.registered_groups}:
+        from cascade.replay.tracecli import traces_app                # typer only; pyarrow loads in the command
+        app.add_typer(traces_app, name="traces")
     if "data" not in {g.name for g in app.registered_groups}:
         from cascade.datasets.cli import data_app                    # typer only; httpx loads in the command
         app.add_typer(data_app, name="data")
@@ -70,7 +86,13 @@ def replay_cmd(
         as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
         plot: Optional[Path] = typer.Option(None, "--plot", help="Write the frontier plot to this PNG."),
         html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
+        address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (tcp://HOST:8786)."),
+        chunk_rows: Optional[int] = typer.Option(None, "--chunk-rows", help="Prompts per partition."),
+        workers: int = typer.Option(2, "--workers", help="Workers of the local Dask cluster (no --address)."),
+        spill_dir: Optional[Path] = typer.Option(None, "--spill-dir", help="Where the partition folders are "
+                                                 "written (default: a temp dir; a shared path for a cluster).")) -> None:
     """Replay recorded outcomes (or Router traces) through a policy: quality, cost, routing metrics."""
     from cascade.replay.run import replay_report
     dirs = [*data, *(more or [])]
@@ -82,7 +104,8 @@ def replay_cmd(
 
     def run() -> dict[str, Any]:
         with _progress(quiet) as progress:
-            doc = replay_report(policy, dirs, traces, maps, split, sweep, progress)
+            doc = replay_report(policy, dirs, traces, maps, split, sweep, progress,
+                                **_engine_options(engine, address, chunk_rows, workers, spill_dir))
         if traces is not None:          # what an exact response cache would have saved (cascade.cache.report)
             from cascade.cache.report import trace_cache_report
             from policies.loader import load_policy
@@ -127,7 +150,11 @@ def calibrate_cmd(
         maps: list[str] = typer.Option([], "--map", help=_MAP_HELP),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the calibrated policy here instead."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
+        address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (tcp://HOST:8786)."),
+        chunk_rows: Optional[int] = typer.Option(None, "--chunk-rows", help="Requests per partition."),
+        workers: int = typer.Option(2, "--workers", help="Workers of the local Dask cluster (no --address).")) -> None:
     """Choose the classifier (and answer-checker) thresholds for a target on the calibration split."""
     from cascade.calibrate import calibrate
 
@@ -136,7 +163,8 @@ def calibrate_cmd(
         if not dirs:
             raise ConfigError("give --data DIR [DIR...]")
         with _progress(quiet) as progress:
-            return calibrate(policy, dirs, target, maps, out, progress)
+            return calibrate(policy, dirs, target, maps, out, progress,
+                             **_engine_options(engine, address, chunk_rows, workers))
     doc = _guard(run)
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
@@ -153,7 +181,14 @@ def _print_calibration(doc: dict[str, Any]) -> None:
            f"routing.thresholds[0] {fnum(prev['t1'], 'g')} -> {chosen['t1']:g}"
     if chosen["t2"] is not None:
         line += f"; answer_checker threshold {fnum(prev['t2'], 'g')} -> {chosen['t2']:g}"
+    if chosen.get("agreement") is not None:
+        line += f"; agreement check {prev.get('agreement')} -> {chosen['agreement']}"
     console.print(line, highlight=False, markup=False)
+    for r in doc.get("runner_ups", ()):
+        console.print(f"  runner-up: agreement {r['agreement']}, t1 {r['t1']:g}"
+                      + ("" if r["t2"] is None else f", t2 {r['t2']:g}")
+                      + f": {pct(r['quality_retained'])} of strong quality, ${r['usd_per_1k']:.4f} / 1k, "
+                      f"{pct(r['strong_share'])} strong (calibration)", highlight=False, markup=False)
     table = Table("split", "requests", "quality", "of strong", "$ / 1k", "savings", "strong share", "escalation")
     for split in ("calibration", "test"):
         row = doc.get(split)

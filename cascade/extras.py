@@ -5,6 +5,7 @@ gives. The core (``Router``, the CLI, replay, the bundled sample) needs none of 
     plot    matplotlib                                                cascade replay --plot / --html
     redis   redis                                                     redis:// budget stores, shared health
     train   scikit-learn                                              cascade train
+    distributed  distributed (Dask)                                   cascade replay / calibrate --engine dask
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from policies.errors import CascadeError
 
 # (cascade train names the [train] extra itself: cascade.commands._trainer)
 EXTRA_OF = {"fastapi": "server", "starlette": "server", "uvicorn": "server", "prometheus_client": "server",
-            "matplotlib": "plot", "redis": "redis"}
+            "matplotlib": "plot", "redis": "redis", "distributed": "distributed"}
 
 
 class MissingExtra(CascadeError, ImportError):

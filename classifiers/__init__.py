@@ -11,7 +11,8 @@ artifacts are read on the first ``load_*`` call for their path and cached.
 
 Names: classifiers ``"heuristic"`` (hand-written rules), ``"default"`` (the shipped trained model,
 all four data sets), ``"mmlu-pro"`` (trained on MMLU-Pro DeepSeek-V2 -> GPT-4o only: better there,
-worse elsewhere);
+worse elsewhere), ``"by-kind"`` (``default`` with its score shifted up on the prompt kinds the
+answer checker cannot judge: :mod:`classifiers.by_kind`);
 answer checkers ``"rules"`` (empty / refusal / no extractable choice), ``"default"`` (the shipped
 trained checker, rules included). Anything else is taken as a path to an artifact: a ``.json``
 metadata file, its ``.npz`` sibling, their common stem, or a directory holding ``model.json``.
@@ -53,6 +54,11 @@ def _default_classifier() -> "Classifier":
     return _load_artifact(DEFAULT_CLASSIFIER, "classifier", "default")
 
 
+def _by_kind_classifier() -> "Classifier":
+    from classifiers.by_kind import KindShiftedClassifier
+    return KindShiftedClassifier(_default_classifier())
+
+
 def _mmlu_pro_classifier() -> "Classifier":
     return _load_artifact(MMLU_PRO_CLASSIFIER, "classifier", "mmlu-pro")
 
@@ -72,6 +78,7 @@ CLASSIFIERS: dict[str, Callable[[], "Classifier"]] = {
     "heuristic": _heuristic,
     "default": _default_classifier,
     "mmlu-pro": _mmlu_pro_classifier,
+    "by-kind": _by_kind_classifier,
 }
 ANSWER_CHECKERS: dict[str, Callable[[], "AnswerChecker"]] = {
     "rules": _rules,

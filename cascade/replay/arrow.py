@@ -78,7 +78,7 @@ def read_prompts(path: Path, split: str, tick: Tick = None) -> Prompts:
     return Prompts(ids, texts, np.concatenate(tokens) if tokens else np.zeros(0), ids_array)
 
 
-def read_outcomes(path: Path, ids: pa.Array, models: list[str], tick: Tick = None) -> Outcomes:
+def read_outcomes(path: Path, ids: pa.Array, models: list[str], tick: Tick = None, strict: bool = True) -> Outcomes:
     pf, cols = _columns(path, ("prompt_id", "model", "score"), ("completion_tokens", "cost_usd"))
     n, m = len(ids), len(models)
     sums = {k: np.zeros((n, m)) for k in ("score", "completion_tokens", "cost_usd")}
@@ -92,7 +92,7 @@ def read_outcomes(path: Path, ids: pa.Array, models: list[str], tick: Tick = Non
         if tick:
             tick("outcomes")
     seen = counts["score"].sum(axis=0) > 0
-    if not seen.all() and n:
+    if strict and not seen.all() and n:
         absent = [mm for mm, s in zip(models, seen) if not s]
         raise ConfigError(f"{path}: no outcome of model(s) {', '.join(map(repr, absent))} for the prompts of the split; "
                           f"models in the file: {', '.join(map(repr, _models_in(pf)))}", source=str(path))

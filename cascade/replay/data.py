@@ -179,14 +179,15 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def load_outcome_folders(folders: Sequence[str | Path], policy: Policy, maps: Mapping[str, str], split: str,
-                         *, tick: Callable[[str], None] | None = None) -> ReplayData:
-    """Read one or more outcome folders for ``policy``'s text ladder (pooled, in order)."""
+                         *, tick: Callable[[str], None] | None = None, strict: bool = True) -> ReplayData:
+    """Read one or more outcome folders for ``policy``'s text ladder (pooled, in order). ``strict=False``
+    (a partition of a folder, :mod:`cascade.replay.spill`): a mapped model may have no outcome in it."""
     check_split(split)
     if not folders:
         raise ConfigError("no data folder given (--data DIR)")
     check_maps(policy, maps)
     want_text = policy_needs_responses(policy)
-    parts = [_load_folder(Path(f), i, policy, maps, split, want_text, tick) for i, f in enumerate(folders)]
+    parts = [_load_folder(Path(f), i, policy, maps, split, want_text, tick, strict) for i, f in enumerate(folders)]
     data = parts[0] if len(parts) == 1 else _concat(parts)
     if not want_text:
         data.notes.append("no check of the policy reads the answer text: responses.parquet not read")
@@ -194,7 +195,7 @@ def load_outcome_folders(folders: Sequence[str | Path], policy: Policy, maps: Ma
 
 
 def _load_folder(folder: Path, index: int, policy: Policy, maps: Mapping[str, str], split: str,
-                 want_text: bool, tick: Callable[[str], None] | None) -> ReplayData:
+                 want_text: bool, tick: Callable[[str], None] | None, strict: bool = True) -> ReplayData:
     _require_folder(folder)
     mapping = resolve_mapping(policy, read_meta(folder), maps, str(folder))
     from pyarrow import ArrowException
@@ -202,7 +203,8 @@ def _load_folder(folder: Path, index: int, policy: Policy, maps: Mapping[str, st
     from cascade.replay import arrow
     try:
         prompts = arrow.read_prompts(folder / "prompts.parquet", split, tick)
-        table = arrow.read_outcomes(folder / "outcomes.parquet", prompts.ids_array, list(dict.fromkeys(mapping.values())), tick)
+        table = arrow.read_outcomes(folder / "outcomes.parquet", prompts.ids_array, list(dict.fromkeys(mapping.values())), tick,
+                                   strict=strict)
         responses = None
         if want_text and (folder / "responses.parquet").is_file():
             responses = arrow.read_responses(folder / "responses.parquet", prompts.ids_array, table.models, tick)
@@ -243,16 +245,22 @@ def _assemble(folder: Path, index: int, policy: Policy, mapping: dict[str, str],
         consult_aliases=consulted, **_consult_columns(policy, consulted, ccols, table, pt, responses))
     data = data.subset(keep)
     data.dropped = int(n - keep.sum())
-    name = folder.name
+    data.notes += folder_notes(folder.name, data, want_text and responses is None)
+    return data
+
+
+def folder_notes(name: str, data: ReplayData, no_responses: bool) -> list[str]:
+    """What the report says of one folder's data: prompts left out, answer texts or prices missing."""
+    notes = []
     if data.dropped:
-        data.notes.append(f"{name}: {data.dropped} prompt(s) of the split lack an outcome of some rung's model: left out")
-    if want_text and responses is None:
-        data.notes.append(f"{name}: no responses.parquet: answer checks cannot be evaluated (counted as passed)")
+        notes.append(f"{name}: {data.dropped} prompt(s) of the split lack an outcome of some rung's model: left out")
+    if no_responses:
+        notes.append(f"{name}: no responses.parquet: answer checks cannot be evaluated (counted as passed)")
     unknown_completion = int(((data.completion_tokens < 0) & ~data.cost_recorded).sum())
     if unknown_completion:
-        data.notes.append(f"{name}: {unknown_completion} outcome(s) have neither cost_usd nor completion_tokens: "
-                          "priced on prompt tokens only")
-    return data
+        notes.append(f"{name}: {unknown_completion} outcome(s) have neither cost_usd nor completion_tokens: "
+                     "priced on prompt tokens only")
+    return notes
 
 
 def _consult_columns(policy: Policy, aliases: tuple[str, ...], cols: list[int], table: Any, pt: np.ndarray,

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from policies.engine import decide
-from policies.errors import BudgetExceeded, EscalationExhausted, InvalidRequestError
+from policies.errors import BudgetExceeded, CascadeError, EscalationExhausted, InvalidRequestError
 from policies.plan import Attempt, Plan
 from policies.request import Request
 from policies.schema import Policy
@@ -117,6 +117,22 @@ class ReplayExecutor:
         return nano
 
 
+def _decided(policy: Policy, request: Request, score: float,
+             plans: dict[tuple[Request, float, str | None], Plan | CascadeError],
+             start_at: str | None = None) -> Plan | CascadeError:
+    """``decide(policy, request, score, start_at=...)``, or the error it raises; computed once per
+    distinct input (``start_at``: the request's session pin)."""
+    key = (request, score, start_at)
+    found = plans.get(key)
+    if found is None:
+        try:
+            found = decide(policy, request, score, start_at=start_at)
+        except (InvalidRequestError, BudgetExceeded, EscalationExhausted) as exc:
+            found = exc
+        plans[key] = found
+    return found
+
+
 def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: CheckTable,
                   tick: Callable[[int], None] | None = None,
                   on_trace: Callable[[int, RouteTrace], None] | None = None) -> Replayed:
@@ -130,13 +146,13 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     texts = data.prompts if data.prompts is not None else [""] * n
     tokens, score_list = data.plan_tokens.tolist(), np.asarray(scores, dtype=np.float64).tolist()
     pins = ReplayPins(policy.sessions, data.sessions, data.session_ts, data.aliases)   # session pinning, as live
+    plans: dict[tuple[Request, float, str | None], Plan | CascadeError] = {}   # decide() is pure: once per input
     for i in range(n):
         score = score_list[i]
         trace = RouteTrace(data.ids[i], policy.name, score, "text")
-        try:
-            plan = decide(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score, start_at=pins.start(i))
-        except (InvalidRequestError, BudgetExceeded, EscalationExhausted) as exc:
-            trace.outcome, trace.error = "error", f"{type(exc).__name__}: {exc}"
+        plan = _decided(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score, plans, pins.start(i))
+        if isinstance(plan, CascadeError):
+            trace.outcome, trace.error = "error", f"{type(plan).__name__}: {plan}"
         else:
             trace.plan_reason = plan.reason
             outcome[i], answered[i], cost[i] = executor.run(i, plan, trace)

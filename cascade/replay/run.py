@@ -30,7 +30,7 @@ class ReplayRun:
     data: ReplayData
     scores: np.ndarray
     score_source: str
-    checks: CheckTable
+    checks: CheckTable | None                 # None: replayed by partitions (cascade.replay.parts)
     engine: Replayed
     arrays: DecisionArrays
     sweep: Sweep
@@ -81,9 +81,14 @@ def classifier_scores(policy: Policy, data: ReplayData, progress: Progress = QUI
 def run_replay(policy_source: str | Policy, data_dirs: Sequence[str | Path] = (), traces: str | Path | None = None,
                maps: Sequence[str] | dict[str, str] = (), split: str | None = None, full_sweep: bool = False,
                progress: Progress = QUIET, data: ReplayData | None = None, classifier: Any = None,
-               answer_checkers: dict[str, Any] | None = None) -> ReplayRun:
+               answer_checkers: dict[str, Any] | None = None, **engine: Any) -> ReplayRun:
     """Replay ``policy_source`` over outcome folders, a trace file, or ``data`` already read.
-    ``classifier`` / ``answer_checkers`` (artifact name -> scorer) replace the policy's scorers."""
+    ``classifier`` / ``answer_checkers`` (artifact name -> scorer) replace the policy's scorers.
+    ``engine`` (``engine="local" | "dask"``, ``address``, ``chunk_rows``, ``spill_dir``, ``workers``):
+    replay by partitions (:mod:`cascade.replay.parts`); without them, everything is read at once."""
+    if engine.get("engine") == "dask" or engine.get("chunk_rows"):
+        return _run_parts(policy_source, data_dirs, traces, maps, split, full_sweep, progress, data,
+                          {"classifier": classifier, "answer_checkers": answer_checkers}, engine)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -120,10 +125,36 @@ def run_replay(policy_source: str | Policy, data_dirs: Sequence[str | Path] = ()
     return ReplayRun(policy, str(label), data, scores, score_source, checks, engine, arrays, result, full_sweep, timings)
 
 
+def _run_parts(policy_source: str | Policy, data_dirs: Sequence[str | Path], traces: str | Path | None,
+               maps: Sequence[str] | dict[str, str], split: str | None, full_sweep: bool, progress: Progress,
+               data: ReplayData | None, scorers: dict[str, Any], engine: dict[str, Any]) -> ReplayRun:
+    from cascade.replay.parts import run_parts
+    policy = load_policy(policy_source)
+    label = str(policy_source if isinstance(policy_source, str) else policy.name)
+    mapping = maps if isinstance(maps, dict) else parse_maps(maps)
+    from cascade.replay.traceparquet import is_parquet
+    parquet_traces = data is None and traces is not None and not data_dirs and is_parquet(Path(traces))
+    if data is None and not parquet_traces and (traces is not None or not data_dirs):
+        data = load_data(policy, data_dirs, traces, mapping, split, progress)
+    with progress.task(f"replay by partitions ({engine.get('engine') or 'local'})"):
+        if data is not None:
+            return run_parts(policy, label, data=data, full_sweep=full_sweep, **scorers, **engine)
+        if parquet_traces:                             # read by row groups on the workers
+            from cascade.replay.traces import load_traces
+            load_traces(traces, policy, mapping, split or "all", row_groups=[])     # the arguments' errors, early
+            return run_parts(policy, label, traces=traces, maps=mapping, split=split or "all", full_sweep=full_sweep,
+                             **scorers, **engine)
+        from cascade.replay.data import check_maps
+        check_maps(policy, mapping)
+        return run_parts(policy, label, folders=[str(Path(d)) for d in data_dirs], maps=mapping,
+                         split=split or "test", full_sweep=full_sweep, **scorers, **engine)
+
+
 def replay_report(policy_source: str | Policy, data_dirs: Sequence[str | Path] = (), traces: str | Path | None = None,
                   maps: Sequence[str] | dict[str, str] = (), split: str | None = None, full_sweep: bool = False,
                   progress: Progress = QUIET, **scorers: Any) -> dict[str, Any]:
-    """The replay report (a JSON-ready dict; see :func:`cascade.replay.report.build_report`)."""
+    """The replay report (a JSON-ready dict; see :func:`cascade.replay.report.build_report`); ``scorers``
+    also takes the engine options of :func:`run_replay`."""
     from cascade.replay.report import build_report
     run = run_replay(policy_source, data_dirs, traces, maps, split, full_sweep, progress, **scorers)
     started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Router JSONL traces (:mod:`cascade.trace`) as replay data: the trace is the replay log.
+"""Router JSONL traces (:mod:`cascade.trace`) as replay data: the trace is the replay log (JSONL, or the
+Parquet file ``cascade traces to-parquet`` makes of it: :mod:`cascade.replay.traceparquet`).
 
 Per request and per model of the trace, the recorded attempt is the outcome: ``ok`` / ``check_failed``
 answers are available (their cost as recorded, their check outcomes as recorded), an ``error`` is a
@@ -26,7 +27,10 @@ from cascade.replay.data import ReplayData, check_maps, check_split, text_ladder
 _ANSWERED = ("ok", "check_failed")
 
 
-def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split: str) -> ReplayData:
+def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split: str,
+                row_groups: list[int] | None = None, has_text: bool | None = None) -> ReplayData:
+    """The requests of a trace file (``row_groups``: of those row groups of a Parquet trace file only,
+    ``has_text``: whether every line of the whole file holds its prompt, when reading a part of it)."""
     check_split(split)
     check_maps(policy, maps)
     path = Path(path)
@@ -34,13 +38,14 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
         raise ConfigError(f"{path}: no such trace file", source=str(path))
     aliases = text_ladder(policy)
     names = [maps.get(a, a) for a in aliases]
-    rows = list(_read(path))
+    rows = list(_records(path, row_groups))
     hits = sum(1 for doc in rows if doc.get("cache_hit"))
     rows = [doc for doc in rows if not doc.get("cache_hit")]     # answered from the response cache: no model ran
-    if not rows:
+    if not rows and row_groups is None:
         raise ConfigError(f"{path}: the trace file holds no request" + (f" but {hits:,} cache hits" if hits else ""),
                           source=str(path))
-    has_text = all(isinstance(doc.get("prompt"), str) for doc in rows)
+    if has_text is None:
+        has_text = all(isinstance(doc.get("prompt"), str) for doc in rows)
     if split != "all":
         if not has_text:
             raise ConfigError(f"{path}: --split {split} needs the prompt text in every trace line "
@@ -63,7 +68,13 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
     return data
 
 
-def _read(path: Path) -> Any:
+def _records(path: Path, row_groups: list[int] | None = None) -> Any:
+    """The trace records of a JSONL file, or of a Parquet file written by ``cascade traces to-parquet``."""
+    from cascade.replay.traceparquet import is_parquet, iter_records
+    return iter_records(path, row_groups) if is_parquet(path) else read_jsonl(path)
+
+
+def read_jsonl(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):

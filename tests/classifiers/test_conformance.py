@@ -20,7 +20,7 @@ PROMPTS = [
 ANSWERS = ["", "The answer is (B).", "I'm sorry, but I can't help with that.", "maybe 4",
            "A", "y" * 100_000, "Answer: C", "\ud800"]
 
-CLASSIFIERS = ["heuristic", "default", "mmlu-pro"]
+CLASSIFIERS = ["heuristic", "default", "mmlu-pro", "by-kind"]
 CHECKERS = ["rules", "default"]
 
 

@@ -16,7 +16,7 @@ from policies.errors import ConfigError
 
 def test_registry_names():
     assert isinstance(classifiers.load_classifier("heuristic"), HeuristicClassifier)
-    assert set(classifiers.CLASSIFIERS) == {"heuristic", "default", "mmlu-pro"}
+    assert set(classifiers.CLASSIFIERS) == {"heuristic", "default", "mmlu-pro", "by-kind"}
     assert set(classifiers.ANSWER_CHECKERS) == {"rules", "default"}
 
 

@@ -458,7 +458,7 @@ def test_builtin_policies_load_by_name_and_by_path(name):
 
 def test_builtin_policies_differ_as_documented():
     default, strict, quality, match = (load_policy(n) for n in BUILTIN_POLICIES)
-    assert default.routing.classifier == "default" and default.routing.thresholds == (0.3,)
+    assert default.routing.classifier == "by-kind" and default.routing.thresholds == (0.3,)
     assert default.escalation.checks[-1].name == "answer_checker"
     assert strict.routing.thresholds == (0.8,) and strict.budgets.per_request_usd == 0.02
     assert [c.usd for c in strict.budgets.global_] == [20.0, 300.0]
