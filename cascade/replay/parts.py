@@ -70,6 +70,8 @@ def replay_part(policy: Policy, data: ReplayData, classifier: Any = None,
     clock = time.perf_counter()
     engine = replay_engine(policy, data, scores, checks)
     arrays = decision_arrays(policy, data, scores, checks)
+    if engine.pin_floor is not None:               # session pins (traces): as in the in-memory replay
+        arrays = replace(arrays, pin_floor=engine.pin_floor)
     if len(data):                                  # an empty partition (every prompt dropped) has nothing to compare
         check_equal(policy.name, engine, arrays)
     timings["engine_replay"] = time.perf_counter() - clock

@@ -83,6 +83,9 @@ def test_replaying_traces_honours_session_pins(fake_provider, tmp_path):
     assert [aliases[r] for r in run.engine.answered] == [t["model"] for t in live]
     assert run.engine.escalated.tolist() == [t["escalated"] for t in live]
     assert np.allclose(run.engine.cost_nano / 1e9, [t["cost_usd"] for t in live], rtol=0, atol=1e-9)
+    parts = run_replay(str(policy), traces=traces, classifier=scorer, chunk_rows=2)   # the session in one partition
+    assert parts.engine.escalated.tolist() == run.engine.escalated.tolist()
+    assert parts.engine.cost_nano.tolist() == run.engine.cost_nano.tolist()
     unpinned = tmp_path / "unpinned.yaml"
     unpinned.write_text(policy.read_text() + "sessions: {enabled: false}\n")
     assert run_replay(str(unpinned), traces=traces, classifier=scorer).engine.escalated.tolist() == [True, True, False]
