@@ -34,6 +34,7 @@ from policies.errors import ProviderConnectionError, ProviderError
 
 from cascade.calls import RESERVED_PARAMS, CallResult, OutputCap, check_call_args, make_result  # noqa: F401
 from cascade.provider_errors import map_provider_error, parse_retry_after, redact
+from cascade.loops import adopt_litellm_worker
 
 __all__ = ["CallResult", "AsyncCallStream", "CallStream", "acall", "call", "map_provider_error",
            "redact", "parse_retry_after", "warm_up", "is_loaded"]
@@ -151,6 +152,7 @@ async def acall(*, litellm_model: str, messages: list, api_base: str | None, api
     ``timeout_s`` + 5 %."""
     kwargs = _request_kwargs(litellm_model, messages, api_base, api_key, timeout_s, params, stream)
     litellm = _litellm()
+    adopt_litellm_worker()              # its logging worker may be bound to another loop (cascade.loops)
     token = _IN_OUR_CALL.set(True)
     started = time.perf_counter()
     try:

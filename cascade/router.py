@@ -30,6 +30,7 @@ from policies.walk import Accept
 
 from cascade.executor import CallContext, Candidate, CheckBook, LiveExecutor, WalkResult
 from cascade.gate import BudgetGate
+from cascade.loops import run_forever_then_close, settle
 from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
 from cascade.recall import Prelude, Recall
 from cascade.services import RouterServices, RouterSettings, build_services
@@ -271,7 +272,8 @@ class Router:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="cascade-router", daemon=True).start()
+                threading.Thread(target=run_forever_then_close, args=(self._loop,), name="cascade-router",
+                                 daemon=True).start()
             return self._loop
 
     async def astart(self) -> None:
@@ -290,7 +292,8 @@ class Router:
 
     def close(self) -> None:
         if self._loop is not None:       # the background loop of sync calls: its late answers, sessions, the loop
-            for coro, timeout in ((self.gate.drain(), _SYNC_DRAIN_S), (aclose_all(self.services.transports), 5)):
+            for coro, timeout in ((self.gate.drain(), _SYNC_DRAIN_S), (aclose_all(self.services.transports), 5),
+                                  (settle(), 15)):     # litellm's logging worker too (cascade.loops)
                 try:
                     asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
                 except Exception:  # noqa: BLE001 - closing must not fail; the loop stops regardless

@@ -202,6 +202,9 @@ class _Locked:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             if new:                               # the new directory entry must survive a crash too
                 _fsync_dir(self.path.parent)
+                from cascade.disk import announce_created
+                announce_created(self.path, "a settlement spool", f"set {SPOOL_DIR_ENV} or spool_dir= to keep "
+                                 "it elsewhere")
         except BaseException:
             os.close(self.fd)
             raise

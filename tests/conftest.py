@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 
-pytest_plugins = ["tests.harness.plugin", "tests.harness.redis_server"]
+pytest_plugins = ["tests.harness.plugin", "tests.harness.redis_server", "tests.harness.browser"]
 
 DATA = Path(os.environ.get("CASCADE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

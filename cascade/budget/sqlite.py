@@ -192,6 +192,7 @@ class SQLiteBudgetStore(BudgetStoreBase):
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
             self._conn = None  # a connection inherited through fork is never used (nor closed)
+            new = not self.path.exists()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
@@ -200,6 +201,10 @@ class SQLiteBudgetStore(BudgetStoreBase):
             except BaseException:
                 conn.close()
                 raise
+            if new:
+                from cascade.disk import announce_created
+                announce_created(self.path, "the budget ledger", "set CASCADE_BUDGET_STORE or budget_store= to "
+                                 "keep it elsewhere")
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 

@@ -1,13 +1,16 @@
 """The OpenAI-compatible HTTP server: ``create_app(settings | router_factory) -> FastAPI``.
 
     POST /v1/chat/completions   OpenAI request/response; ``stream: true`` answers with SSE
-    GET  /v1/models             ``cascade`` and ``cascade/<policy name>``
+    GET  /v1/models             ``cascade``, ``cascade/<policy name>`` and ``cascade/<built-in policy>``
     GET  /healthz               200 {"status": "ok" | "degraded", store, breakers, ladders, spool} (503 if the
                                 store is unreachable; see :mod:`cascade.server.healthz`)
     GET  /metrics               Prometheus text (the app's own CollectorRegistry)
     GET  /openapi.json          the OpenAPI 3.1 document of these routes (built once, kept as bytes)
+    GET  /dashboard             live spend, caps, routing, errors and latency (see :mod:`cascade.server.dashboard`)
 
-``model`` must be ``cascade`` or ``cascade/<policy name>`` (else 404 ``model_not_found``). The answer's
+``model`` must be ``cascade``, ``cascade/<policy name>`` or ``cascade/<built-in policy>`` (else 404
+``model_not_found``; the built-ins share the server's store, caps, breakers and trace sink: see
+:mod:`cascade.server.routers`). A trailing slash on any path is ignored. The answer's
 ``model`` is ``cascade/<alias>`` of the model that answered, its ``id`` is ``chatcmpl-<trace request_id>``,
 and the RouteTrace rides along as the ``cascade`` field (the last SSE chunk for streams) and, compact, in
 the ``x-cascade-trace`` header (see :mod:`cascade.server.wire`). The user charged for the request is the
@@ -45,6 +48,7 @@ from policies.errors import BudgetExceeded, CascadeError, EscalationExhausted
 
 from cascade.server.auth import KeyRing, load_keys
 from cascade.server.body import parse_json, read_body
+from cascade.server.dashboard import add_dashboard_routes
 from cascade.server.disconnect import ClientDisconnected, until_disconnect
 from cascade.server.errors import ApiError, error_json, error_reply
 from cascade.server.healthz import health_report
@@ -95,6 +99,7 @@ class ServerState:
         self.keys, self.max_body_bytes, self.metrics = keys, max_body_bytes, metrics
         self.sse_keepalive_s = sse_keepalive_s
         self.router: Any = None
+        self.routers: Any = None
         self.model_ids: tuple[str, ...] = ("cascade",)
         self._openapi: bytes | None = None
 
@@ -111,8 +116,10 @@ class ServerState:
         return self._openapi
 
     def bind(self, router: Any) -> None:
+        from cascade.server.routers import PolicyRouters
         self.router = router
-        self.model_ids = ("cascade", f"cascade/{router.policy.name}")
+        self.routers = PolicyRouters(router)
+        self.model_ids = self.routers.model_ids
 
     def authenticate(self, request: Request) -> str | None:
         """The key's user (None when the app has no keys); ApiError 401 for a missing or wrong key."""
@@ -166,11 +173,12 @@ def create_app(config: ServerSettings | Callable[[], Any] | None = None, *,
         try:
             yield
         finally:
-            await router.aclose()       # no reservation left held, late answers recorded, sessions and store closed
+            await state.routers.aclose()   # no reservation left held, late answers recorded, sessions and store closed
 
     app = CascadeApp(title="deepseek-cascade", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.cascade = state
     app.chat_handler = _add_routes(app, state)
+    add_dashboard_routes(app, state)
     _add_error_handlers(app)
     return app
 
@@ -184,6 +192,8 @@ class CascadeApp(FastAPI):
     chat_handler: Callable[[Request], Awaitable[Response]] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            scope = _without_trailing_slash(scope)      # /v1/chat/completions/ is /v1/chat/completions (no 307)
         if (scope["type"] == "http" and scope["method"] == "POST" and self.chat_handler is not None
                 and scope["path"] == "/v1/chat/completions"):
             scope["app"] = self
@@ -196,6 +206,12 @@ class CascadeApp(FastAPI):
             await response(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _without_trailing_slash(scope: Any) -> Any:
+    path = scope["path"].rstrip("/") or "/"
+    raw = scope.get("raw_path")
+    return {**scope, "path": path, **({"raw_path": raw.rstrip(b"/") or b"/"} if raw else {})}
 
 
 def _error_response(exc: BaseException) -> Response:
@@ -216,14 +232,16 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
             if data.get("model") not in state.model_ids:
                 raise _model_not_found(data.get("model"), state.model_ids)
             req = ChatCompletionRequest.model_validate(data)
+            router = state.routers.get(data["model"])
             user = user if state.keys is not None else req.user
             wants_stream = req.stream
             params = {**router_params(req), "session_id": request.headers.get(SESSION_HEADER)}
             if req.stream:
-                response = await until_disconnect(request.receive, _open_stream(state, req, user, started, params))
+                response = await until_disconnect(request.receive,
+                                                  _open_stream(state, router, req, user, started, params))
                 streaming = True
                 return response
-            resp = await until_disconnect(request.receive, state.router.acomplete(req.messages, user=user, **params))
+            resp = await until_disconnect(request.receive, router.acomplete(req.messages, user=user, **params))
             trace = resp.cascade
             body = completion_body(resp, trace)
             metrics.record(outcome=trace.outcome, trace=trace, seconds=time.perf_counter() - started, stream=False)
@@ -264,12 +282,12 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
     return chat_completions
 
 
-async def _open_stream(state: ServerState, req: ChatCompletionRequest, user: str | None,
+async def _open_stream(state: ServerState, router: Any, req: ChatCompletionRequest, user: str | None,
                        started: float, params: dict[str, Any]) -> Response:
     """Start the stream and wait up to ``sse_keepalive_s`` for its first chunk, so that failures before
     any output (budget, every model down) still get their HTTP status; then hand the rest to SSE (which
     sends keep-alive comments while a checked answer is still being made)."""
-    opening = asyncio.ensure_future(open_first_chunk(state.router, req.messages, user, params))
+    opening = asyncio.ensure_future(open_first_chunk(router, req.messages, user, params))
     handed = False
     try:
         await asyncio.wait({opening}, timeout=state.sse_keepalive_s)

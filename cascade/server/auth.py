@@ -8,6 +8,12 @@ or under ``keys:``::
       sk-cascade-alice-7f3a9c1e0b: alice
       sk-cascade-bob-2d8e4f6a11: bob
 
+An optional ``admins:`` list (beside ``keys:``) names the users whose keys may read ``/dashboard/data.json``
+(every user's spend); other keys get 403 there::
+
+    keys: {sk-cascade-ops-5c1b2a9d77: ops, sk-cascade-alice-7f3a9c1e0b: alice}
+    admins: [ops]
+
 A request must then send ``Authorization: Bearer <key>``; the mapped user name is the user whose
 budget is charged (the body's ``user`` field is ignored). Keys are at least 8 characters; user names
 are non-empty strings (several keys may map to one user). Keys are compared in constant time
@@ -36,9 +42,13 @@ def _digest(key: str) -> bytes:
 class KeyRing:
     """API key → user. ``user_for(authorization_header)`` is the user, or None for no / a wrong key."""
 
-    def __init__(self, keys: Mapping[str, str]) -> None:
+    def __init__(self, keys: Mapping[str, str], admins: Any = ()) -> None:
         entries = _validated(keys, source="keys")
         self._entries: tuple[tuple[bytes, str], ...] = tuple((_digest(k), u) for k, u in entries)
+        self.admins = _admins(admins, {u for _, u in entries}, source="keys")
+
+    def is_admin(self, user: str | None) -> bool:
+        return user is not None and user in self.admins
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -87,12 +97,24 @@ def load_keys(path: str | os.PathLike[str]) -> KeyRing:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{file}{where}: the keys file is not valid YAML/JSON", source=str(file)) from None
-    if isinstance(data, Mapping) and set(data) == {"keys"}:
-        data = data["keys"]
+    admins: Any = ()
+    if isinstance(data, Mapping) and "keys" in data and set(data) <= {"keys", "admins"}:
+        data, admins = data["keys"], data.get("admins") or ()
     if not isinstance(data, Mapping) or not data:
         raise ConfigError(f"{file}: expected a non-empty mapping of API key to user name "
                           "(at the top level or under 'keys:')", source=str(file))
-    return KeyRing(_as_str_mapping(data, str(file)))
+    keys = _as_str_mapping(data, str(file))
+    return KeyRing(keys, _admins(admins, set(keys.values()), source=str(file)))
+
+
+def _admins(admins: Any, users: set[str], *, source: str) -> frozenset[str]:
+    """The admin user names: a list of users the keys map to (a ConfigError names the file and the user)."""
+    if isinstance(admins, str) or not isinstance(admins, (list, tuple, set, frozenset)):
+        raise ConfigError(f"{source}: admins must be a list of user names", source=source)
+    for name in admins:
+        if name not in users:
+            raise ConfigError(f"{source}: admins: {name!r} is not the user of any key", source=source)
+    return frozenset(admins)
 
 
 def _as_str_mapping(data: Mapping[Any, Any], source: str) -> dict[str, str]:

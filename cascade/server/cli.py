@@ -139,10 +139,12 @@ def serve_cmd(
         typer.echo(f"warning: serving on {host} without --keys: anyone who can reach this port can spend "
                    "your provider budget", err=True)
     _warn_without_persistence(router.store)
+    _record_caps(router, spool_dir)
     if graceful_timeout is None:
         graceful_timeout = router.policy.retries.attempt_timeout_s + 5.0
     typer.echo(f"cascade serve: policy {router.policy.name!r}, budget store {router.store.url}, {auth}, "
-               f"http://{host}:{port}/v1 (graceful shutdown {graceful_timeout:g} s)", err=True)
+               f"http://{host}:{port}/v1, dashboard http://{host}:{port}/dashboard (graceful shutdown "
+               f"{graceful_timeout:g} s)", err=True)
     options = dict(host=host, port=port, loop="auto", http="auto", access_log=access_log, log_level=log_level,
                    lifespan="on", backlog=4096, timeout_keep_alive=keep_alive_s,
                    timeout_graceful_shutdown=math.ceil(graceful_timeout))
@@ -165,6 +167,18 @@ def _warn_without_persistence(store: Any) -> None:
                    "`cascade budget --confirm-new-ledger`. Run Redis with appendonly yes.", err=True)
 
 
+def _record_caps(router: Any, spool_dir: str | None) -> None:
+    """Record the caps beside the store, for ``cascade budget`` (said once on stderr: a file written)."""
+    from cascade.server.served_caps import record_caps
+    try:
+        path = record_caps(router.store, router.caps, policy=router.policy.name, spool_dir=spool_dir)
+    except OSError as exc:
+        typer.echo(f"warning: the caps could not be recorded for `cascade budget`: {exc}", err=True)
+        return
+    if path is not None:
+        typer.echo(f"cascade serve: caps recorded in {path} (read by `cascade budget`)", err=True)
+
+
 @contextlib.contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     """Environment variables set for the block (the worker processes read them), then restored."""
@@ -182,7 +196,10 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 def budget_cmd(
         budget_store: Optional[str] = typer.Option(None, "--budget-store", help="Store URL (default: the policy's)."),
-        policy: str = typer.Option("default", "--policy", "-p", help="Policy whose caps to show (built-in name or YAML)."),
+        policy: Optional[str] = typer.Option(None, "--policy", "-p",
+                                             help="Policy whose caps to show (built-in name or YAML; default: the "
+                                                  "caps the last `cascade serve` on this store recorded, else "
+                                                  "the default policy's)."),
         user: list[str] = typer.Option([], "--user", "-u", help="Show this user (repeatable; default: every user with spend)."),
         global_cap_usd: Optional[float] = typer.Option(None, "--global-cap-usd", help="Global cap (USD) instead of the policy's."),
         user_cap_usd: Optional[float] = typer.Option(None, "--user-cap-usd", help="Per-user cap (USD) instead of the policy's."),
@@ -202,13 +219,16 @@ def budget_cmd(
     from policies.loader import load_policy
 
     def run() -> dict[str, Any]:
-        pol = load_policy(policy)
+        pol = load_policy(policy or "default")
         caps = budget_caps(pol, global_cap_usd=global_cap_usd, user_cap_usd=user_cap_usd, cap_window=cap_window)
         store = open_budget_store(budget_store or pol.budgets.store)
         try:
             spool = open_spool(store, spool_dir)
+            caps, source = _caps_to_show(store, caps, spool_dir, explicit=policy is not None or global_cap_usd
+                                         is not None or user_cap_usd is not None, policy=pol.name)
             actions = _budget_actions(store, spool, confirm=confirm_new_ledger, apply=apply_spool)
-            return {**budget_report(store, caps, users=user or None), **store_state(store, spool), "actions": actions}
+            return {**budget_report(store, caps, users=user or None), **store_state(store, spool),
+                    "caps_from": source, "actions": actions}
         finally:
             store.close()
     doc = _guard(run)
@@ -216,6 +236,17 @@ def budget_cmd(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     print_budget(doc)
+
+
+def _caps_to_show(store: Any, caps: Any, spool_dir: str | None, *, explicit: bool, policy: str) -> tuple[Any, str]:
+    """The caps the command was given, else those the last ``cascade serve`` on this store recorded, else
+    the default policy's; and where they come from, in words."""
+    if not explicit:
+        from cascade.server.served_caps import read_caps
+        served = read_caps(store, spool_dir)
+        if served is not None:
+            return served["caps"], f"cascade serve (policy {served['policy']}), recorded in {served['path']}"
+    return caps, f"policy {policy}" + (" with the command's overrides" if explicit and policy else "")
 
 
 def _budget_actions(store: Any, spool: Any, *, confirm: bool, apply: bool) -> list[str]:
@@ -252,6 +283,8 @@ def print_budget(doc: dict[str, Any]) -> None:
     if doc["unattributed_spent_usd"]:
         table.add_row("(no user)", f"${doc['unattributed_spent_usd']:.6f}", *_cap_cells(None))
     console.print(table)
+    if doc.get("caps_from"):
+        console.print(f"caps: {doc['caps_from']}", highlight=False, markup=False, soft_wrap=True)
     for line in [*doc.get("actions", []), *_state_lines(doc)]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 

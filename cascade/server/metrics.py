@@ -7,6 +7,8 @@
                                                     too_large | provider_error | exhausted |
                                                     store_unavailable | client_closed | error
     cascade_escalations_total                       answers that needed more than one model
+    cascade_escalation_reasons_total{reason}        why they did: what the first model's answer failed
+                                                    (``check:<name>``, ``error:<type>``, ``skipped:<why>``)
     cascade_spend_usd_total                         USD committed by this process's requests
     cascade_overrun_usd_total                       USD committed beyond the reservations (providers that
                                                     reported more tokens than were reserved for)
@@ -47,6 +49,8 @@ class ServerMetrics:
         self.requests = Counter("cascade_requests", "Chat completion requests by answering model and outcome.",
                                 ("model", "outcome"), registry=r)
         self.escalations = Counter("cascade_escalations", "Answers that needed more than one model.", registry=r)
+        self.escalation_reasons = Counter("cascade_escalation_reasons", "Escalated answers, by why the first "
+                                          "model's answer was not taken.", ("reason",), registry=r)
         self.spend = Counter("cascade_spend_usd", "USD committed by the requests of this process.", registry=r)
         self.overrun = Counter("cascade_overrun_usd", "USD committed beyond what was reserved (provider reported "
                                "more tokens than reserved for).", registry=r)
@@ -96,6 +100,7 @@ class ServerMetrics:
                 self.overrun.inc(trace.overrun_usd)
             if trace.escalated:
                 self.escalations.inc()
+                self.escalation_reasons.labels(escalation_reason(trace)).inc()
             if getattr(trace, "cache", None):
                 self.cache_lookups.labels(trace.cache).inc()
                 if trace.cache_saved_usd:
@@ -111,10 +116,31 @@ class ServerMetrics:
         self.refusals.labels(scope or "unknown", window or "unknown").inc()
 
     def exposition(self) -> bytes:
+        return generate_latest(self._current())
+
+    def collect(self) -> list[Any]:
+        """The metric families ``/metrics`` exposes (the dashboard reads these, not a copy)."""
+        return list(self._current().collect())
+
+    def _current(self) -> CollectorRegistry:
         self._refresh_circuits()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):      # several workers: the sum over all of them
             from prometheus_client import multiprocess
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return registry
+        return self.registry
+
+
+def escalation_reason(trace: Any) -> str:
+    """Why an escalated request left its first model: its first attempt that was not taken, as
+    ``check:<first failed check>``, ``error:<exception type>`` or ``skipped:<why>`` (``other`` if none)."""
+    for a in trace.attempts:
+        if a.status == "check_failed":
+            failed = next((c.name for c in a.checks if c.passed is False), "check")
+            return f"check:{failed}"
+        if a.status == "error":
+            return "error:" + (a.error or "error").split(":", 1)[0]
+        if a.status == "skipped":
+            return "skipped:" + (a.reason.split(":", 1)[0] or "skipped").split()[0]
+    return "other"

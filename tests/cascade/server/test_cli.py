@@ -133,6 +133,7 @@ def test_serve_builds_the_app_and_runs_uvicorn(uvicorn_calls, tmp_path):
     state = asgi.state.cascade
     assert len(state.keys) == 1 and "1 API keys" in result.output and "warning" not in result.output
     assert ALICE_KEY not in result.output
+    assert "dashboard http://127.0.0.1:8123/dashboard" in result.output
 
 
 def test_serve_warns_without_keys_on_a_public_interface(uvicorn_calls):

@@ -212,5 +212,6 @@ def test_openapi_json_is_served_without_a_key(serve, fake_provider):
     doc = httpx.get(served.url + "/openapi.json", timeout=10).json()
     assert doc["openapi"].startswith("3.1") and "/v1/chat/completions" in doc["paths"]
     schema = doc["components"]["schemas"]["ChatCompletionRequest"]
-    assert schema["properties"]["model"]["enum"] == ["cascade", "cascade/default"]
+    assert schema["properties"]["model"]["enum"] == ["cascade", "cascade/default", "cascade/budget-strict",
+                                                     "cascade/quality-first", "cascade/quality-match"]
     assert httpx.get(served.url + "/openapi.json", timeout=10).content == served.app.state.cascade.openapi()

@@ -201,7 +201,8 @@ def test_502_when_every_model_fails_without_leaking_keys(serve, fake_provider):
 def test_models_endpoint(serve, fake_provider):
     served = serve(keys=API_KEYS)
     ids = [m.id for m in client(served, ALICE_KEY).models.list()]
-    assert ids == ["cascade", "cascade/default"]
+    assert ids == ["cascade", "cascade/default", "cascade/budget-strict", "cascade/quality-first",
+                   "cascade/quality-match"]
 
 
 def test_healthz_reports_store_and_breakers(serve, fake_provider):

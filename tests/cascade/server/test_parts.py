@@ -164,5 +164,6 @@ def test_create_app_from_settings_makes_its_router_in_the_lifespan(tmp_path):
         assert router.policy.name == "budget-strict" and router.caps[0].limit_usd == 3.0
         assert client.get("/v1/models").status_code == 401
         ids = [m["id"] for m in client.get("/v1/models", headers={"Authorization": f"Bearer {KEY_A}"}).json()["data"]]
-        assert ids == ["cascade", "cascade/budget-strict"]
+        assert ids == ["cascade", "cascade/budget-strict", "cascade/default", "cascade/quality-first",
+                       "cascade/quality-match"]
         assert client.get("/healthz").json()["status"] == "ok"

@@ -27,7 +27,7 @@ def client(served) -> openai.OpenAI:
 def test_direct_stream_relays_chunks_and_ends_with_the_trace(serve, fake_provider):
     fake_provider.script("deepseek-chat", answer("streamed directly to you", prompt_tokens=10, completion_tokens=5))
     served = serve(policy=DIRECT)
-    assert [m.id for m in client(served).models.list()] == ["cascade", "cascade/direct"]
+    assert [m.id for m in client(served).models.list()][:2] == ["cascade", "cascade/direct"]
     chunks = list(client(served).chat.completions.create(model="cascade/direct", messages=user_msg("hi"),
                                                          stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "streamed directly to you"
