@@ -110,6 +110,10 @@ def replay_cmd(
         with _progress(quiet) as progress:
             doc = replay_report(policy, dirs, traces, maps, split, sweep, progress,
                                 **_engine_options(engine, address, chunk_rows, workers, spill_dir))
+        if traces is not None:          # what an exact response cache would have saved (cascade.cache.report)
+            from cascade.cache.report import trace_cache_report
+            from policies.loader import load_policy
+            doc["cache"] = trace_cache_report(traces, load_policy(policy).cache)
         if plot is not None:
             from cascade.replay.html import write_plot
             write_plot(doc, plot)
@@ -124,6 +128,10 @@ def replay_cmd(
     from cascade.replay.render import print_report
     console = _console()
     print_report(doc, console)
+    if "cache" in doc:
+        from cascade.cache.report import cache_lines
+        for line in cache_lines(doc["cache"]):
+            console.print(line, highlight=False, markup=False)
     for label, path in (("plot", plot), ("html", html)):
         if path is not None:
             console.print(f"wrote {label}: {path}", highlight=False, markup=False)

@@ -132,13 +132,13 @@ def _fits_everywhere(policy: Policy, bound: int, max_tokens: int | None, facts: 
 
 def route(policy: Policy, classifier: Any, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
           *, user: str | None = None, budget: BudgetSnapshot = UNLIMITED, health: Health = ALL_HEALTHY,
-          refusal_as_value: bool = False) -> Routed:
+          refusal_as_value: bool = False, start_at: str | None = None) -> Routed:
     """Plan ``messages``. A budget refusal raises BudgetExceeded, or with ``refusal_as_value`` (a dry run)
     comes back as a Routed with an empty plan and the refusal in ``refused``."""
     request = build_request(messages, params, user, policy)
     score = float(classifier.score_one(request.text))
     try:
-        return Routed(request, score, decide(policy, request, score, budget, health))
+        return Routed(request, score, decide(policy, request, score, budget, health, start_at))
     except BudgetExceeded as exc:
         if not refusal_as_value:
             raise

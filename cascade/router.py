@@ -34,6 +34,7 @@ from cascade.feedback import UNSCOPED, FeedbackBook
 from cascade.gate import BudgetGate
 from cascade.loops import run_forever_then_close, settle
 from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
+from cascade.recall import Prelude, Recall
 from cascade.services import RouterServices, RouterSettings, build_services
 from cascade.shadow import ShadowSampler
 from cascade.trace import RouteTrace
@@ -57,6 +58,7 @@ class RequestRun:
     trace: RouteTrace
     started: float
     span: Any = None          # the request's telemetry handle (None when telemetry is off)
+    prelude: Prelude | None = None
 
 
 class Router:
@@ -85,6 +87,7 @@ class Router:
                 + ": a request planned to them fails with AuthenticationError"), stacklevel=2)
         self.executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy), s.transports,
                                      s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng, missing_keys=missing)
+        self.recall = Recall.for_policy(self.policy, s.transports, s.credentials)    # response cache, session pins
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self.shadow = ShadowSampler(self)          # the policy's shadow sampling (cascade.shadow)
@@ -105,7 +108,8 @@ class Router:
             self.with_retry_after(routed.refused)
         return routed
 
-    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Routed:
+    async def aroute(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None,
+                     start_at: str | None = None, **params: Any) -> Routed:
         """:meth:`route` without blocking the event loop: the budget store read asynchronously, a prompt
         over ``max_prompt_chars`` refused at once (:class:`PromptTooLarge`), and one over
         :data:`~cascade.planning.OFF_LOOP_CHARS` planned (tokenized) in the bounded planning pool; a
@@ -118,7 +122,7 @@ class Router:
             if snapshot is not None:
                 kwargs["budget"] = snapshot
         args = (self.policy, self.classifier, messages, params)
-        kwargs.update(user=user_of(user), health=self.health.snapshot())
+        kwargs.update(user=user_of(user), health=self.health.snapshot(), start_at=start_at)
         if chars > OFF_LOOP_CHARS:
             return await self.services.off_loop(route, *args, **kwargs)
         return route(*args, **kwargs)
@@ -134,14 +138,14 @@ class Router:
 
     # ---- one request: begin, walk, finish ------------------------------------------------------
     async def begin(self, messages: Sequence[Mapping[str, Any]], user: Who, params: dict,
-                    *, stream: bool = False) -> RequestRun:
+                    *, stream: bool = False, prelude: Prelude | None = None) -> RequestRun:
         """Plan a request and open its trace (a budget refusal of the plan itself raises here)."""
         if not self._started:
             await self.astart()
         await self.services.warm_up(streaming=bool(params.get("stream")))   # litellm's import, off the attempts' clock
         started = self._clock()
         try:
-            routed = await self.aroute(messages, user=user, **params)
+            routed = await self.aroute(messages, user=user, start_at=prelude and prelude.pin, **params)
         except BudgetExceeded as exc:
             self.services.telemetry.refused(self.policy.name, exc)
             raise self.with_retry_after(exc) from None
@@ -151,12 +155,14 @@ class Router:
             raise
         trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality,
                            user_of(user), plan_reason=routed.plan.reason)
+        first = routed.plan.attempts[0].model if routed.plan.attempts else None
+        if prelude is not None:
+            prelude.annotate(trace, first)
         call_params = {k: v for k, v in params.items() if k not in _PLAN_PARAMS}
         ctx = CallContext(trace.request_id, user, messages, call_params, self.caps,
                           started + self.policy.retries.deadline_s, routed.request.text, stream=stream)
-        first = routed.plan.attempts[0].model if routed.plan.attempts else None
         span = self.services.telemetry.start_request(trace, planned_model=first)
-        return RequestRun(routed, ctx, trace, started, span)
+        return RequestRun(routed, ctx, trace, started, span=span, prelude=prelude)
 
     async def replan(self, run: RequestRun) -> Plan:
         """A fresh plan for ``run`` with today's budget figures (the walk asks for it when a cap refused
@@ -165,7 +171,8 @@ class Router:
         params = {**run.ctx.params, **({"max_tokens": r.max_tokens} if r.max_tokens is not None else {}),
                   **({"stream": True} if r.stream else {})}
         try:
-            fresh = await self.aroute(run.ctx.messages, user=run.ctx.user, **params)
+            fresh = await self.aroute(run.ctx.messages, user=run.ctx.user,
+                                      start_at=run.prelude and run.prelude.pin, **params)
         except BudgetExceeded as exc:
             raise self.with_retry_after(exc) from None
         if fresh.plan.attempts != run.routed.plan.attempts:
@@ -242,12 +249,18 @@ class Router:
         return self.feedback_book.record(request_id, score, user=user)
 
     # ---- execution -----------------------------------------------------------------------------
-    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None, **params: Any) -> Any:
-        """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``."""
+    async def acomplete(self, messages: Sequence[Mapping[str, Any]], *, user: Who = None,
+                        session_id: str | None = None, **params: Any) -> Any:
+        """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``.
+        ``session_id``: later turns of the session start at the model that answered its last turn
+        (:mod:`cascade.sessions`). A response-cache hit (:mod:`cascade.recall`) calls no model."""
+        prelude, hit = await self.recall.before(self, messages, user, params, session_id)
+        if hit is not None:
+            return hit
         if params.get("stream"):
             from cascade.streaming import astream
-            return await astream(self, messages, user=user, **params)
-        run = await self.begin(messages, user, params)
+            return await astream(self, messages, user=user, prelude=prelude, **params)
+        run = await self.begin(messages, user, params, prelude=prelude)
         chosen = await self.walk(run)
         chosen.result.response.cascade = run.trace
         return chosen.result.response
@@ -261,6 +274,7 @@ class Router:
             raise
         chosen = self.finish(run, ended)
         assert chosen is not None
+        await self.recall.after(run.prelude, run.trace, chosen)
         return chosen
 
     # ---- sync twin -----------------------------------------------------------------------------
@@ -310,4 +324,5 @@ class Router:
                     pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
+        self.recall.close()
         self.services.close()

@@ -46,12 +46,12 @@ async def _replay(chunks: list[Any]) -> AsyncIterator[Any]:
 
 
 async def astream(router: "Router", messages: Sequence[Mapping[str, Any]], *, user: str | None = None,
-                  **params: Any) -> CascadeStream:
+                  prelude: Any = None, **params: Any) -> CascadeStream:
     params = {k: v for k, v in params.items() if k != "stream"}
     policy = router.policy
     checked = any(policy.checks_for(r) for rungs in policy.escalation.ladders.values() for r in rungs)
     buffered = checked and not policy.escalation.stream_unchecked
-    run = await router.begin(messages, user, {**params, "stream": True}, stream=buffered)
+    run = await router.begin(messages, user, {**params, "stream": True}, stream=buffered, prelude=prelude)
     if buffered:
         chosen = await router.walk(run)
         return CascadeStream(_replay(chosen.result.chunks), run.trace)
@@ -75,3 +75,4 @@ async def _direct_chunks(router: "Router", run: "RequestRun") -> AsyncIterator[A
         router.finish(run, exc)
         raise
     router.finish(run, ended[0])
+    await router.recall.after(run.prelude, run.trace, None)     # pins the session; a direct stream is never cached

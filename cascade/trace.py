@@ -11,7 +11,12 @@ One JSON object per request::
                    "checks": [{"name", "passed", "reason", "score"}],
                    "answer"},     # an attempt's answer text: only when the sink keeps text
                   ],
-     "prompt": ..., "answer": ...}          # text only when the sink is told to keep it
+     "prompt": ..., "answer": ...,         # text only when the sink is told to keep it
+     "request_digest", "temperature",      # the request's digest (messages + answer-changing params)
+     "session_id", "pinned",               # when the request named a session; pinned: started at its pin
+     "cache_hit",                          # true: answered from the response cache ($0, no provider)
+     "cache", "cache_saved_usd", "cache_source",   # when the policy has a response cache
+     "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd, not budgeted)
 
 Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.shadow`, :mod:`cascade.feedback`)::
 
@@ -85,6 +90,15 @@ class RouteTrace:
     plan_reason: str = ""
     on_attempt: Any = field(default=None, repr=False, compare=False)   # telemetry: called with each record
     on_call: Any = field(default=None, repr=False, compare=False)      # telemetry: called when a call answers
+    request_digest: str | None = None      # cascade.cache.keys.request_digest: what replay's cache report keys on
+    temperature: float | None = None
+    session_id: str | None = None
+    pinned: bool = False                   # the plan started at the session's pinned model
+    cache: str | None = None               # the cache lookup: hit | miss | error | uncacheable (None: no cache)
+    cache_hit: bool = False
+    cache_saved_usd: float = 0.0           # a hit: what the stored answer cost when it was made
+    cache_source: str | None = None        # a hit: the request id that made the stored answer
+    cache_embedding_usd: float = 0.0       # the semantic lookup's embedding call (not in cost_usd nor the budget)
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
@@ -122,7 +136,12 @@ class RouteTrace:
                 "unrecorded_cost_usd": self.unrecorded_cost_usd, "latency_s": self.latency_s,
                 "outcome": self.outcome, "error": self.error, "plan_reason": self.plan_reason,
                 "overrun_usd": self.overrun_usd,
-                "attempts": [a.to_dict(with_text=with_text) for a in self.attempts]}
+                "attempts": [a.to_dict(with_text=with_text) for a in self.attempts],
+                "request_digest": self.request_digest, "temperature": self.temperature, "cache_hit": self.cache_hit,
+                **{k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) not in (None, False, 0.0)}}
+
+
+_OPTIONAL = ("session_id", "pinned", "cache", "cache_saved_usd", "cache_source", "cache_embedding_usd")
 
 
 class TraceSink:

@@ -51,6 +51,11 @@ class LiteLLMTransport:
         from cascade.providers import acall
         return await acall(stream=True, **call.kwargs())
 
+    async def aembed(self, call: CallSpec, text: str) -> tuple[list[float], int]:
+        """(vector, prompt tokens) of ``text`` (the semantic cache's embeddings)."""
+        from cascade.cache.embeddings import litellm_embed
+        return await litellm_embed(call, text)
+
     async def aclose(self) -> None:
         return None
 
@@ -69,6 +74,10 @@ class DirectTransport:
 
     async def astream(self, call: CallSpec) -> Any:
         return await self._streaming.astream(call)
+
+    async def aembed(self, call: CallSpec, text: str) -> tuple[list[float], int]:
+        from cascade.cache.embeddings import direct_embed
+        return await direct_embed(call, text)
 
     async def aclose(self) -> None:
         import sys

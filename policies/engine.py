@@ -44,6 +44,11 @@ def start_rung(score: float, thresholds: tuple[float, ...]) -> int:
     return sum(1 for t in thresholds if score >= t)
 
 
+def pinned_rung(ladder: tuple[Rung, ...], alias: str | None) -> int:
+    """The rung of ``alias`` on ``ladder`` (0 when it is not on it, or None)."""
+    return next((i for i, rung in enumerate(ladder) if rung.model == alias), 0) if alias else 0
+
+
 def _max_tokens(policy: Policy, request: Request, spec: ModelSpec) -> int:
     wanted = request.max_tokens if request.max_tokens is not None else policy.routing.default_max_tokens
     return min(wanted, spec.max_output_tokens)
@@ -86,7 +91,9 @@ def _consult(policy: Policy, request: Request, rung: Rung, checks: tuple) -> Att
 
 
 def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapshot = UNLIMITED,
-           health: Health = ALL_HEALTHY) -> Plan:
+           health: Health = ALL_HEALTHY, start_at: str | None = None) -> Plan:
+    """``start_at``: a catalog alias the plan starts at or above when it is on the request's ladder
+    (a session's pin: the model that answered its last turn; never below what the score asks)."""
     ladder = policy.escalation.ladders.get(request.modality)
     if ladder is None:
         raise InvalidRequestError(f"policy {policy.name!r} has no {request.modality} ladder: it cannot serve a "
@@ -98,8 +105,11 @@ def decide(policy: Policy, request: Request, score: float, budget: BudgetSnapsho
     if not usable:
         _raise_unserviceable(policy, request, skipped)
     first = start_rung(score, policy.routing.thresholds)
-    chosen = [i for i in usable if i >= first] or [max(usable)]
+    pinned = pinned_rung(ladder, start_at)
+    chosen = [i for i in usable if i >= max(first, pinned)] or [max(usable)]
     reasons = _reasons(policy, ladder, chosen, first, score)
+    if pinned > first and chosen[0] == pinned:
+        reasons[0] = f"session pinned to {start_at} (the model that answered its last turn; score {score:.3f})"
     attempts = [_attempt(policy, request, ladder[i], i, r) for i, r in zip(chosen, reasons)]
     plan = _fit_budget(policy, request, ladder, usable, attempts, score, tuple(skipped), budget)
     if policy.escalation.check_last_rung or not plan.attempts[-1].checks:

@@ -1,7 +1,8 @@
 """The policy schema: pydantic v2 models, strict (``extra="forbid"``) and frozen.
 
 A policy has five parts: the model ``catalog``, ``routing`` (classifier + thresholds), ``escalation``
-(ladders per modality, answer checks, what to do when exhausted), ``retries`` and ``budgets``.
+(ladders per modality, answer checks, what to do when exhausted), ``retries`` and ``budgets``; and
+``cache`` (a response cache, off when absent) and ``sessions`` (session pinning), in :mod:`policies.cache`.
 Cross-field rules (ladders name catalog models, checks exist, thresholds ascend) are validated here so
 that a loaded Policy is always internally consistent.
 """
@@ -15,6 +16,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from policies.cache import CacheConfig, SessionConfig, cache_problems
 from policies.checks import CHECK_NAMES, validate_check_params
 from policies.errors import ConfigError
 from policies.learning import ShadowConfig
@@ -24,7 +26,8 @@ from policies.learning import ShadowConfig
 # (DeepSeek-VL2 has JSON mode but no structured outputs), so a model declares each it supports.
 # logprobs: the provider returns token logprobs when asked (``logprobs: true``): the runtime asks for them,
 # and the ``confidence`` check and the trace read them.
-Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming", "logprobs"]
+Capability = Literal["text", "vision", "document_ocr", "json_mode", "json_schema", "tools", "streaming", "logprobs",
+                     "embeddings"]
 Modality = Literal["text", "vision", "document"]
 Transport = Literal["litellm", "direct"]
 # Providers whose API takes the OpenAI chat-completions request as it is: ``transport: direct`` may
@@ -253,6 +256,8 @@ class Policy(_Strict):
     circuit_breaker: CircuitConfig = CircuitConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     shadow: ShadowConfig | None = None        # shadow sampling: policies.learning
+    cache: CacheConfig | None = None            # response cache (policies/cache.py); off when absent
+    sessions: SessionConfig = SessionConfig()   # session pinning (policies/cache.py)
 
     @field_validator("catalog")
     @classmethod
@@ -276,6 +281,7 @@ class Policy(_Strict):
         problems += [(where, f"unknown model {alias!r}{did_you_mean(alias, self.catalog)}; catalog has: "
                              f"{', '.join(sorted(self.catalog))}")
                      for where, alias in (self.shadow.referenced_models() if self.shadow else ()) if alias not in self.catalog]
+        problems += cache_problems(self.cache, {a: spec.capabilities for a, spec in self.catalog.items()})
         if problems:
             where, message = problems[0]
             raise ValueError(f"{where}: {message}")

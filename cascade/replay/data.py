@@ -54,6 +54,8 @@ class ReplayData:
     consult_cost_usd: np.ndarray | None = None    # (N, C)
     consult_responses: list[list[str | None]] | None = None   # per consult model, per request
     dropped: int = 0                           # requests left out for want of an outcome of some rung
+    sessions: np.ndarray | None = None         # traces: (N,) object, each request's session_id or None
+    session_ts: np.ndarray | None = None       # traces: (N,) when it was made (session pins expire)
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:

@@ -24,6 +24,7 @@ from policies.walk import ANSWER_FAILED, Accept, AttemptOutcome, Exhausted, TryA
 
 from cascade.replay.checks import UNEVALUABLE, CheckTable
 from cascade.replay.data import ReplayData
+from cascade.sessions import ReplayPins
 from cascade.trace import AttemptRecord, RouteTrace
 
 OK, BEST_ANSWER, FAILED, REFUSED = 0, 1, 2, 3
@@ -43,6 +44,7 @@ class Replayed:
     unevaluated: Counter = field(default_factory=Counter)   # check name -> outcomes counted as passed
     evaluated: Counter = field(default_factory=Counter)
     missing_calls: int = 0     # planned calls to a model with nothing recorded (traces)
+    pin_floor: np.ndarray | None = None   # (N,) the rung each request's session pin started it at or above
 
 
 class ReplayExecutor:
@@ -116,13 +118,15 @@ class ReplayExecutor:
 
 
 def _decided(policy: Policy, request: Request, score: float,
-             plans: dict[tuple[Request, float], Plan | CascadeError]) -> Plan | CascadeError:
-    """``decide(policy, request, score)``, or the error it raises; computed once per distinct input."""
-    key = (request, score)
+             plans: dict[tuple[Request, float, str | None], Plan | CascadeError],
+             start_at: str | None = None) -> Plan | CascadeError:
+    """``decide(policy, request, score, start_at=...)``, or the error it raises; computed once per
+    distinct input (``start_at``: the request's session pin)."""
+    key = (request, score, start_at)
     found = plans.get(key)
     if found is None:
         try:
-            found = decide(policy, request, score)
+            found = decide(policy, request, score, start_at=start_at)
         except (InvalidRequestError, BudgetExceeded, EscalationExhausted) as exc:
             found = exc
         plans[key] = found
@@ -141,11 +145,12 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     units = data.quality_units.tolist()
     texts = data.prompts if data.prompts is not None else [""] * n
     tokens, score_list = data.plan_tokens.tolist(), np.asarray(scores, dtype=np.float64).tolist()
-    plans: dict[tuple[Request, float], Plan | CascadeError] = {}   # decide() is pure: once per distinct input
+    pins = ReplayPins(policy.sessions, data.sessions, data.session_ts, data.aliases)   # session pinning, as live
+    plans: dict[tuple[Request, float, str | None], Plan | CascadeError] = {}   # decide() is pure: once per input
     for i in range(n):
         score = score_list[i]
         trace = RouteTrace(data.ids[i], policy.name, score, "text")
-        plan = _decided(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score, plans)
+        plan = _decided(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score, plans, pins.start(i))
         if isinstance(plan, CascadeError):
             trace.outcome, trace.error = "error", f"{type(plan).__name__}: {plan}"
         else:
@@ -155,6 +160,7 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
                 quality[i] = units[i][answered[i]]
             called[i] = executor.called
             escalated[i] = trace.escalated
+            pins.answered(i, answered[i])
         if on_trace is not None:
             on_trace(i, trace)
         if tick is not None and i % 4096 == 4095:
@@ -166,4 +172,4 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     calls[rows, np.fromiter((r for c in called for r in c), dtype=np.int64, count=rows.size)] = True
     return Replayed(np.array(outcome, np.int8), np.array(answered, np.int64), np.array(quality, np.int64),
                     np.array(cost, np.int64), calls, np.array(escalated, bool), executor.unevaluated,
-                    executor.evaluated, executor.missing_calls)
+                    executor.evaluated, executor.missing_calls, pins.floors(n))

@@ -70,6 +70,8 @@ def replay_part(policy: Policy, data: ReplayData, classifier: Any = None,
     clock = time.perf_counter()
     engine = replay_engine(policy, data, scores, checks)
     arrays = decision_arrays(policy, data, scores, checks)
+    if engine.pin_floor is not None:               # session pins (traces): as in the in-memory replay
+        arrays = replace(arrays, pin_floor=engine.pin_floor)
     if len(data):                                  # an empty partition (every prompt dropped) has nothing to compare
         check_equal(policy.name, engine, arrays)
     timings["engine_replay"] = time.perf_counter() - clock
@@ -122,7 +124,11 @@ def merge_engine(parts: Sequence[Replayed]) -> Replayed:
 
 
 def merge_arrays(parts: Sequence[DecisionArrays]) -> DecisionArrays:
-    return replace(parts[0], **{n: _concat([getattr(p, n) for p in parts]) for n in PER_REQUEST})
+    merged = replace(parts[0], **{n: _concat([getattr(p, n) for p in parts]) for n in PER_REQUEST})
+    if any(p.pin_floor is not None for p in parts):     # session pins (traces), each partition's own
+        floors = [p.pin_floor if p.pin_floor is not None else np.zeros(len(p.score), np.int64) for p in parts]
+        merged = replace(merged, pin_floor=_concat(floors))
+    return merged
 
 
 def merge(policy: Policy, label: str, parts: list[Part], template: ReplayData, full_sweep: bool,

@@ -3,7 +3,7 @@ the policy's own thresholds -> the vectorised sweep -> the report (:mod:`cascade
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -114,6 +114,9 @@ def run_replay(policy_source: str | Policy, data_dirs: Sequence[str | Path] = ()
         engine = replay_engine(policy, data, scores, checks, tick=advance)
     lap("engine_replay")
     arrays = decision_arrays(policy, data, scores, checks)
+    if engine.pin_floor is not None:          # session pins (traces): the sweep starts where the engine's pins did
+        arrays = replace(arrays, pin_floor=engine.pin_floor)
+        data.notes.append("session pins: every threshold of the sweep keeps the pins of the policy's own run")
     check_equal(policy.name, engine, arrays)              # the sweep is only reported when it is the engine
     t2_grid = list(GRID) if full_sweep and swept_checker(policy) is not None else [arrays.t2]
     with progress.task("sweep", total=len(t2_grid)) as advance:

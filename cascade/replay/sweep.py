@@ -57,6 +57,7 @@ class DecisionArrays:
     t1: float | None           # the policy's thresholds[0]
     t2: float | None           # the policy's swept-checker threshold
     aliases: tuple[str, ...] = ()
+    pin_floor: np.ndarray | None = None   # (N,) session pins: the rung a request starts at or above (the engine's)
 
 
 def decision_arrays(policy: Policy, data: ReplayData, scores: np.ndarray, checks: CheckTable) -> DecisionArrays:
@@ -101,7 +102,8 @@ def decision_arrays(policy: Policy, data: ReplayData, scores: np.ndarray, checks
 
 def first_rung(a: DecisionArrays, t1: float | None) -> np.ndarray:
     """``start_rung`` of every request with thresholds[0] = t1 (None: no thresholds[0])."""
-    return a.base_first if t1 is None else a.base_first + (a.score >= t1)
+    first = a.base_first if t1 is None else a.base_first + (a.score >= t1)
+    return first if a.pin_floor is None else np.maximum(first, a.pin_floor)
 
 
 def plan_mask(a: DecisionArrays, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -42,8 +42,11 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
     names = [maps.get(a, a) for a in aliases]
     from cascade.learning.labels import merge_labels
     rows = merge_labels(_records(path, row_groups))       # shadow answers and labels joined to their requests
+    hits = sum(1 for doc in rows if doc.get("cache_hit"))
+    rows = [doc for doc in rows if not doc.get("cache_hit")]     # answered from the response cache: no model ran
     if not rows and row_groups is None:
-        raise ConfigError(f"{path}: the trace file holds no request", source=str(path))
+        raise ConfigError(f"{path}: the trace file holds no request" + (f" but {hits:,} cache hits" if hits else ""),
+                          source=str(path))
     if has_text is None:
         has_text = all(isinstance(doc.get("prompt"), str) for doc in rows)
     if split != "all":
@@ -59,6 +62,9 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
             data.notes.append(f"the trace never calls {name!r} (rung {alias!r}): every planned call to it has no "
                               f"outcome (give --map {alias}=TRACED_MODEL if it was recorded under another name)")
     data.notes.append("traces carry no graded quality: quality = the returned answer passed its production checks")
+    if hits:
+        data.notes.append(f"{hits:,} requests answered from the response cache left out (no model was called; "
+                          "the cache report counts them)")
     if not has_text:
         data.notes.append("the trace holds no prompt text: the recorded classifier scores are used and checks "
                           "are taken from the recorded check outcomes")
@@ -131,4 +137,5 @@ def _build(rows: list[dict], path: Path, aliases: tuple[str, ...], names: list[s
         prompts=[doc["prompt"] for doc in rows] if has_text else None, prompt_tokens=tokens, plan_tokens=tokens.copy(),
         available=available, missing=missing, quality=quality, cost_usd=np.where(available | ~missing, cost, 0.0),
         cost_recorded=~missing, completion_tokens=completion, responses=responses, recorded_checks=checks,
-        recorded_scores=scores, split=split)
+        recorded_scores=scores, split=split, sessions=np.array([doc.get("session_id") for doc in rows], dtype=object),
+        session_ts=np.array([float(doc.get("ts") or 0.0) for doc in rows]))

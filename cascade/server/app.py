@@ -67,6 +67,7 @@ log = logging.getLogger("cascade.server")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_SSE_KEEPALIVE_S = 5.0
 _JSON = "application/json"
+SESSION_HEADER = "x-session-id"       # a session's later turns start at the model of its last turn (cascade.sessions)
 
 
 @dataclass(frozen=True)
@@ -244,12 +245,13 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
             router = state.routers.get(data["model"])
             user = user if state.keys is not None else req.user
             wants_stream = req.stream
+            params = {**router_params(req), "session_id": request.headers.get(SESSION_HEADER)}
             if req.stream:
-                response = await until_disconnect(request.receive, _open_stream(state, router, req, user, started))
+                response = await until_disconnect(request.receive,
+                                                  _open_stream(state, router, req, user, started, params))
                 streaming = True
                 return response
-            resp = await until_disconnect(request.receive,
-                                          router.acomplete(req.messages, user=user, **router_params(req)))
+            resp = await until_disconnect(request.receive, router.acomplete(req.messages, user=user, **params))
             trace = resp.cascade
             body = completion_body(resp, trace)
             metrics.record(outcome=trace.outcome, trace=trace, seconds=time.perf_counter() - started, stream=False)
@@ -292,11 +294,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
 
 
 async def _open_stream(state: ServerState, router: Any, req: ChatCompletionRequest, user: str | None,
-                       started: float) -> Response:
+                       started: float, params: dict[str, Any]) -> Response:
     """Start the stream and wait up to ``sse_keepalive_s`` for its first chunk, so that failures before
     any output (budget, every model down) still get their HTTP status; then hand the rest to SSE (which
     sends keep-alive comments while a checked answer is still being made)."""
-    opening = asyncio.ensure_future(open_first_chunk(router, req.messages, user, router_params(req)))
+    opening = asyncio.ensure_future(open_first_chunk(router, req.messages, user, params))
     handed = False
     try:
         await asyncio.wait({opening}, timeout=state.sse_keepalive_s)

@@ -19,6 +19,9 @@
                                                     1 half-open (one probe allowed), 2 open
     cascade_circuit_transitions_total{model, to}    circuit transitions of this process, by new state
                                                     (open | half_open | closed)
+    cascade_cache_lookups_total{result}             response-cache lookups (policy ``cache:``): hit | miss |
+                                                    error (store bypassed) | uncacheable (sampled request)
+    cascade_cache_saved_usd_total                   what the answers served from the cache cost when made
 
 Under ``cascade serve --workers N`` the workers write their values to PROMETHEUS_MULTIPROC_DIR
 (prometheus_client's multiprocess mode, set up by the parent) and every worker's /metrics reports
@@ -61,6 +64,10 @@ class ServerMetrics:
                                    "1 half-open, 2 open.", ("model",), registry=r, multiprocess_mode="livemax")
         self.circuit_transitions = Counter("cascade_circuit_transitions", "Circuit breaker transitions, by model "
                                            "and the state entered.", ("model", "to"), registry=r)
+        self.cache_lookups = Counter("cascade_cache_lookups", "Response-cache lookups by result.", ("result",),
+                                     registry=r)
+        self.cache_saved = Counter("cascade_cache_saved_usd", "USD the answers served from the response cache "
+                                   "cost when they were made.", registry=r)
         self._latency = {True: self.latency.labels("true"), False: self.latency.labels("false")}
         self._by_outcome: dict[tuple[str, str], Any] = {}
         self._board: Any = None
@@ -94,6 +101,10 @@ class ServerMetrics:
             if trace.escalated:
                 self.escalations.inc()
                 self.escalation_reasons.labels(escalation_reason(trace)).inc()
+            if getattr(trace, "cache", None):
+                self.cache_lookups.labels(trace.cache).inc()
+                if trace.cache_saved_usd:
+                    self.cache_saved.inc(trace.cache_saved_usd)
         key = (model, outcome)
         child = self._by_outcome.get(key)
         if child is None:

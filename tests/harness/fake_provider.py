@@ -15,7 +15,8 @@ Or as a subprocess (multi-process tests, benchmarks)::
 
 Routes: ``POST /v1/chat/completions`` and ``POST /chat/completions`` (litellm's openai provider
 uses the first with ``api_base=.../v1``; its deepseek provider appends ``/chat/completions`` to
-``DEEPSEEK_API_BASE``), ``GET /v1/models``. Control routes (used by the subprocess client):
+``DEEPSEEK_API_BASE``), ``POST /v1/embeddings`` (deterministic hashed bag-of-words vectors, see
+:mod:`tests.harness.embeddings`; a scripted ``http_error`` of the model is answered too), ``GET /v1/models``. Control routes (used by the subprocess client):
 ``GET /_fake/tally[?full=1]``, ``POST /_fake/reset``, ``POST /_fake/script`` (body: a script file).
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .processes import stop_process
 from .scripts import (Behaviour, ModelScript, answer, behaviour_from_json,
                       context_length_exceeded, drop, empty, http_error, malformed, message_text, rate_limited,
                       script_from_json, scripts_from_json, timeout, truncated, wrong_format)
+from .embeddings import embeddings_payload
 from .sse import completion_body, stream_completion
 from .tally import Tally
 
@@ -140,6 +142,8 @@ class FakeProvider:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for path in ("/v1/chat/completions", "/chat/completions"):
             app.router.add_post(path, self._chat)
+        for path in ("/v1/embeddings", "/embeddings"):
+            app.router.add_post(path, self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         app.router.add_get("/_fake/tally", self._control_tally)
@@ -214,6 +218,20 @@ class FakeProvider:
             self.tally.withdraw_completion(seq)
             raise
         return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+            model = str(body["model"])
+        except (ValueError, KeyError, TypeError):
+            return _error_response(400, "request body is not an embeddings request")
+        behaviour = self.script_for(model).next_behaviour()
+        self.tally.record_request(model=model, path=request.path, headers={k.lower(): v for k, v in request.headers.items()},
+                                  raw_body=raw, body=body, outcome=_outcome(behaviour), stream=False)
+        if behaviour.kind == "http_error":
+            return _error_response(behaviour.status, None, behaviour.body, behaviour.retry_after)
+        return web.json_response(embeddings_payload(body))
 
     async def _models(self, request: web.Request) -> web.Response:
         names = sorted(m for m in self._scripts if m != "*") or ["deepseek-chat"]

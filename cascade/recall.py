@@ -1,0 +1,158 @@
+"""What a Router remembers between requests: the response cache and session pins.
+
+The Router asks :meth:`Recall.before` first (a cache hit is answered here: $0, no provider, nothing
+reserved, its trace marked ``cache_hit``), plans with the session's pin (:class:`Prelude.pin`), and
+tells :meth:`Recall.after` how the request ended (the answering model pins the session; an answer
+that passed its checks is stored).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from policies.budget import user_of
+from policies.schema import Policy
+
+from cascade.cache.keys import request_digest
+from cascade.cache.layer import Lookup, ResponseCache, entry_of
+from cascade.sessions import SessionPins, open_pins, validate_session_id
+from cascade.trace import RouteTrace
+
+
+@dataclass
+class Prelude:
+    """A request's recall: its session and pin, and its cache lookup (None when not looked up)."""
+
+    session_id: str | None = None
+    pin: str | None = None
+    lookup: Lookup | None = None
+    cache: str | None = None          # hit | miss | error | uncacheable (None: no cache)
+    digest: str | None = None
+    temperature: Any = None
+    embedding_usd: float = 0.0        # the semantic lookup's embedding call (not charged to budget caps)
+
+    def annotate(self, trace: RouteTrace, first_model: str | None = None) -> None:
+        trace.session_id, trace.cache, trace.request_digest = self.session_id, self.cache, self.digest
+        trace.temperature, trace.cache_embedding_usd = self.temperature, self.embedding_usd
+        trace.pinned = self.pin is not None and first_model == self.pin
+
+
+class Recall:
+    def __init__(self, cache: ResponseCache | None, pins: SessionPins | None, embedding_price: Any = None) -> None:
+        self.cache, self.pins, self._embedding_price = cache, pins, embedding_price
+
+    @classmethod
+    def for_policy(cls, policy: Policy, transports: Mapping[str, Any], credentials: Any) -> "Recall":
+        cache, price = None, None
+        if policy.cache is not None and policy.cache.semantic is not None:
+            price = policy.catalog[policy.cache.semantic.embedding_model].price
+        if policy.cache is not None:
+            from cascade.cache.stores import open_cache_store
+            store = open_cache_store(policy.cache.store, max_entries=policy.cache.max_entries)
+            cache = ResponseCache(policy, store, _embedder(policy, transports, credentials))
+        return cls(cache, open_pins(policy.sessions), price)
+
+    async def before(self, router: Any, messages: Sequence[Any], user: str | None, params: Mapping[str, Any],
+                     session_id: Any) -> tuple[Prelude, Any]:
+        """The request's prelude, and the cached reply when there is one (else None)."""
+        session_id = validate_session_id(session_id)
+        t = params.get("temperature")
+        traced = router.sink is not None           # the digest is for the trace line (replay's cache report)
+        prelude = Prelude(session_id, digest=request_digest(messages, params) if traced else None,
+                          temperature=t if isinstance(t, (int, float)) and not isinstance(t, bool) else None)
+        if session_id is not None and self.pins is not None:
+            prelude.pin = await self.pins.pinned(session_id)
+        if self.cache is None:
+            return prelude, None
+        from cascade.planning import check_prompt_size, validate_user
+        validate_user(user)
+        user = user_of(user)            # a Principal's user name: the cache's scope and the trace keep names
+        check_prompt_size(messages, router.services.max_prompt_chars)
+        keys = self.cache.keys_for(messages, params, user)
+        if keys is None:
+            prelude.cache = "uncacheable"
+            return prelude, None
+        prelude.lookup = await self.cache.lookup(keys)
+        prelude.cache = prelude.lookup.result
+        if prelude.lookup.embedding_tokens and self._embedding_price is not None:
+            prelude.embedding_usd = self._embedding_price.cost(prelude.lookup.embedding_tokens, 0)
+        if prelude.lookup.result != "hit":
+            return prelude, None
+        return prelude, await self._reply(router, prelude, messages, user, params)
+
+    async def _reply(self, router: Any, prelude: Prelude, messages: Sequence[Any], user: str | None,
+                     params: Mapping[str, Any]) -> Any:
+        from cascade.cache.replies import chunks_of, completion_of
+        from cascade.planning import build_request
+        entry = prelude.lookup.entry if prelude.lookup is not None else None
+        assert entry is not None
+        if not router._started:          # the spool of an earlier run is applied even if every request hits
+            await router.astart()
+        request = build_request(messages, params, user, router.policy)
+        trace = RouteTrace(uuid.uuid4().hex, router.policy.name, float(router.classifier.score_one(request.text)),
+                           request.modality, user, plan_reason="cache hit: the answer stored for this request")
+        prelude.annotate(trace, entry.get("model"))
+        trace.accepted(entry.get("model"), "ok", False)
+        trace.cache_hit, trace.cache_saved_usd = True, float(entry.get("cost_usd") or 0.0)
+        trace.cache_source = entry.get("request_id")
+        created = int(router._wall())
+        _write(router, trace, request.text, entry["message"].get("content"))
+        if prelude.session_id is not None and self.pins is not None and entry.get("model"):
+            await self.pins.pin(prelude.session_id, entry["model"])
+        if params.get("stream"):
+            from cascade.streaming import CascadeStream, _replay
+            return CascadeStream(_replay(chunks_of(entry, trace.request_id, created)), trace)
+        response = completion_of(entry, trace.request_id, created)
+        response.cascade = trace
+        return response
+
+    async def after(self, prelude: Prelude | None, trace: RouteTrace, chosen: Any) -> None:
+        """The request ended answered by ``trace.model`` (``chosen``: its checked candidate; None for a
+        direct stream, whose answer ran no checks and is never stored)."""
+        if prelude is None or trace.model is None:
+            return
+        try:
+            if prelude.session_id is not None and self.pins is not None:
+                await self.pins.pin(prelude.session_id, trace.model)
+            if self.cache is not None and prelude.lookup is not None and prelude.lookup.result != "error":
+                entry = entry_of(trace, chosen)
+                if entry is not None:
+                    await self.cache.remember(prelude.lookup, entry)
+        except Exception as exc:  # noqa: BLE001 - the answer was paid for: it reaches the caller regardless
+            logging.getLogger("cascade.cache").error("not remembered (%s): %s: %s", trace.request_id,
+                                                     type(exc).__name__, exc)
+
+    def close(self) -> None:
+        for part in (self.cache, self.pins):
+            if part is not None:
+                part.close()
+
+
+def _embedder(policy: Policy, transports: Mapping[str, Any], credentials: Any) -> Any:
+    """The semantic cache's embedding call through the embedding model's transport (None: no
+    semantic matching, or a transport that cannot embed)."""
+    if policy.cache is None or policy.cache.semantic is None:
+        return None
+    alias = policy.cache.semantic.embedding_model
+    transport, spec = transports.get(alias), policy.catalog[alias]
+    if transport is None or not hasattr(transport, "aembed"):
+        return None
+
+    async def embed(text: str) -> tuple[list[float], int]:
+        from cascade.calls import CallSpec
+        api_base, api_key = credentials(alias)
+        call = CallSpec(spec.litellm_model, [], api_base, api_key, spec.timeout_s or 30.0, {}, alias)
+        return await transport.aembed(call, text)
+    return embed
+
+
+def _write(router: Any, trace: RouteTrace, prompt: str, answer: Any) -> None:
+    if router.sink is None:
+        return
+    try:
+        router.sink.write(trace, ts=router._wall(), prompt=prompt, answer=answer)
+    except Exception as exc:  # noqa: BLE001 - as Router._write: a failing sink is logged, never raised
+        logging.getLogger("cascade.trace").error("trace line for %s not written: %s: %s",
+                                                 trace.request_id, type(exc).__name__, exc)

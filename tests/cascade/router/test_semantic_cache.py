@@ -1,0 +1,97 @@
+"""The semantic cache through the Router: vectors from the fake provider's /v1/embeddings (through
+litellm's aembedding, or the direct transport), cosine within a bucket that fixes everything but the
+last user message. Tests for the peer's bugs: no false hit across system prompts, tools or users
+(vllm-project/semantic-router#1581, #3423)."""
+from __future__ import annotations
+
+import pytest
+
+from policies.loader import parse_policy
+from tests.harness.fake_provider import answer, http_error
+
+from .conftest import user_msg
+
+EMBEDDING_MODEL = "text-embedding-3-small"
+
+
+def semantic_policy(transport: str = "litellm", threshold: float = 0.9, scope: str = "user"):
+    return parse_policy(f"""extends: default
+name: semantic
+catalog:
+  text-embedding:
+    litellm_model: openai/{EMBEDDING_MODEL}
+    api_base_env: OPENAI_API_BASE
+    api_key_env: OPENAI_API_KEY
+    price: {{input_per_1m: 0.02, output_per_1m: 0.0}}
+    context_window: 8192
+    capabilities: [embeddings]
+    strength: 0
+    transport: {transport}
+cache: {{store: 'memory://', scope: {scope}, semantic: {{embedding_model: text-embedding, threshold: {threshold}}}}}
+""", source="semantic.yaml")
+
+
+def chat_calls(fake_provider) -> int:
+    return fake_provider.tally.n_requests - fake_provider.tally[EMBEDDING_MODEL].n_requests
+
+
+@pytest.mark.parametrize("transport", ["litellm", "direct"])
+async def test_a_reworded_question_hits(make_router, fake_provider, transport):
+    fake_provider.script("deepseek-chat", answer("Paris"))
+    router = make_router(semantic_policy(transport), score=0.1)
+    await router.acomplete(user_msg("What is the capital of France?"), temperature=0)
+    got = await router.acomplete(user_msg("what is the capital of france"), temperature=0)
+    assert got.cascade.cache_hit and got.choices[0].message.content == "Paris"
+    assert chat_calls(fake_provider) == 1
+    assert fake_provider.tally[EMBEDDING_MODEL].n_requests == 2       # one per lookup; the store reuses it
+    words = len("what is the capital of france".split())             # the fake counts one token per word
+    assert got.cascade.cache_embedding_usd == pytest.approx(words * 0.02 / 1e6) and got.cascade.cost_usd == 0
+
+
+async def test_a_different_question_below_the_threshold_misses(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("an answer"))
+    router = make_router(semantic_policy(threshold=0.9), score=0.1)
+    await router.acomplete(user_msg("What is the capital of France?"), temperature=0)
+    got = await router.acomplete(user_msg("What is the capital of Germany?"), temperature=0)
+    assert not got.cascade.cache_hit and chat_calls(fake_provider) == 2
+
+
+SCOPED = [
+    ("system prompt", dict(messages=[{"role": "system", "content": "You are a pirate."},
+                                     *user_msg("what is the capital of france")])),
+    ("tools", dict(tools=[{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}])),
+    ("user", dict(user="mallory")),
+    ("earlier turn", dict(messages=[*user_msg("Let's talk about Texas."), {"role": "assistant", "content": "Sure."},
+                                    *user_msg("what is the capital of france")])),
+]
+
+
+@pytest.mark.parametrize("what,change", SCOPED, ids=[s[0] for s in SCOPED])
+async def test_no_false_semantic_hit_across_system_prompts_tools_or_users(make_router, fake_provider, what, change):
+    fake_provider.script("deepseek-chat", answer("Paris"))
+    router = make_router(semantic_policy(), score=0.1)
+    await router.acomplete(user_msg("What is the capital of France?"), user="alice", temperature=0)
+    change = dict(change)
+    messages = change.pop("messages", user_msg("what is the capital of france"))
+    got = await router.acomplete(messages, user=change.pop("user", "alice"), temperature=0, **change)
+    assert not got.cascade.cache_hit, what
+    assert chat_calls(fake_provider) == 2
+
+
+async def test_global_scope_matches_across_users(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("Paris"))
+    router = make_router(semantic_policy(scope="global"), score=0.1)
+    await router.acomplete(user_msg("What is the capital of France?"), user="alice", temperature=0)
+    got = await router.acomplete(user_msg("what is the capital of france"), user="bob", temperature=0)
+    assert got.cascade.cache_hit
+
+
+async def test_a_failing_embedding_model_leaves_exact_matching(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("Paris"))
+    fake_provider.script(EMBEDDING_MODEL, http_error(500))
+    router = make_router(semantic_policy(), score=0.1)
+    await router.acomplete(user_msg("What is the capital of France?"), temperature=0)
+    reworded = await router.acomplete(user_msg("what is the capital of france"), temperature=0)
+    same = await router.acomplete(user_msg("What is the capital of France?"), temperature=0)
+    assert not reworded.cascade.cache_hit and same.cascade.cache_hit
+    assert router.recall.cache.counts["embedding_errors"] >= 2 and chat_calls(fake_provider) == 2
