@@ -14,7 +14,7 @@ the GenAI semantic conventions::
 and cascade's own: ``cascade.model`` (catalog alias), ``cascade.cost_usd``, ``cascade.escalated``,
 ``cascade.reason``, ``cascade.outcome``, ``cascade.policy``, ``cascade.request_id``, ``cascade.status`` and
 ``cascade.checks.passed`` / ``cascade.checks.failed`` (check names) on attempts, ``cascade.cache_hit`` when
-the trace has it. Attempts the request skipped (budget, open circuit, deadline) are events on the request
+the policy has a response cache. Attempts the request skipped (budget, open circuit, deadline) are events on the request
 span. No prompt or answer text unless ``capture_content`` (then ``gen_ai.input.messages`` /
 ``gen_ai.output.messages``, JSON); never an API key (every text attribute is scrubbed of the catalog's keys).
 
@@ -143,7 +143,7 @@ class OpenTelemetry:
                           if a.model == trace_.model and a.status in ("ok", "check_failed")), None)
             if final is not None and final.finish_reason:
                 attributes["gen_ai.response.finish_reasons"] = [final.finish_reason]
-        if getattr(trace_, "cache_hit", None) is not None:
+        if getattr(trace_, "cache", None) is not None:       # the policy has a response cache: hit or not
             attributes["cascade.cache_hit"] = bool(trace_.cache_hit)
         if self.capture_content:
             if messages is not None:

@@ -98,6 +98,9 @@ class Recall:
         trace.cache_hit, trace.cache_saved_usd = True, float(entry.get("cost_usd") or 0.0)
         trace.cache_source = entry.get("request_id")
         created = int(router._wall())
+        telemetry = router.services.telemetry            # a hit is a request span too (cascade.cache_hit)
+        telemetry.end_request(telemetry.start_request(trace, planned_model=entry.get("model")), trace,
+                              messages=messages, answer=entry["message"].get("content"))
         _write(router, trace, request.text, entry["message"].get("content"))
         if prelude.session_id is not None and self.pins is not None and entry.get("model"):
             await self.pins.pin(prelude.session_id, entry["model"])

@@ -255,3 +255,14 @@ def test_serve_otel_switches_it_on_whatever_the_policy_says(monkeypatch):
             assert router.services.telemetry.enabled is enabled
         finally:
             router.close()
+
+
+async def test_a_cached_answer_is_a_span_marked_cache_hit(traced_router, fake_provider, otel):
+    policy = parse_policy("extends: default\nname: cached\ncache: {store: 'memory://'}\n")
+    fake_provider.script("deepseek-chat", answer("Because sqrt(2)=p/q leads to a contradiction."))
+    router = traced_router(policy)
+    for _ in range(2):
+        await router.acomplete(PROMPT, temperature=0)
+    requests = [s for s in otel[0].get_finished_spans() if s.parent is None]
+    assert [s.attributes.get("cascade.cache_hit") for s in requests] == [False, True]
+    assert requests[1].attributes["cascade.cost_usd"] == 0
