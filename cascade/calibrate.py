@@ -106,7 +106,7 @@ def _indentation(text: str) -> tuple[int, int]:
     return mapping or 2, max(offset or 0, 0)
 
 
-def _yaml(text: str) -> Any:
+def round_trip_yaml(text: str) -> Any:
     """A round-trip YAML that writes with the indentation the file already uses."""
     from ruamel.yaml import YAML
     mapping, offset = _indentation(text)
@@ -131,13 +131,24 @@ def _check_yaml(spec: CheckSpec, artifact: str, t2: float | None) -> Any:
     return spec.name if not params else _flow({"name": spec.name, **params})
 
 
-def _set_key(mapping: Any, key: str, value: Any, after: Sequence[str] = ()) -> None:
+def set_key(mapping: Any, key: str, value: Any, after: Sequence[str] = ()) -> None:
+    """``mapping[key] = value``; a new key goes right after the last of ``after`` the mapping has."""
     if key in mapping:
         mapping[key] = value
         return
     keys = list(mapping)
     pos = max([keys.index(k) + 1 for k in after if k in keys], default=len(keys))
     mapping.insert(pos, key, value)
+
+
+def section(doc: Any, key: str, after: Sequence[str]) -> Any:
+    """The mapping ``doc[key]`` of a round-trip document, inserted empty (after ``after``) when absent."""
+    from ruamel.yaml.comments import CommentedMap
+    found = doc.get(key)
+    if found is None:
+        found = CommentedMap()
+        set_key(doc, key, found, after=after)
+    return found
 
 
 def _update_checks(seq: Any, artifact: str, t2: float) -> bool:
@@ -157,10 +168,7 @@ def _set_checker(doc: Any, policy: Policy, t2: float) -> None:
     swept = swept_checker(policy)
     assert swept is not None
     artifact, key = str(swept.param("artifact", "default")), spec_key(swept)
-    esc = doc.get("escalation")
-    if esc is None:
-        esc = CommentedMap()
-        _set_key(doc, "escalation", esc, after=("routing", "catalog", "description", "name"))
+    esc = section(doc, "escalation", after=("routing", "catalog", "description", "name"))
     if any(spec_key(s) == key for s in policy.escalation.checks):
         if "checks" not in esc or not _update_checks(esc["checks"], artifact, t2):
             esc["checks"] = [_check_yaml(s, artifact, t2) for s in policy.escalation.checks]
@@ -181,11 +189,7 @@ def _set_checker(doc: Any, policy: Policy, t2: float) -> None:
 def _set_agreement(doc: Any, policy: Policy, mode: str) -> None:
     """The agreement check of ``escalation.checks`` set to ``mode`` in the file (the whole list is written
     when the file inherits it through ``extends``)."""
-    from ruamel.yaml.comments import CommentedMap
-    esc = doc.get("escalation")
-    if esc is None:
-        esc = CommentedMap()
-        _set_key(doc, "escalation", esc, after=("routing", "catalog", "description", "name"))
+    esc = section(doc, "escalation", after=("routing", "catalog", "description", "name"))
     seq = esc.get("checks")
     for i, item in enumerate(seq or ()):
         if hasattr(item, "get") and item.get("name") == "agreement":
@@ -211,22 +215,18 @@ def write_thresholds(src: Path, dst: Path, policy: Policy, t1: float, t2: float 
     agreement check sequential / parallel / off); validate it before replacing."""
     try:
         text = src.read_text(encoding="utf-8")
-        yaml = _yaml(text)
+        yaml = round_trip_yaml(text)
         doc = yaml.load(text)
     except Exception as exc:  # ruamel parse errors
         raise ConfigError(f"{src}: cannot round-trip the policy file: {exc}", source=str(src)) from None
-    from ruamel.yaml.comments import CommentedMap
     _fix_extends(doc, src, dst)
-    routing = doc.get("routing")
-    if routing is None:
-        routing = CommentedMap()
-        _set_key(doc, "routing", routing, after=("catalog", "description", "name", "extends"))
+    routing = section(doc, "routing", after=("catalog", "description", "name", "extends"))
     thresholds = [float(t1), *policy.routing.thresholds[1:]]
     current = routing.get("thresholds")
     if isinstance(current, list) and current:
         current[0] = float(t1)
     else:
-        _set_key(routing, "thresholds", _flow(thresholds), after=("classifier",))
+        set_key(routing, "thresholds", _flow(thresholds), after=("classifier",))
     if agreement is not None and agreement != agreement_mode(policy):
         _set_agreement(doc, policy, agreement)
     if t2 is not None:

@@ -105,8 +105,8 @@ class Recall:
         if prelude.session_id is not None and self.pins is not None and entry.get("model"):
             await self.pins.pin(prelude.session_id, entry["model"])
         if params.get("stream"):
-            from cascade.streaming import CascadeStream, _replay
-            return CascadeStream(_replay(chunks_of(entry, trace.request_id, created)), trace)
+            from cascade.streaming import CascadeStream, replay_chunks
+            return CascadeStream(replay_chunks(chunks_of(entry, trace.request_id, created)), trace)
         response = completion_of(entry, trace.request_id, created)
         response.cascade = trace
         return response

@@ -40,7 +40,7 @@ class CascadeStream:
         await self._chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def _replay(chunks: list[Any]) -> AsyncIterator[Any]:
+async def replay_chunks(chunks: list[Any]) -> AsyncIterator[Any]:
     for chunk in chunks:
         yield chunk
 
@@ -54,7 +54,7 @@ async def astream(router: "Router", messages: Sequence[Mapping[str, Any]], *, us
     run = await router.begin(messages, user, {**params, "stream": True}, stream=buffered, prelude=prelude)
     if buffered:
         chosen = await router.walk(run)
-        return CascadeStream(_replay(chosen.result.chunks), run.trace)
+        return CascadeStream(replay_chunks(chosen.result.chunks), run.trace)
     return CascadeStream(_direct_chunks(router, run), run.trace)
 
 

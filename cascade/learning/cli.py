@@ -68,5 +68,5 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
     elif "restored" in result:
         print(f"rolled back {result['policy_file']} to {result['restored']}")
     else:
-        from cascade.learning.promote import _verdict
-        print(f"promoted into {result.get('version')}: {_verdict(result)}")
+        from cascade.learning.promote import verdict
+        print(f"promoted into {result.get('version')}: {verdict(result)}")

@@ -10,7 +10,7 @@ from typing import Any
 from policies.loader import BUILTIN_POLICIES, builtin_policy_path, load_policy
 from policies.schema import Policy
 
-from cascade.calibrate import _yaml, _set_key
+from cascade.calibrate import round_trip_yaml, section
 from cascade.replay.checks import CHECKER
 
 
@@ -44,19 +44,12 @@ def repoint(live: Path, candidate: Policy, classifier: Path, checker: Path | Non
     """The live file with the candidate's classifier, thresholds and checks (artifacts at the given
     paths), everything else as it was."""
     text = live.read_text(encoding="utf-8")
-    yaml = _yaml(text)
+    yaml = round_trip_yaml(text)
     doc = yaml.load(text)
-    from ruamel.yaml.comments import CommentedMap
-    routing = doc.get("routing")
-    if routing is None:
-        routing = CommentedMap()
-        _set_key(doc, "routing", routing, after=("catalog", "description", "name", "extends"))
+    routing = section(doc, "routing", after=("catalog", "description", "name", "extends"))
     routing["classifier"] = str(classifier)
     routing["thresholds"] = [float(t) for t in candidate.routing.thresholds]
-    escalation = doc.get("escalation")
-    if escalation is None:
-        escalation = CommentedMap()
-        _set_key(doc, "escalation", escalation, after=("routing",))
+    escalation = section(doc, "escalation", after=("routing",))
     escalation["checks"] = checks_with(candidate, checker)
     import io
     buf = io.StringIO()

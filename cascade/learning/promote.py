@@ -80,12 +80,12 @@ def promote(candidate_dir: str | Path, live_file: str | Path, traces: str | Path
 
 
 def _refused(report: dict[str, Any]) -> PromotionRefused:
-    exc = PromotionRefused(f"not promoted: {_verdict(report)}")
+    exc = PromotionRefused(f"not promoted: {verdict(report)}")
     exc.report = report              # type: ignore[attr-defined]
     return exc
 
 
-def _verdict(r: dict[str, Any]) -> str:
+def verdict(r: dict[str, Any]) -> str:
     q, c = r["quality_diff"], r["usd_per_1k_diff"]
     return (f"quality {q['mean']:+.4f} (95% CI {q['ci95'][0]:+.4f} .. {q['ci95'][1]:+.4f}; "
             f"{'no worse' if r['no_worse'] else 'may be worse'}), $/1k {c['mean']:+.4f} (95% CI "

@@ -39,7 +39,7 @@ class Outcomes:
     cost: np.ndarray            # (N, M) NaN = not in the data
 
 
-def _columns(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[pq.ParquetFile, list[str]]:
+def open_columns(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[pq.ParquetFile, list[str]]:
     pf = pq.ParquetFile(path)
     names = set(pf.schema_arrow.names)
     missing = [c for c in required if c not in names]
@@ -53,7 +53,7 @@ def _floats(column: Any) -> np.ndarray:
 
 
 def read_prompts(path: Path, split: str, tick: Tick = None) -> Prompts:
-    pf, cols = _columns(path, ("prompt_id", "prompt", "prompt_tokens"))
+    pf, cols = open_columns(path, ("prompt_id", "prompt", "prompt_tokens"))
     ids: list[str] = []
     texts: list[str] = []
     tokens: list[np.ndarray] = []
@@ -79,7 +79,7 @@ def read_prompts(path: Path, split: str, tick: Tick = None) -> Prompts:
 
 
 def read_outcomes(path: Path, ids: pa.Array, models: list[str], tick: Tick = None, strict: bool = True) -> Outcomes:
-    pf, cols = _columns(path, ("prompt_id", "model", "score"), ("completion_tokens", "cost_usd"))
+    pf, cols = open_columns(path, ("prompt_id", "model", "score"), ("completion_tokens", "cost_usd"))
     n, m = len(ids), len(models)
     sums = {k: np.zeros((n, m)) for k in ("score", "completion_tokens", "cost_usd")}
     counts = {k: np.zeros((n, m)) for k in sums}
@@ -95,7 +95,7 @@ def read_outcomes(path: Path, ids: pa.Array, models: list[str], tick: Tick = Non
     if strict and not seen.all() and n:
         absent = [mm for mm, s in zip(models, seen) if not s]
         raise ConfigError(f"{path}: no outcome of model(s) {', '.join(map(repr, absent))} for the prompts of the split; "
-                          f"models in the file: {', '.join(map(repr, _models_in(pf)))}", source=str(path))
+                          f"models in the file: {', '.join(map(repr, models_in(pf)))}", source=str(path))
     with np.errstate(invalid="ignore", divide="ignore"):
         mats = {k: np.where(counts[k] > 0, sums[k] / counts[k], np.nan) for k in sums}
     return Outcomes(list(models), mats["score"], mats["completion_tokens"], mats["cost_usd"])
@@ -118,7 +118,7 @@ def _fold(batch: pa.RecordBatch, ids: pa.Array, wanted: pa.Array, sums: dict, co
         np.add.at(counts[key], (r[ok], c[ok]), 1.0)
 
 
-def _models_in(pf: pq.ParquetFile) -> list[str]:
+def models_in(pf: pq.ParquetFile) -> list[str]:
     found: set[str] = set()
     for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=["model"]):
         found.update(pc.unique(batch.column("model")).to_pylist())
@@ -142,7 +142,7 @@ def unwrap_response(text: str | None) -> str | None:
 
 def read_responses(path: Path, ids: pa.Array, models: list[str], tick: Tick = None) -> list[list[str | None]]:
     """Per model (in ``models`` order), the response text of each kept prompt (None where absent)."""
-    pf, cols = _columns(path, ("prompt_id", "model", "response"))
+    pf, cols = open_columns(path, ("prompt_id", "model", "response"))
     out: list[list[str | None]] = [[None] * len(ids) for _ in models]
     wanted = pa.array(models, type=pa.large_string())
     for batch in pf.iter_batches(batch_size=BATCH_ROWS // 4, columns=cols):

@@ -157,7 +157,7 @@ def resolve_mapping(policy: Policy, meta: Mapping[str, Any], maps: Mapping[str, 
     return out
 
 
-def _require_folder(folder: Path) -> None:
+def require_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such data folder", source=str(folder))
     for name in ("prompts.parquet", "outcomes.parquet"):
@@ -196,7 +196,7 @@ def load_outcome_folders(folders: Sequence[str | Path], policy: Policy, maps: Ma
 
 def _load_folder(folder: Path, index: int, policy: Policy, maps: Mapping[str, str], split: str,
                  want_text: bool, tick: Callable[[str], None] | None, strict: bool = True) -> ReplayData:
-    _require_folder(folder)
+    require_folder(folder)
     mapping = resolve_mapping(policy, read_meta(folder), maps, str(folder))
     from pyarrow import ArrowException
 

@@ -24,8 +24,8 @@ from classifiers.splits import split_of
 from policies.errors import ConfigError
 from policies.schema import Policy
 
-from cascade.replay.arrow import BATCH_ROWS, _columns, _models_in
-from cascade.replay.data import _require_folder, check_split, policy_needs_responses, read_meta, resolve_mapping
+from cascade.replay.arrow import BATCH_ROWS, open_columns, models_in
+from cascade.replay.data import require_folder, check_split, policy_needs_responses, read_meta, resolve_mapping
 
 PART_ROWS = 32_768          # prompts per partition by default
 
@@ -60,7 +60,7 @@ def _scatter(writers: _Writers, batch: pa.RecordBatch, parts: np.ndarray) -> Non
 
 def _spill_prompts(path: Path, split: str, part_rows: int, out: Path, stem: str) -> tuple[pa.Array, list[Path]]:
     """Write the split's prompts to partitions; return their ids (in order) and the partition dirs."""
-    pf, cols = _columns(path, ("prompt_id", "prompt", "prompt_tokens"))
+    pf, cols = open_columns(path, ("prompt_id", "prompt", "prompt_tokens"))
     total = pf.metadata.num_rows
     dirs = [out / f"{stem}-{k:05d}" for k in range(max(1, -(-total // part_rows)))]
     for d in dirs:
@@ -89,7 +89,7 @@ def _spill_prompts(path: Path, split: str, part_rows: int, out: Path, stem: str)
 def _spill_rows(path: Path, ids: pa.Array, models: list[str], part_rows: int, dirs: list[Path],
                 required: tuple[str, ...], optional: tuple[str, ...], batch_rows: int) -> set[str]:
     """Write the rows of ``models`` whose prompt is kept to their prompt's partition; return the models seen."""
-    pf, cols = _columns(path, required, optional)
+    pf, cols = open_columns(path, required, optional)
     writers, seen = _Writers(dirs, path.name), set()
     wanted = pa.array(models, type=pa.large_string())
     for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
@@ -109,7 +109,7 @@ def spill_folder(folder: Path, index: int, policy: Policy, maps: Mapping[str, st
     check_split(split)
     if part_rows < 1:
         raise ConfigError(f"--chunk-rows {part_rows}: must be at least 1")
-    _require_folder(folder)
+    require_folder(folder)
     meta_path = folder / "meta.json"
     mapping = resolve_mapping(policy, read_meta(folder), maps, str(folder))
     models = list(dict.fromkeys(mapping.values()))
@@ -130,7 +130,7 @@ def spill_folder(folder: Path, index: int, policy: Policy, maps: Mapping[str, st
     if absent and len(ids):
         path = folder / "outcomes.parquet"
         raise ConfigError(f"{path}: no outcome of model(s) {', '.join(map(repr, absent))} for the prompts of the split; "
-                          f"models in the file: {', '.join(map(repr, _models_in(pq.ParquetFile(path))))}",
+                          f"models in the file: {', '.join(map(repr, models_in(pq.ParquetFile(path))))}",
                           source=str(path))
     for d in dirs:
         if meta_path.is_file():
