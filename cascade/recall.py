@@ -98,10 +98,8 @@ class Recall:
         trace.cache_hit, trace.cache_saved_usd = True, float(entry.get("cost_usd") or 0.0)
         trace.cache_source = entry.get("request_id")
         created = int(router._wall())
-        telemetry = router.services.telemetry            # a hit is a request span too (cascade.cache_hit)
-        telemetry.end_request(telemetry.start_request(trace, planned_model=entry.get("model")), trace,
-                              messages=messages, answer=entry["message"].get("content"))
-        _write(router, trace, request.text, entry["message"].get("content"))
+        span = router.services.telemetry.start_request(trace, planned_model=entry.get("model"))
+        router.record(trace, span, messages, request.text, entry["message"].get("content"))
         if prelude.session_id is not None and self.pins is not None and entry.get("model"):
             await self.pins.pin(prelude.session_id, entry["model"])
         if params.get("stream"):
@@ -149,13 +147,3 @@ def _embedder(policy: Policy, transports: Mapping[str, Any], credentials: Any) -
         call = CallSpec(spec.litellm_model, [], api_base, api_key, spec.timeout_s or 30.0, {}, alias)
         return await transport.aembed(call, text)
     return embed
-
-
-def _write(router: Any, trace: RouteTrace, prompt: str, answer: Any) -> None:
-    if router.sink is None:
-        return
-    try:
-        router.sink.write(trace, ts=router._wall(), prompt=prompt, answer=answer)
-    except Exception as exc:  # noqa: BLE001 - as Router._write: a failing sink is logged, never raised
-        logging.getLogger("cascade.trace").error("trace line for %s not written: %s: %s",
-                                                 trace.request_id, type(exc).__name__, exc)

@@ -229,18 +229,22 @@ class Router:
         return max(1.0, min(waits)) if waits else None
 
     def _write(self, run: RequestRun, chosen: Candidate | None) -> None:
-        """Append the trace line. A failing sink (full disk, ...) is logged, never raised: the answer
-        was paid for and must reach the caller."""
         answer = chosen.result.content if chosen is not None else None
-        self.services.telemetry.end_request(run.span, run.trace, messages=run.ctx.messages, answer=answer)
-        self.feedback_book.owned(run.trace.request_id, run.trace.user)
+        self.record(run.trace, run.span, run.ctx.messages, run.routed.request.text, answer)
+
+    def record(self, trace: RouteTrace, span: Any, messages: Any, prompt: str, answer: str | None) -> None:
+        """A finished request: end its telemetry span, remember its owner (for feedback), append its
+        trace line. A failing sink (full disk, ...) is logged, never raised: the answer was paid for
+        and must reach the caller. Used by the walk's end and by a response-cache hit alike."""
+        self.services.telemetry.end_request(span, trace, messages=messages, answer=answer)
+        self.feedback_book.owned(trace.request_id, trace.user)
         if self.sink is None:
             return
         try:
-            self.sink.write(run.trace, ts=self._wall(), prompt=run.routed.request.text, answer=answer)
+            self.sink.write(trace, ts=self._wall(), prompt=prompt, answer=answer)
         except Exception as exc:  # noqa: BLE001
             logging.getLogger("cascade.trace").error("trace line for %s not written: %s: %s",
-                                                     run.trace.request_id, type(exc).__name__, exc)
+                                                     trace.request_id, type(exc).__name__, exc)
 
     def feedback(self, request_id: str, score: float | bool, *, user: Any = UNSCOPED) -> dict[str, Any]:
         """Label a request's answer: ``score`` from 0 (inadequate) to 1 (adequate), stored beside the
