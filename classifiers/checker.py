@@ -15,7 +15,8 @@ import numpy as np
 from classifiers.base import check_pairs
 from classifiers.features import STRUCT_NAMES, FeatureSpec, Single, struct_matrix
 from classifiers.linear import LinearStack, sigmoid
-from classifiers.rules import answer_letters, extract_choice, is_multiple_choice, is_refusal
+from classifiers.answer_scan import choice_and_letters, is_refusal
+from classifiers.rules import is_multiple_choice
 
 #: names of the extra dense columns after the answer's structural features
 EXTRA_NAMES: tuple[str, ...] = tuple(f"prompt_{n}" for n in STRUCT_NAMES) + (
@@ -35,12 +36,13 @@ def rule_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         if mc is None:
             mc = kinds[p] = is_multiple_choice(p)
         empty = not a.strip()
+        choice, letters = choice_and_letters(a)      # rules.extract_choice(a), rules.answer_letters(a)
         out[i, 0] = mc
-        out[i, 1] = mc and not empty and extract_choice(a) is None
+        out[i, 1] = mc and not empty and choice is None
         out[i, 2] = empty
-        out[i, 3] = (not empty) and is_refusal(a)
+        out[i, 3] = (not empty) and is_refusal(a)    # rules.is_refusal(a)
         out[i, 4] = math.log1p(len(a)) - math.log1p(len(p))
-        out[i, 5] = min(len(answer_letters(a)), 5)
+        out[i, 5] = min(len(letters), 5)
     return out
 
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from classifiers.rules import extract_choice
+from classifiers.answer_scan import choice_and_letters, last_start, word_matches
 
 #: (name, substrings counted in the lower-cased answer); plain substring counts (no regex) keep
 #: the checker fast
@@ -107,9 +107,10 @@ def _consistency(prompt: str, answer: str,
     """The option-consistency columns (see the module docstring) of one pair (``prompt_options``: the
     prompt's :func:`_prompt_options`, when the caller has them already)."""
     options, option_numbers = prompt_options if prompt_options is not None else _prompt_options(prompt)
-    choice = extract_choice(answer)
+    choice, _ = choice_and_letters(answer)            # rules.extract_choice(answer)
     tail = answer[-_TAIL:]
-    body = tail[: m.start()] if (m := _last(_FINAL, tail)) is not None else tail
+    final = last_start(_FINAL, tail, "answer", 4)     # the last _FINAL match's start
+    body = tail[:final] if final is not None else tail
     answer_numbers = numbers_in(body)
     letters = letters_mentioned(tail)
     out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(answer_numbers))]
@@ -132,7 +133,7 @@ def _consistency(prompt: str, answer: str,
 def letters_mentioned(text: str) -> set[str]:
     """The option letters ``text`` mentions: ``{a or b or c for a, b, c in _LETTER_MENTION.findall(text)}``."""
     found = set(_MENTION_PAREN.findall(text))
-    found.update(_MENTION_WORD.findall(text))
+    found.update(word_matches(_MENTION_WORD, text, ("option", "choice")))
     found.update(_MENTION_LINE.findall(text))
     first = _MENTION_FIRST.match(text)
     if first is not None:
@@ -140,28 +141,25 @@ def letters_mentioned(text: str) -> set[str]:
     return found
 
 
-def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    found = None
-    for found in pattern.finditer(text):
-        pass
-    return found
-
-
 def signal_row(prompt: str, answer: str,
-               prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None) -> list[float]:
-    """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair."""
+               prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None,
+               skip: frozenset[str] = frozenset()) -> list[float]:
+    """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair (lexicon columns named in ``skip``:
+    0.0, not counted)."""
     lower = answer[-_TAIL:].lower()
-    lex = [math.log1p(sum(lower.count(w) for w in words)) for _, words in _LEXICON]
+    lex = [0.0 if f"lex_{name}" in skip else math.log1p(sum(lower.count(w) for w in words))
+           for name, words in _LEXICON]
     return lex + _consistency(prompt, answer, prompt_options)
 
 
-def signal_matrix(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-    """Shape (n, len(SIGNAL_NAMES)), float64. A prompt's options are parsed once per distinct prompt."""
+def signal_matrix(prompts: Sequence[str], answers: Sequence[str], skip: frozenset[str] = frozenset()) -> np.ndarray:
+    """Shape (n, len(SIGNAL_NAMES)), float64. A prompt's options are parsed once per distinct prompt.
+    ``skip``: lexicon columns the caller does not read (a scorer whose trees never split on them), left 0.0."""
     out = np.empty((len(prompts), len(SIGNAL_NAMES)))
     parsed: dict[str, tuple[dict[str, str], dict[str, list[float]]]] = {}
     for i, (p, a) in enumerate(zip(prompts, answers)):
         found = parsed.get(p)
         if found is None:
             found = parsed[p] = _prompt_options(p)
-        out[i] = signal_row(p, a, found)
+        out[i] = signal_row(p, a, found, skip)
     return out

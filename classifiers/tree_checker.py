@@ -83,13 +83,19 @@ class TreeAnswerChecker:
         if fallback is not None and fallback.struct_mean.shape[0] != len(DENSE_NAMES):
             raise ValueError("the fallback's dense columns do not match DENSE_NAMES")
         self.heads, self.trees, self.name, self.fallback = heads, trees, name, fallback
+        # lexicon signals no split reads (a leaf's infinite threshold reads none): not counted at all
+        split_on = set(trees.feature[np.isfinite(trees.threshold)].tolist())
+        first = len(heads.names) + len(DENSE_NAMES)
+        self.unread_signals = frozenset(s for k, s in enumerate(SIGNAL_NAMES)
+                                        if s.startswith("lex_") and first + k not in split_on)
 
     def inputs(self, prompts: Sequence[str], answers: Sequence[str],
                extra: np.ndarray | None = None) -> np.ndarray:
-        """The tree input matrix of the pairs: [head values, dense columns, signals]."""
+        """The tree input matrix of the pairs: [head values, dense columns, signals] (the lexicon signals
+        no tree splits on are 0.0)."""
         extra = extra_columns(prompts, answers) if extra is None else extra
         heads, dense = self.heads.values(answers, extra)
-        return np.hstack([heads, dense, signal_matrix(prompts, answers)])
+        return np.hstack([heads, dense, signal_matrix(prompts, answers, self.unread_signals)])
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         if isinstance(prompts, str) or isinstance(answers, str):
