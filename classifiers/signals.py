@@ -119,7 +119,10 @@ def _consistency(prompt: str, answer: str,
     out[0] = float(choice in options)
     chosen = options.get(choice, "")
     if len(chosen) >= 2:
-        out[1] = float(_norm(chosen) in _norm(body))
+        said = _norm(chosen)
+        # each word of the option's text is in the body's lower case, or it is not in _norm(body)
+        low = body.lower()
+        out[1] = float(all(w in low for w in said.split(" ")) and said in _norm(body))
     mine = option_numbers.get(choice) or []
     if mine:
         out[2] = float(any(_close(mine[0], x) for x in answer_numbers))
