@@ -7,6 +7,7 @@
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
                       [--engine local|dask] [--address ...] [--chunk-rows N] [--workers N]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
+                      [--engine local|dask] [--address tcp://HOST:8786] [--workers N]
     cascade train     --traces T --out DIR --policy P [--data DIR...] [--target quality=0.95]   (cascade.learning)
     cascade promote   --candidate DIR --policy my.yaml --traces HELD-OUT.jsonl | --policy my.yaml --rollback
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
@@ -214,9 +215,16 @@ def train_cmd(
                                               "fit classifier and checker for --policy, write OUT/policy.yaml."),
         policy: str = typer.Option("default", "--policy", "-p", help="With --traces: the policy to extend."),
         target: str = typer.Option("quality=0.95", "--target", help="With --traces: the calibration target."),
-        as_json: bool = typer.Option(False, "--json", help="With --traces: print the report as JSON only.")) -> None:
+        as_json: bool = typer.Option(False, "--json", help="With --traces: print the report as JSON only."),
+        engine: str = typer.Option("local", "--engine", help="local: features extracted in this process; dask: "
+                                   "on a Dask cluster's workers (--address, else a local cluster of --workers "
+                                   "processes), the fit here. The same artifact either way."),
+        address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (--engine dask)."),
+        workers: int = typer.Option(2, "--workers", help="Processes of the local Dask cluster (--engine dask).")) -> None:
     """Train the prompt classifier (or, with --checker, the answer checker) on outcome folders; with
     --traces, the classifier and checker of a policy on its own labelled traffic (outcome folders mixed in)."""
+    if traces is not None and engine != "local":
+        return _guard(_refuse("--engine applies to training on outcome folders (--data), not to --traces"))
     if traces is not None:
         from cascade.learning.cli import train_traces_cmd
         return train_traces_cmd(traces, out, policy, [*data, *(more or [])], target, as_json)
@@ -229,12 +237,20 @@ def train_cmd(
             if not (d / "prompts.parquet").is_file() or not (d / "outcomes.parquet").is_file():
                 raise ConfigError(f"{d}: not an outcome folder (needs prompts.parquet and outcomes.parquet)")
         trainer = _trainer("train_answer_checker" if checker else "train_classifier")
-        return trainer([str(d) for d in dirs], cheap, strong, str(out), seed=0)
+        from cascade.train_engine import feature_map
+        with feature_map(engine, address, workers) as features:
+            return trainer([str(d) for d in dirs], cheap, strong, str(out), seed=0, features=features)
     result = _guard(run)
     console = _console()
     console.print(f"wrote {'answer checker' if checker else 'classifier'}: {out}", highlight=False, markup=False)
     if isinstance(result, dict):
         sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _refuse(message: str) -> Callable[[], Any]:
+    def run() -> Any:
+        raise ConfigError(message)
+    return run
 
 
 def _trainer(name: str) -> Callable[..., Any]:
