@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from functools import lru_cache
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -92,6 +93,15 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 0.01 * max(abs(a), abs(b)) + 1e-9
 
 
+def _any_close(a: float, values: Iterable[float]) -> bool:
+    """``any(_close(a, b) for b in values)`` (``_close`` is symmetric), without a call per value."""
+    size = abs(a)
+    for b in values:
+        if abs(a - b) <= 0.01 * max(size, abs(b)) + 1e-9:
+            return True
+    return False
+
+
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -125,11 +135,11 @@ def _consistency(prompt: str, answer: str,
         out[1] = float(all(w in low for w in said.split(" ")) and said in _norm(body))
     mine = option_numbers.get(choice) or []
     if mine:
-        out[2] = float(any(_close(mine[0], x) for x in answer_numbers))
+        out[2] = float(_any_close(mine[0], answer_numbers))
         if answer_numbers:
             last = answer_numbers[-1]
-            out[3] = float(any(_close(v, last) for v in mine))
-            out[4] = float(any(_close(v, last) for vals in option_numbers.values() for v in vals))
+            out[3] = float(_any_close(last, mine))
+            out[4] = float(_any_close(last, (v for vals in option_numbers.values() for v in vals)))
     return out
 
 
@@ -149,10 +159,25 @@ def signal_row(prompt: str, answer: str,
                skip: frozenset[str] = frozenset()) -> list[float]:
     """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair (lexicon columns named in ``skip``:
     0.0, not counted)."""
-    lower = answer[-_TAIL:].lower()
-    lex = [0.0 if f"lex_{name}" in skip else math.log1p(sum(lower.count(w) for w in words))
-           for name, words in _LEXICON]
+    words, groups = _lexicon_words(skip)
+    counts = list(map(answer[-_TAIL:].lower().count, words))
+    lex = [0.0 if at is None else math.log1p(sum(counts[at[0]:at[1]])) for at in groups]
     return lex + _consistency(prompt, answer, prompt_options)
+
+
+@lru_cache(maxsize=16)
+def _lexicon_words(skip: frozenset[str]) -> tuple[tuple[str, ...], tuple[tuple[int, int] | None, ...]]:
+    """The words to count (those of the groups not in ``skip``, in order) and each group's slice of them
+    (None: skipped)."""
+    words: list[str] = []
+    groups: list[tuple[int, int] | None] = []
+    for name, group in _LEXICON:
+        if f"lex_{name}" in skip:
+            groups.append(None)
+        else:
+            groups.append((len(words), len(words) + len(group)))
+            words += group
+    return tuple(words), tuple(groups)
 
 
 def signal_matrix(prompts: Sequence[str], answers: Sequence[str], skip: frozenset[str] = frozenset()) -> np.ndarray:
