@@ -66,6 +66,8 @@ _MENTION_WORD = re.compile(r"(?:o(?<!\wo)ption|c(?<!\wc)hoice)\s+\(?([A-J])\b")
 _MENTION_LINE = re.compile(r"\n\s*([A-J])[.)](?=\s)")
 _MENTION_FIRST = re.compile(r"\s*([A-J])[.)]\s")
 _TAIL = 6000
+#: an answer's (final choice, letters stated as its answer): :func:`classifiers.answer_scan.choice_and_letters`
+Scan = tuple[str | None, set[str]]
 
 
 def parse_options(prompt: str) -> dict[str, str]:
@@ -80,8 +82,13 @@ def parse_options(prompt: str) -> dict[str, str]:
 
 def numbers_in(text: str) -> list[float]:
     """Every number in ``text``, in order (commas dropped; "a x 10^b" understood)."""
+    return _values(_NUMBER.findall(text))
+
+
+def _values(found: list[tuple[str, str]]) -> list[float]:
+    """The numbers of ``_NUMBER.findall`` matches."""
     out = []
-    for mantissa, exponent in _NUMBER.findall(text):
+    for mantissa, exponent in found:
         value = float(mantissa.replace(",", ""))
         if exponent:
             value *= 10.0 ** max(min(int(exponent), 300), -300)
@@ -113,17 +120,19 @@ def _prompt_options(prompt: str) -> tuple[dict[str, str], dict[str, list[float]]
 
 
 def _consistency(prompt: str, answer: str,
-                 prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None) -> list[float]:
+                 prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None,
+                 scan: Scan | None = None) -> list[float]:
     """The option-consistency columns (see the module docstring) of one pair (``prompt_options``: the
-    prompt's :func:`_prompt_options`, when the caller has them already)."""
+    prompt's :func:`_prompt_options`, ``scan``: the answer's ``choice_and_letters``, when the caller has
+    them already)."""
     options, option_numbers = prompt_options if prompt_options is not None else _prompt_options(prompt)
-    choice, _ = choice_and_letters(answer)            # rules.extract_choice(answer)
+    choice, _ = scan if scan is not None else choice_and_letters(answer)    # rules.extract_choice(answer)
     tail = answer[-_TAIL:]
     final = last_start(_FINAL, tail, "answer", 4)     # the last _FINAL match's start
     body = tail[:final] if final is not None else tail
-    answer_numbers = numbers_in(body)
+    found = _NUMBER.findall(body)                     # numbers_in(body), converted when a column needs the values
     letters = letters_mentioned(tail)
-    out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(answer_numbers))]
+    out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(found))]
     if len(options) < 2 or choice is None:
         return out
     out[0] = float(choice in options)
@@ -135,6 +144,7 @@ def _consistency(prompt: str, answer: str,
         out[1] = float(all(w in low for w in said.split(" ")) and said in _norm(body))
     mine = option_numbers.get(choice) or []
     if mine:
+        answer_numbers = _values(found)
         out[2] = float(_any_close(mine[0], answer_numbers))
         if answer_numbers:
             last = answer_numbers[-1]
@@ -156,13 +166,13 @@ def letters_mentioned(text: str) -> set[str]:
 
 def signal_row(prompt: str, answer: str,
                prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None,
-               skip: frozenset[str] = frozenset()) -> list[float]:
+               skip: frozenset[str] = frozenset(), scan: Scan | None = None) -> list[float]:
     """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair (lexicon columns named in ``skip``:
-    0.0, not counted)."""
+    0.0, not counted; ``scan``: the answer's ``choice_and_letters`` if known)."""
     words, groups = _lexicon_words(skip)
     counts = list(map(answer[-_TAIL:].lower().count, words))
     lex = [0.0 if at is None else math.log1p(sum(counts[at[0]:at[1]])) for at in groups]
-    return lex + _consistency(prompt, answer, prompt_options)
+    return lex + _consistency(prompt, answer, prompt_options, scan)
 
 
 @lru_cache(maxsize=16)
@@ -180,14 +190,16 @@ def _lexicon_words(skip: frozenset[str]) -> tuple[tuple[str, ...], tuple[tuple[i
     return tuple(words), tuple(groups)
 
 
-def signal_matrix(prompts: Sequence[str], answers: Sequence[str], skip: frozenset[str] = frozenset()) -> np.ndarray:
+def signal_matrix(prompts: Sequence[str], answers: Sequence[str], skip: frozenset[str] = frozenset(),
+                  scans: Sequence[Scan] | None = None) -> np.ndarray:
     """Shape (n, len(SIGNAL_NAMES)), float64. A prompt's options are parsed once per distinct prompt.
-    ``skip``: lexicon columns the caller does not read (a scorer whose trees never split on them), left 0.0."""
+    ``skip``: lexicon columns the caller does not read (a scorer whose trees never split on them), left 0.0;
+    ``scans``: each answer's ``choice_and_letters``, when the caller has them."""
     out = np.empty((len(prompts), len(SIGNAL_NAMES)))
     parsed: dict[str, tuple[dict[str, str], dict[str, list[float]]]] = {}
     for i, (p, a) in enumerate(zip(prompts, answers)):
         found = parsed.get(p)
         if found is None:
             found = parsed[p] = _prompt_options(p)
-        out[i] = signal_row(p, a, found, skip)
+        out[i] = signal_row(p, a, found, skip, scans[i] if scans is not None else None)
     return out

@@ -70,6 +70,7 @@ def test_unread_lexicon_columns_leave_the_scores_unchanged(data_root):
     pairs = [(prompts[r["prompt_id"]], r["response"]) for r in rows if r["response"]]
     p, a = [x for x, _ in pairs], [y for _, y in pairs]
     extra = checker.inputs(p, a)
+    assert np.array_equal(checker.inputs(p, a, scans=[answer_scan.choice_and_letters(x) for x in a]), extra)
     full = np.hstack([extra[:, :-len(signals.SIGNAL_NAMES)], signals.signal_matrix(p, a)])
     assert not np.array_equal(extra, full)                      # the skipped columns were not all zero
     assert np.array_equal(checker.trees.raw(extra), checker.trees.raw(full))
