@@ -110,10 +110,13 @@ class CheckTable:
             for j in np.flatnonzero(~ok[slot]).tolist():
                 reasons[k][with_text[j]] = why[int(slot[j])]
         per_answer = [k for k, s in enumerate(specs) if not (needs_text[k] and s.name in TEXT_ONLY)]
+        reads_text = any(needs_text[k] for k in per_answer)
+        if not reads_text and self.data.recorded_checks is None:
+            per_answer = []                 # e.g. not_truncated without finish reasons: nothing to evaluate
         for i in rows if per_answer else ():
             text = texts[i]
-            answer = None if text is None else Answer(prompt=prompts[i] if prompts is not None else "", text=text,
-                                                      model=alias)
+            answer = None if text is None or not reads_text else Answer(
+                prompt=prompts[i] if prompts is not None else "", text=text, model=alias)
             for k in per_answer:
                 if answer is not None and needs_text[k]:
                     out = checks[k](answer)
