@@ -152,7 +152,7 @@ class OpenTelemetry:
                 attributes["gen_ai.output.messages"] = self._clean(json.dumps(
                     [{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]))
         handle.set_attributes(attributes)
-        if trace_.outcome == "error":
+        if trace_.outcome in ("error", "refused"):
             handle.set_status(Status(StatusCode.ERROR, self._clean(trace_.error or "")))
             handle.set_attribute("error.type", (trace_.error or "error").split(":", 1)[0])
         handle.end()
