@@ -28,9 +28,9 @@ from cascade.trace import RouteTrace
 log = logging.getLogger("cascade.trace")
 
 
-def refusal_trace(policy: str, exc: BaseException, who: Any) -> RouteTrace:
+def refusal_trace(policy: str, exc: BaseException, who: Any, request_id: str | None = None) -> RouteTrace:
     """The trace of a request refused while planning: no score, no plan, no attempt."""
-    trace = RouteTrace(uuid.uuid4().hex, policy, None, None, _user_name(who))
+    trace = RouteTrace(request_id or uuid.uuid4().hex, policy, None, None, _user_name(who))
     trace.refused(exc)
     return trace
 
@@ -41,7 +41,7 @@ def record_refusal(router: Any, exc: BaseException, messages: Any, who: Any, pre
     sink = router.sink
     if sink is None:
         return
-    trace = refusal_trace(router.policy.name, exc, who)
+    trace = refusal_trace(router.policy.name, exc, who, prelude.request_id if prelude is not None else None)
     if prelude is not None:
         prelude.annotate(trace)
     trace.latency_s = 0.0

@@ -88,7 +88,8 @@ class Router:
                 + ": a request planned to them fails with AuthenticationError"), stacklevel=2)
         self.executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy), s.transports,
                                      s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng, missing_keys=missing)
-        self.recall = Recall.for_policy(self.policy, s.transports, s.credentials)    # response cache, session pins
+        self.recall = Recall.for_policy(self.policy, s.transports, s.credentials,    # response cache, session pins
+                                        gate=self.gate, caps=self.caps)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self.shadow = ShadowSampler(self)          # the policy's shadow sampling (cascade.shadow)
@@ -159,8 +160,8 @@ class Router:
         except CascadeError as exc:                 # a bad request, a budget store failing closed
             record_refusal(self, exc, messages, user, prelude)
             raise
-        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality,
-                           user_of(user), plan_reason=routed.plan.reason)
+        trace = RouteTrace(prelude.request_id if prelude is not None else uuid.uuid4().hex, self.policy.name,
+                           routed.score, routed.request.modality, user_of(user), plan_reason=routed.plan.reason)
         first = routed.plan.attempts[0].model if routed.plan.attempts else None
         if prelude is not None:
             prelude.annotate(trace, first)

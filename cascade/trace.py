@@ -16,7 +16,8 @@ One JSON object per request::
      "session_id", "pinned",               # when the request named a session; pinned: started at its pin
      "cache_hit",                          # true: answered from the response cache ($0, no provider)
      "cache", "cache_saved_usd", "cache_source",   # when the policy has a response cache
-     "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd, not budgeted)
+     "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd; reserved
+                                           # and committed against the caps, in the ledger under its model)
 
 Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.shadow`, :mod:`cascade.feedback`)::
 
@@ -101,7 +102,7 @@ class RouteTrace:
     cache_hit: bool = False
     cache_saved_usd: float = 0.0           # a hit: what the stored answer cost when it was made
     cache_source: str | None = None        # a hit: the request id that made the stored answer
-    cache_embedding_usd: float = 0.0       # the semantic lookup's embedding call (not in cost_usd nor the budget)
+    cache_embedding_usd: float = 0.0       # the semantic lookup's embedding call (in the ledger, not in cost_usd)
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
