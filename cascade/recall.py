@@ -1,9 +1,9 @@
 """What a Router remembers between requests: the response cache and session pins.
 
 The Router asks :meth:`Recall.before` first (a cache hit is answered here: $0, no provider, nothing
-reserved for an answer, its trace marked ``cache_hit``; a semantic lookup's embedding call is reserved and
-settled against the request's caps, :mod:`cascade.cache.paid_embedding`), plans with the session's pin (:class:`Prelude.pin`), and
-tells :meth:`Recall.after` how the request ended (the answering model pins the session; an answer
+reserved for an answer, its trace marked ``cache_hit``; a semantic lookup's embedding call is reserved
+and settled against the request's caps, :mod:`cascade.cache.paid_embedding`), plans with the session's
+pin (:class:`Prelude.pin`), and tells :meth:`Recall.after` how the request ended (the answering model pins the session; an answer
 that passed its checks is stored).
 """
 from __future__ import annotations
