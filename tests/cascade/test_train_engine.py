@@ -1,5 +1,6 @@
-"""``cascade train --engine dask``: the features extracted on a 2-worker LocalCluster, the fit here; the
-artifacts equal ``--engine local``'s bit for bit (every array, and the metadata but the training time)."""
+"""``cascade train --engine dask | ray``: the features extracted on a 2-worker LocalCluster (or a local Ray of
+2 CPUs), the fit here; the artifacts equal ``--engine local``'s bit for bit (every array, and the metadata but
+the training time)."""
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ def mmlu_slice(data_root, tmp_path_factory):
 
 
 def train(folder: Path, out: Path, *args: str) -> None:
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.run([sys.executable, "-m", "cascade.cli", "train", "--data", str(folder), "--out", str(out),
                            *args], capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,11 +55,12 @@ def assert_same_artifact(a: Path, b: Path) -> None:
     assert metas[0] == metas[1]
 
 
-@pytest.mark.parametrize("kind", [[], ["--checker"]], ids=["classifier", "checker"])
-def test_dask_engine_trains_the_local_artifact(mmlu_slice, tmp_path, kind):
+@pytest.mark.parametrize("kind, engine", [([], "dask"), (["--checker"], "dask"), ([], "ray")],
+                         ids=["classifier-dask", "checker-dask", "classifier-ray"])
+def test_cluster_engine_trains_the_local_artifact(mmlu_slice, tmp_path, kind, engine):
     train(mmlu_slice, tmp_path / "local", *kind, "--engine", "local")
-    train(mmlu_slice, tmp_path / "dask", *kind, "--engine", "dask", "--workers", "2")
-    assert_same_artifact(tmp_path / "local", tmp_path / "dask")
+    train(mmlu_slice, tmp_path / engine, *kind, "--engine", engine, "--workers", "2")
+    assert_same_artifact(tmp_path / "local", tmp_path / engine)
 
 
 def test_partitioned_features_stack_to_the_whole(data_root):
