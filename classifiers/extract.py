@@ -5,17 +5,24 @@
 
 Kinds (the ``extract:`` values of an agreement check):
 
-* ``choice``: the option letter A-J. As MMLU-Pro's scorer: "the answer is (X)", then
-  "Answer: X"; then ``\\boxed{X}``, "the correct option is X", a last line that starts with an
-  option ("C. text"), a bare letter, and (given the prompt) an answer that is one option's text.
-  Unlike the scorer, the *last* statement counts ("the answer is (A)... so the answer is (B)" -> B),
-  the letter must end a word ("the answer is Hurler syndrome" is no "H") and, when the prompt
-  lists its options, must be one of them. :func:`classifiers.rules.extract_choice` (used by the
-  answer checker) is the first two steps only and is left as it is.
-* ``number``: the final number: "#### 42", the last ``\\boxed{...}``, "the answer is 1,234.50",
-  else the last number of the text. Canonical form: thousands commas, ``$`` and ``%`` dropped,
-  the unicode minus read as "-", fractions and decimals as exact rationals, written as an integer
-  ("3.0" -> "3"), a terminating decimal ("1/2" -> "0.5") or a reduced fraction ("2/6" -> "1/3").
+* ``choice``: the option letter A-J of an explicit final-answer statement, cue and letter on one
+  line: "the answer is (X)", "Answer: X", ``\\boxed{X}``, "the correct option is X"; else a last
+  line that is the letter alone ("C", "(C)", "**C**"); else (given the prompt) an answer that is one
+  option's text. Never a stray letter: "the correct answer is:" above a quoted option line ("C. text")
+  states no letter (MMLU-Pro's scorer scores such answers 0 too). Unlike that scorer, the *last*
+  statement counts ("the answer is (A)... so the answer is (B)" -> B), the letter must end a word
+  ("the answer is Hurler syndrome" is no "H") and, when the prompt lists its options, must be one
+  of them. :func:`classifiers.rules.extract_choice` (used by the answer checker) is the first two
+  cues only and is left as it is.
+* ``number``: the final number as the answer states it: "#### 42", the last ``\\boxed{...}``, "the
+  answer is 1,234.50" / "Answer: 42" (the first number after the last such cue), else a last line
+  that ends an equation ("... = 42 apples"), else a last sentence that concludes with one number
+  ("So 42", "Therefore, Jill has 9 llamas."), else the last number of a one-line reply of at most
+  :data:`TEXT_MAX_WORDS` words ("6 times 7 is 42.").
+  Never a stray number of the reasoning: "... in 3 steps." on the last line states no answer.
+  Canonical form: thousands commas, ``$`` and ``%`` dropped, the unicode minus read as "-",
+  fractions and decimals as exact rationals, written as an integer ("3.0" -> "3"), a terminating
+  decimal ("1/2" -> "0.5") or a reduced fraction ("2/6" -> "1/3").
 * ``json:<field>``: the field (dotted path, list indices as numbers: ``items.0.id``) of the JSON
   object in the answer (whole answer, a fenced block, or the first object in the text); ``json``
   alone is the whole object. Canonical JSON: sorted keys, no spaces, integral floats as integers.
@@ -46,30 +53,36 @@ _TAIL = 4000  # final answers are searched for in the answer's last characters
 _BOXED_CHARS = 400  # a \boxed{...} longer than this is not read
 
 # --- choice -------------------------------------------------------------------------------------
-# what may stand between a cue and its letter: spaces, "*", ":", "$", brackets, \boxed{, \text{
-_DECOR = r"(?:[\s*:_$(\[{}]|\\(?:boxed|text|textbf|mathbf|mathrm)\b|\\[(\[])*"
+# what may stand between a cue and its letter on the same line: spaces, "*", ":", "$", brackets,
+# \boxed{, \text{ (never a line break: "the answer is:" above a quoted option line states no letter)
+_DECOR = r"(?:[ \t*:_$(\[{}]|\\(?:boxed|text|textbf|mathbf|mathrm)\b|\\[(\[])*"
 _LETTER = r"([A-J])(?![\w'-])"
 _CHOICE_CUES = tuple(re.compile(cue + _DECOR + _LETTER) for cue in (
-    r"(?i:answer\s+is|answer\s+would\s+be|answer\s+should\s+be)",
+    r"(?i:answer\s+(?:is|would\s+be|should\s+be))",
     r"(?i:answer)\s*:",
     r"\\boxed\{",
     r"(?i:(?:correct|best|right)\s+(?:option|choice)(?:\s+is)?)",
     r"(?i:(?:correct|best|right)\s+(?:option|choice|answer)\b[^.\n]{0,80}?\bis)",
 ))
-_LAST_LINE_OPTION = re.compile(r"^[\s*#>-]*\(?([A-J])(?:[.)]\s|\)?\W*$)")
+# a last line that is the letter alone: "C", "(C)", "**C**", "C.", "D (" (a one-letter reply cut short)
+_LAST_LINE_LETTER = re.compile(r"^[\s*#>(\[]*([A-J])[\s)\].:*(]*$")
+
+
+def _stated_letters(tail: str, allowed: set[str]) -> list[tuple[int, str]]:
+    """(position, letter) of every final-answer statement in ``tail`` whose letter is allowed."""
+    return [(m.start(), m.group(1)) for cue in _CHOICE_CUES for m in cue.finditer(tail) if m.group(1) in allowed]
 
 
 def extract_choice(text: str, prompt: str | None = None) -> str | None:
-    """The answer's final option letter (A-J), or None."""
+    """The answer's final option letter (A-J), or None when it states none."""
     tail = text[-_TAIL:]
     options = parse_options(prompt) if prompt else {}
     allowed = set(options) if len(options) >= 2 else set("ABCDEFGHIJ")
-    for cue in _CHOICE_CUES:
-        found = [x for x in cue.findall(tail) if x in allowed]
-        if found:
-            return found[-1]
+    stated = _stated_letters(tail, allowed)
+    if stated:
+        return max(stated)[1]
     lines = [line for line in tail.splitlines() if line.strip()]
-    last = _LAST_LINE_OPTION.match(lines[-1]) if lines else None
+    last = _LAST_LINE_LETTER.match(lines[-1]) if lines else None
     if last and last.group(1) in allowed:
         return last.group(1)
     return _option_by_text(text, options)
@@ -150,14 +163,6 @@ def _number_value(match: re.Match[str]) -> str | None:
     return canonical_number(value)
 
 
-def _last_number(text: str) -> str | None:
-    for match in reversed(list(_NUMBER.finditer(_delatex(text)))):
-        found = _number_value(match)
-        if found is not None:
-            return found
-    return None
-
-
 def _first_number(region: str) -> str | None:
     """The first number of a short final-answer region ("42 apples", "\\frac{3}{4}")."""
     for match in _NUMBER.finditer(_delatex(region)):
@@ -167,14 +172,49 @@ def _first_number(region: str) -> str | None:
     return None
 
 
+_RESULT_SIGN = re.compile(r"=|\u2248|\\approx")
+
+
+def _equation_result(line: str) -> str | None:
+    """N of a line that ends an equation: "... = N [unit]" (one number after the last "=" or "≈")."""
+    parts = _RESULT_SIGN.split(_delatex(line))
+    if len(parts) < 2:
+        return None
+    found = [n for n in map(_number_value, _NUMBER.finditer(parts[-1])) if n is not None]
+    return found[0] if len(found) == 1 else None
+
+
+_CONCLUSION = re.compile(r"^\W*(?:so|thus|therefore|hence|in total|in all|altogether|finally|overall)\b", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def _concluding_number(line: str) -> str | None:
+    """N of a last sentence that concludes ("So 42", "Therefore, Jill has 9 llamas.") with one number."""
+    sentence = _SENTENCE_END.split(line.strip())[-1]
+    if not _CONCLUSION.match(sentence):
+        return None
+    found = [n for n in map(_number_value, _NUMBER.finditer(_delatex(sentence))) if n is not None]
+    return found[0] if len(found) == 1 else None
+
+
+def _short_reply_number(text: str) -> str | None:
+    """The last number of a one-line reply of at most TEXT_MAX_WORDS words ("6 times 7 is 42.")."""
+    if "\n" in text.strip() or len(text.split()) > TEXT_MAX_WORDS:
+        return None
+    found = [n for n in map(_number_value, _NUMBER.finditer(_delatex(text))) if n is not None]
+    return found[-1] if found else None
+
+
 def extract_number(text: str) -> str | None:
-    """The answer's final number, canonical (see the module docstring), or None."""
+    """The answer's final number, canonical (see the module docstring), or None when it states none."""
     tail = text[-_TAIL:]
     for found in (_HASHES.findall(tail), boxed_contents(tail), _ANSWER_NUMBER_CUE.findall(tail)):
         number = _first_number(found[-1]) if found else None
         if number is not None:
             return number
-    return _last_number(tail)
+    lines = [line for line in tail.splitlines() if line.strip(" \t$*")]
+    last = lines[-1] if lines else ""
+    return _equation_result(last) or _concluding_number(last) or _short_reply_number(tail)
 
 
 # --- json ---------------------------------------------------------------------------------------
