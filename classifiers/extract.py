@@ -42,7 +42,7 @@ import unicodedata
 from fractions import Fraction
 from typing import Any
 
-from classifiers.rules import is_multiple_choice
+from classifiers.rules import is_multiple_choice, rule_failure
 from classifiers.signals import parse_options
 
 KINDS: tuple[str, ...] = ("auto", "choice", "number", "text", "json")
@@ -377,6 +377,10 @@ CHECKER_MIN_WORDS = 20
 
 def checker_judges(prompt: str | None, answer: str | None) -> bool:
     """Whether the shipped answer checker can judge this answer: it learned multiple-choice answers that
-    reason before their letter (MMLU-Pro), and on bare letters, code, numbers or open text its score says
-    nothing (it flags almost every correct one). Elsewhere it abstains."""
-    return bool(answer) and prompt_kind(prompt) == "choice" and len(answer.split()) >= CHECKER_MIN_WORDS
+    reason before their letter (MMLU-Pro); on a shorter multiple-choice answer only its rules speak (no
+    stated letter, a refusal: score 1.0; RouterBench's bare answers that fail them score 0 while GPT-4's
+    answers there score 0.96, `python benchmarks/bench_checker_kinds.py`), and on code, numbers or open
+    text its score says nothing (it flags almost every correct one). Elsewhere it abstains."""
+    if not answer or prompt_kind(prompt) != "choice":
+        return False
+    return len(answer.split()) >= CHECKER_MIN_WORDS or rule_failure(prompt or "", answer) is not None
