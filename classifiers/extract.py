@@ -26,15 +26,16 @@ Kinds (the ``extract:`` values of an agreement check):
 * ``json:<field>``: the field (dotted path, list indices as numbers: ``items.0.id``) of the JSON
   object in the answer (whole answer, a fenced block, or the first object in the text); ``json``
   alone is the whole object. Canonical JSON: sorted keys, no spaces, integral floats as integers.
-* ``text``: a short final answer, normalised: the stated final answer if there is one ("The
-  answer is Paris."), else the whole answer; NFKC, lower case, punctuation and a leading article
-  dropped, whitespace collapsed. Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None
+* ``text``: a short final answer, normalised: a final ``assert f(x) == VALUE`` line's VALUE (as a
+  Python literal's repr), else the stated final answer if there is one ("The answer is Paris."), else
+  the whole answer; NFKC, lower case, punctuation and a leading article dropped, whitespace collapsed. Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None
   (two long texts are not compared word for word).
 * ``auto``: from the prompt (:func:`answer_kind`): options listed -> choice, a numeric question ->
   number, else text. Without a prompt: text.
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import re
@@ -289,8 +290,29 @@ def normalise_text(text: str) -> str:
     return _ARTICLE.sub("", text)
 
 
+# a final assertion "assert f(3) == [1, 2]" (CRUXEval-style output prediction): its right-hand side
+_ASSERTION = re.compile(r"^\s*(?:\[ANSWER\]\s*)?assert\b[^\n]*?==\s*(.+?)\s*(?:\[/ANSWER\].*)?$", re.MULTILINE)
+
+
+def _asserted_literal(text: str) -> str | None:
+    """The canonical right-hand side of the answer's last ``assert ... == X`` line (a Python literal:
+    its repr, so "'a'" and '"a"', "[1,2]" and "[1, 2]" are one answer), or None."""
+    found = _ASSERTION.findall(text[-_TAIL:])
+    if not found:
+        return None
+    raw = found[-1].strip().strip("`").strip()
+    try:
+        return repr(ast.literal_eval(raw))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return normalise_text(raw) or None
+
+
 def extract_text(text: str) -> str | None:
-    """The normalised short final answer, or None when it is long, code, or empty."""
+    """The normalised short final answer (or a final assertion's literal), or None when it is long,
+    code, or empty."""
+    literal = _asserted_literal(text)
+    if literal is not None:
+        return literal
     if "```" in text:
         return None
     stated = _TEXT_CUE.findall(text[-_TAIL:])
@@ -317,12 +339,21 @@ _COMPUTE_CUE = re.compile(
     r"|mean|remainder|number)\b", re.IGNORECASE)
 
 
+_OUTPUT_REQUEST = re.compile(
+    r"\bassert\b[^\n]*==\s*\?\?|\b(?:predict|determine|what(?:'s| is| will be))\b[^.?\n]{0,30}\boutput\b",
+    re.IGNORECASE)
+
+
 def prompt_kind(prompt: str | None) -> str:
-    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` or ``text``."""
+    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` or ``text``. A request
+    to predict what given code outputs ("assert f(3) == ??", "what is the output") is ``text``: its answer
+    is a short value, compared as one (a final ``assert ... == X`` reads X), not a program."""
     if not prompt:
         return "text"
     if is_multiple_choice(prompt):
         return "choice"
+    if _OUTPUT_REQUEST.search(prompt):
+        return "text"
     if _CODE_REQUEST.search(prompt):
         return "code"
     if _NUMERIC_CUE.search(prompt) or (_COMPUTE_CUE.search(prompt) and re.search(r"\d", prompt)):

@@ -32,6 +32,10 @@ HUMANEVAL = ("\n\ndef strlen(string: str) -> int:\n    \"\"\" Return length of g
 GSM8K = ("Jill has 10 llamas. After they give birth, Jill traded 8 of the calves for 2 new adult llamas. Then she "
          "sells 1/3 of her herd at the market. How many total llamas  (calves and adults) does Jill have now?")
 NQ = "when did season 7 of the walking dead start"
+CRUXEVAL = ("You are given a Python function and an assertion containing an input to the function. Complete the "
+            "assertion with a literal (no unsimplified expressions, no function calls) containing the output when "
+            "executing the provided code on the given input, even if the function is incorrect or incomplete.\n\n"
+            "[PYTHON]\ndef f(nums):\n    return [n * 2 for n in nums if n % 2]\nassert f([1, 2, 3]) == ??\n[/PYTHON]")
 MBPP_ANSWER = ("Here is a Python function that finds the first adverb ending with \"ly\" and its positions in a "
                "given string:\n\n```python\ndef find_first_adverb(s):\n    # List of adverbs ending with 'ly'\n"
                "    adverbs = [\"actually\", \"currently\", \"finally\"]\n```")
@@ -166,6 +170,9 @@ def test_text(answer, text):
     (MMLU_PRO, "choice"), (ARC, "choice"), (WINOGRANDE, "choice"), (MBPP, "code"), (HUMANEVAL, "code"),
     (GSM8K, "number"), ("What is 12 * 7?", "number"), ("Calculate the area of a 3 m by 4 m room.", "number"),
     (NQ, "text"), ("What is the capital of France?", "text"), (None, "text"), ("", "text"),
+    # predicting what given code outputs asks for a value, not a program
+    (CRUXEVAL, "text"), ("What is the output of this code?\n```python\nprint(sum(range(4)))\n```", "text"),
+    ("Write a function that doubles odd numbers.\nYour code should pass: assert f([1]) == [2]", "code"),
 ])
 def test_prompt_kind(prompt, kind):
     assert prompt_kind(prompt) == kind
@@ -191,6 +198,12 @@ def test_auto_follows_the_prompt():
     ('{"x": 1}', '{"x": 2}', "json:x", None, False),
     ("The answer is Paris.", "paris", "text", None, True),
     (MBPP_ANSWER, MBPP_ANSWER, "auto", MBPP, None),
+    # code-output prediction: the final assertion's value, as a Python literal
+    ("1 is odd: 2; 3 is odd: 6.\n[ANSWER]\nassert f([1, 2, 3]) == [2, 6]\n[/ANSWER]",
+     "```python\nassert f([1, 2, 3]) == [2,6]\n```", "auto", CRUXEVAL, True),
+    ("[ANSWER]assert f([1, 2, 3]) == [2, 6][/ANSWER]", "[ANSWER]assert f([1, 2, 3]) == [2, 4, 6][/ANSWER]",
+     "auto", CRUXEVAL, False),
+    ("assert f('ab') == 'ba'", 'The function reverses it.\nassert f("ab") == "ba"', "auto", CRUXEVAL, True),
 ])
 def test_agree(a, b, kind, prompt, verdict):
     assert agree(a, b, kind, prompt) is verdict
