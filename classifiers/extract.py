@@ -36,13 +36,11 @@ Kinds (the ``extract:`` values of an agreement check):
 from __future__ import annotations
 
 import ast
-import itertools
-import json
 import re
 import unicodedata
 from fractions import Fraction
-from typing import Any
 
+from classifiers.extract_json import extract_json
 from classifiers.rules import is_multiple_choice, rule_failure
 from classifiers.signals import parse_options
 
@@ -218,61 +216,7 @@ def extract_number(text: str) -> str | None:
     return _equation_result(last) or _concluding_number(last) or _short_reply_number(tail)
 
 
-# --- json ---------------------------------------------------------------------------------------
-_FENCED = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
-_JSON_STARTS = 20  # "{" / "[" positions tried when neither the whole answer nor a fenced block parses
-
-
-def _json_documents(text: str) -> list[Any]:
-    """JSON values in the answer: the whole text, fenced blocks, then the first object or array."""
-    candidates = [text.strip()] + [block.strip() for block in _FENCED.findall(text)]
-    found = []
-    for candidate in candidates:
-        try:
-            found.append(json.loads(candidate))
-        except (ValueError, RecursionError):
-            continue
-    if not found:
-        decoder = json.JSONDecoder()
-        for match in itertools.islice(re.finditer(r"[{\[]", text), _JSON_STARTS):
-            try:
-                found.append(decoder.raw_decode(text, match.start())[0])
-                break
-            except (ValueError, RecursionError):
-                continue
-    return found
-
-
-def _walk(value: Any, path: str) -> Any:
-    for step in path.split(".") if path else ():
-        if isinstance(value, dict) and step in value:
-            value = value[step]
-        elif isinstance(value, list) and step.lstrip("-").isdigit() and -len(value) <= int(step) < len(value):
-            value = value[int(step)]
-        else:
-            raise KeyError(step)
-    return value
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
-
-
-def extract_json(text: str, path: str = "") -> str | None:
-    """The canonical JSON of ``path`` in the answer's JSON (the whole document for ""), or None."""
-    for document in _json_documents(text):
-        try:
-            value = _walk(document, path)
-        except KeyError:
-            continue
-        return json.dumps(_integral(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return None
+# --- json: classifiers/extract_json.py ----------------------------------------------------------
 
 
 # --- text ---------------------------------------------------------------------------------------
