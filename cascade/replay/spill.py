@@ -24,7 +24,7 @@ from classifiers.splits import split_of
 from policies.errors import ConfigError
 from policies.schema import Policy
 
-from cascade.replay.arrow import BATCH_ROWS, open_columns, models_in
+from cascade.replay.arrow import BATCH_ROWS, THREADS, open_columns, models_in
 from cascade.replay.data import require_folder, check_split, policy_needs_responses, read_meta, resolve_mapping
 
 PART_ROWS = 32_768          # prompts per partition by default
@@ -67,7 +67,7 @@ def _spill_prompts(path: Path, split: str, part_rows: int, out: Path, stem: str)
         d.mkdir(parents=True, exist_ok=True)
     writers, ids, seen = _Writers(dirs, "prompts.parquet"), [], 0
     wanted = None if split == "all" else set(split.split("+"))
-    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols, use_threads=THREADS):
         if wanted is not None:
             keep = [split_of(t or "") in wanted for t in batch.column("prompt").to_pylist()]
             batch = batch.filter(pa.array(keep, pa.bool_()))
@@ -92,7 +92,7 @@ def _spill_rows(path: Path, ids: pa.Array, models: list[str], part_rows: int, di
     pf, cols = open_columns(path, required, optional)
     writers, seen = _Writers(dirs, path.name), set()
     wanted = pa.array(models, type=pa.large_string())
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=THREADS):
         batch = batch.filter(pc.is_in(pc.cast(batch.column("model"), pa.large_string()), value_set=wanted))
         rows = pc.index_in(pc.cast(batch.column("prompt_id"), pa.large_string()), value_set=ids)
         batch = batch.filter(rows.is_valid())
