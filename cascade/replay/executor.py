@@ -61,12 +61,14 @@ class ReplayExecutor:
         self.evaluated: Counter = Counter()
         self.missing_calls = 0
         self.called: list[int] = []
+        self.escalated = False
 
-    def run(self, i: int, plan: Plan, trace: RouteTrace) -> tuple[int, int, int]:
-        """Follow the walk of ``plan`` for request ``i``; fill ``trace``. Returns (outcome, answered rung,
-        cost_nano); ``self.called`` lists the rungs called."""
+    def run(self, i: int, plan: Plan, trace: RouteTrace | None) -> tuple[int, int, int]:
+        """Follow the walk of ``plan`` for request ``i``; fill ``trace`` (None: no trace is kept, the
+        attempt records are not built). Returns (outcome, answered rung, cost_nano); ``self.called`` lists
+        the rungs called, ``self.escalated`` is the trace's ``escalated``."""
         walk = Walk.of(plan, self.policy)
-        self.called, cost = [], 0
+        self.called, self.escalated, cost = [], False, 0
         while True:
             action = walk.next()
             if isinstance(action, TryAttempt):
@@ -74,15 +76,18 @@ class ReplayExecutor:
                 cost += spent
                 walk.record(outcome)
             elif isinstance(action, Accept):
-                trace.accepted(action.attempt.model, action.outcome, action.escalated)
+                self.escalated = action.escalated
+                if trace is not None:
+                    trace.accepted(action.attempt.model, action.outcome, action.escalated)
                 return (OK if action.outcome == "ok" else BEST_ANSWER), action.attempt.rung, cost
             elif isinstance(action, Exhausted):
-                trace.failed(f"EscalationExhausted: every attempt failed: {trace.attempts_summary()}")
+                if trace is not None:
+                    trace.failed(f"EscalationExhausted: every attempt failed: {trace.attempts_summary()}")
                 return FAILED, -1, cost
             else:                    # Replan: replay has no budget caps, so nothing is ever refused
                 walk.replan(None)
 
-    def _attempt(self, i: int, attempt: Attempt, trace: RouteTrace) -> tuple[AttemptOutcome, int]:
+    def _attempt(self, i: int, attempt: Attempt, trace: RouteTrace | None) -> tuple[AttemptOutcome, int]:
         """The recorded outcome of one attempt (and of its second opinion, if an agreement check asks
         for one): what the walk is told, and what was paid, in nano-dollars."""
         r = attempt.rung
@@ -91,7 +96,8 @@ class ReplayExecutor:
             self.missing_calls += self._missing[i][r]
             why = "no recorded outcome" if self._missing[i][r] else "the recorded call failed"
             consult = self._consulted(i, attempt, trace, answered=False, others_passed=False)
-            trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=why))
+            if trace is not None:
+                trace.add(AttemptRecord(attempt.model, "error", attempt.reason, error=why))
             return ANSWER_FAILED, consult
         outcomes = self.checks.outcomes(attempt.checks, i, r)
         failed = []
@@ -101,17 +107,19 @@ class ReplayExecutor:
                 failed.append(o)
         others = all(o.passed for o in outcomes if o.name != "agreement")
         consult = self._consulted(i, attempt, trace, answered=True, others_passed=others)
-        reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
-        trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason, self._prompt_tokens[i],
-                                self._completion[i][r], self._cost_usd[i][r], 0.0, None, outcomes))
+        if trace is not None:
+            reason = attempt.reason if not failed else "; ".join(f"{o.name}: {o.reason}" for o in failed)
+            trace.add(AttemptRecord(attempt.model, "check_failed" if failed else "ok", reason, self._prompt_tokens[i],
+                                    self._completion[i][r], self._cost_usd[i][r], 0.0, None, outcomes))
         text = self.data.responses[r][i] if self.data.responses is not None else None
         empty = text is not None and not text.strip()
         return answered(len(outcomes) - len(failed), len(failed), empty), self._cost_nano[i][r] + consult
 
-    def _consulted(self, i: int, attempt: Attempt, trace: RouteTrace, *, answered: bool, others_passed: bool) -> int:
+    def _consulted(self, i: int, attempt: Attempt, trace: RouteTrace | None, *, answered: bool,
+                   others_passed: bool) -> int:
         """The second opinion's cost, traced as the live executor traces it."""
         nano = self.checks.consult_nano(attempt.checks, i, attempt.rung, answered, others_passed)
-        if nano and attempt.consult is not None:
+        if nano and attempt.consult is not None and trace is not None:
             trace.add(AttemptRecord(attempt.consult.model, "second_opinion", attempt.consult.reason,
                                     self._prompt_tokens[i], 0, nano / 1e9))
         return nano
@@ -133,6 +141,16 @@ def _decided(policy: Policy, text: str, tokens: int, score: float,
     return found
 
 
+def _trace_of(request_id: str, policy_name: str, score: float, plan: Plan | CascadeError) -> RouteTrace:
+    """A request's RouteTrace before its walk: the plan's reason, or the error planning raised."""
+    trace = RouteTrace(request_id, policy_name, score, "text")
+    if isinstance(plan, CascadeError):
+        trace.outcome, trace.error = "error", f"{type(plan).__name__}: {plan}"
+    else:
+        trace.plan_reason = plan.reason
+    return trace
+
+
 def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: CheckTable,
                   tick: Callable[[int], None] | None = None,
                   on_trace: Callable[[int, RouteTrace], None] | None = None) -> Replayed:
@@ -149,19 +167,17 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     plans: dict[tuple[str, int, float, str | None], Plan | CascadeError] = {}   # decide() is pure: once per input
     for i in range(n):
         score = score_list[i]
-        trace = RouteTrace(data.ids[i], policy.name, score, "text")
         plan = _decided(policy, texts[i], tokens[i], score, plans, pins.start(i))
-        if isinstance(plan, CascadeError):
-            trace.outcome, trace.error = "error", f"{type(plan).__name__}: {plan}"
-        else:
-            trace.plan_reason = plan.reason
+        # the RouteTrace (and its attempt records) only for a listener: nothing else reads it
+        trace = None if on_trace is None else _trace_of(data.ids[i], policy.name, score, plan)
+        if not isinstance(plan, CascadeError):
             outcome[i], answered[i], cost[i] = executor.run(i, plan, trace)
             if answered[i] >= 0:
                 quality[i] = units[i][answered[i]]
             called[i] = executor.called
-            escalated[i] = trace.escalated
+            escalated[i] = executor.escalated
             pins.answered(i, answered[i])
-        if on_trace is not None:
+        if on_trace is not None and trace is not None:
             on_trace(i, trace)
         if tick is not None and i % 4096 == 4095:
             tick(4096)

@@ -109,6 +109,30 @@ def test_policy_operating_point_is_a_grid_point_of_the_default_sweep():
     assert np.array_equal(full.totals[j, k], stat_matrix(engine).sum(axis=1))
 
 
+@pytest.mark.parametrize("on_exhausted", ["best_answer", "raise"])
+def test_traced_replay_equals_untraced_and_traces_agree(on_exhausted):
+    """With a trace listener the replay builds every RouteTrace; without one it builds none: the
+    per-request results are the same, and each trace says what the arrays say."""
+    data, scores, checker = make_data(seed=11 + len(on_exhausted))
+    policy = make_policy(on_exhausted, 0.02, "downgrade")
+    checks = CheckTable(policy, data, answer_checkers={"fake": checker})
+    traces: dict = {}
+    traced = replay_engine(policy, data, scores, checks, on_trace=traces.__setitem__)
+    plain = replay_engine(policy, data, scores, checks)
+    for name in ("outcome", "answered", "quality_units", "cost_nano", "calls", "escalated"):
+        assert np.array_equal(getattr(traced, name), getattr(plain, name)), name
+    assert sorted(traces) == list(range(len(data)))
+    names = {0: "ok", 1: "best_answer", 2: "error"}
+    assert set(plain.outcome.tolist()) >= {0, 2}
+    for i, trace in traces.items():
+        assert trace.request_id == data.ids[i]
+        assert trace.outcome == names.get(int(plain.outcome[i]), "error")
+        assert trace.escalated == bool(plain.escalated[i])
+        made = [a for a in trace.attempts if a.status != "second_opinion"]
+        assert len(made) == int(plain.calls[i].sum())
+        assert round(trace.cost_usd * 1e9) == pytest.approx(int(plain.cost_nano[i]), abs=len(made))
+
+
 # ---- the whole option space ----------------------------------------------------------------------
 # Policies are drawn over every option the walk and the plan depend on: check_last_rung, on_exhausted,
 # ladders of 2-4 rungs (some with a small context window), per-rung check overrides, several checks,
