@@ -14,7 +14,7 @@ import numpy as np
 from policies.errors import ConfigError
 from policies.loader import load_policy
 
-from cascade.learning.labels import read_labelled, returned_attempt, write_lines
+from cascade.learning.labels import judged_answer, read_labelled, write_lines
 from cascade.learning.policy_file import write_candidate
 from cascade.replay.checks import swept_checker
 
@@ -42,9 +42,8 @@ def labelled_examples(rows: list[dict[str, Any]]) -> tuple[list[str], list[str |
     for row in rows:
         if not isinstance(row.get("prompt"), str):
             raise ConfigError("the traces hold no prompt text: write them with trace_text=True to train on them")
-        returned = returned_attempt(row) or {}
         prompts.append(row["prompt"])
-        answers.append(returned.get("answer") if isinstance(returned.get("answer"), str) else row.get("answer"))
+        answers.append(judged_answer(row))
         bad.append(float(row["label"]["quality"]) < 0.5)
     return prompts, answers, np.asarray(bad, dtype=int)
 
@@ -80,7 +79,7 @@ def train_from_traces(traces: str | Path, out: str | Path, policy_arg: str, data
     classifier = write_artifact(out / "classifier", *clf.to_artifact())
     checker, chk_report = _checker(policy, prompts, answers, bad, out, seed)
     candidate = write_candidate(policy_arg, policy, out / "policy.yaml", classifier, checker)
-    paired = [r for r in held if any(a.get("shadow") for a in r["attempts"])]    # both rungs' outcomes known
+    paired = [r for r in held if both_rungs(r)]                                   # both rungs' outcomes known
     if not paired:
         raise ConfigError("no labelled request kept for calibration has a shadow answer: shadow more traffic")
     calibration_file = write_lines(paired, out / "calibration-traces.jsonl")
@@ -90,6 +89,12 @@ def train_from_traces(traces: str | Path, out: str | Path, policy_arg: str, data
             "fitted_on": len(rows), "calibrated_on": len(paired),
             "inadequate_cheap_answers": int(bad.sum()), "outcome_rows": len(extra_prompts),
             "classifier_fit": clf_report, "checker_fit": chk_report, **calibration}
+
+
+def both_rungs(row: dict[str, Any]) -> bool:
+    """Whether a labelled request has both rungs' outcomes: a shadow answer, or the walk's own cheap
+    answer judged by an exploring shadow."""
+    return any(a.get("shadow") for a in row.get("attempts", ())) or bool((row.get("label") or {}).get("explores"))
 
 
 def _checker(policy: Any, prompts: list[str], answers: list[str | None], bad: np.ndarray, out: Path,
