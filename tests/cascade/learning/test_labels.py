@@ -79,3 +79,27 @@ def test_an_exploring_shadow_labels_the_cheap_rung_not_the_returned_answer(tmp_p
     data = load_traces(path, load_policy("default"), {}, "all")
     assert data.quality.tolist() == [[0.0, 1.0], [1.0, 1.0], [0.0, 1.0]]
     assert data.available.tolist() == [[True, True], [True, True], [False, True]]
+
+
+def test_parquet_traces_keep_shadow_and_feedback_lines_beside_their_requests(tmp_path):
+    import pyarrow.parquet as pq
+
+    from cascade.replay.run import replay_report
+    from cascade.replay.traceparquet import traces_to_parquet
+    lines = [request("a"), request("b"), request("c", model="gpt-4o"), request("d"), shadow("a", True),
+             feedback("b", 0.0), exploring("c", False), shadow("d", False), feedback("gone", 1.0)]
+    src = tmp_path / "t.jsonl"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert traces_to_parquet(src, tmp_path / "t.parquet", batch_lines=1) == len(lines)
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert table.column("kind").to_pylist() == [None, "shadow", None, "feedback", None, "shadow", None, "shadow",
+                                                "feedback"]                     # each beside its request
+    assert table.num_rows == pq.ParquetFile(tmp_path / "t.parquet").metadata.num_rows
+    jsonl = replay_report("default", traces=src, split="all")
+    parquet = replay_report("default", traces=tmp_path / "t.parquet", split="all")
+    parts = replay_report("default", traces=tmp_path / "t.parquet", split="all", chunk_rows=1)
+    for doc in (parquet, parts):
+        assert doc["rows"]["always_cheap"] == jsonl["rows"]["always_cheap"]
+        assert doc["rows"]["policy"]["quality"] == jsonl["rows"]["policy"]["quality"]
+    assert jsonl["rows"]["always_cheap"]["quality"] == pytest.approx(1 / 3)    # both rungs known: a 1, c 0, d 0
+    assert not any("no prompt text" in n for n in parquet["notes"])            # labels' lines hold no prompt
