@@ -58,8 +58,7 @@ def labelled(doc: dict[str, Any], shadows: list[dict[str, Any]], feedback: dict[
                                 "cost_usd": s.get("cost_usd", 0.0), "checks": [], "quality": quality, "shadow": True,
                                 **({"answer": s["answer"]} if isinstance(s.get("answer"), str) else {})})
     if label is not None and returned is not None:
-        if not explored:
-            returned["quality"] = label["quality"]
+        returned["quality"] = 1.0 if explored else label["quality"]      # the reference, whatever its checks said
         doc["label"] = {**label, "model": label.get("model") or doc.get("model")}
     return doc
 

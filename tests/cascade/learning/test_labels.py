@@ -63,7 +63,8 @@ def exploring(rid: str, adequate, *, reused: bool = False) -> dict:
 
 
 def test_an_exploring_shadow_labels_the_cheap_rung_not_the_returned_answer(tmp_path):
-    routed = request("r", model="gpt-4o")                      # straight to GPT-4o; the cheap rung asked after
+    routed = request("r", model="gpt-4o", status="check_failed")  # straight to GPT-4o (its answer failed a check:
+    #                                                                 still the reference); the cheap rung asked after
     escalated = request("e", model="gpt-4o")
     escalated["attempts"].insert(0, {**request("e")["attempts"][0], "status": "check_failed"})
     undecided = request("u", model="gpt-4o")
@@ -73,8 +74,8 @@ def test_an_exploring_shadow_labels_the_cheap_rung_not_the_returned_answer(tmp_p
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     rows = {r["request_id"]: r for r in read_labelled(path)}
     assert rows["r"]["label"] == {"quality": 0.0, "source": "agreement", "explores": True, "model": "deepseek-v2"}
-    assert [(a["model"], a.get("quality")) for a in rows["r"]["attempts"]] == [("gpt-4o", None), ("deepseek-v2", 0.0)]
-    assert [(a["model"], a.get("quality")) for a in rows["e"]["attempts"]] == [("deepseek-v2", 1.0), ("gpt-4o", None)]
+    assert [(a["model"], a.get("quality")) for a in rows["r"]["attempts"]] == [("gpt-4o", 1.0), ("deepseek-v2", 0.0)]
+    assert [(a["model"], a.get("quality")) for a in rows["e"]["attempts"]] == [("deepseek-v2", 1.0), ("gpt-4o", 1.0)]
     assert "label" not in rows["u"] and len(rows["u"]["attempts"]) == 1          # nobody judged the cheap answer
     data = load_traces(path, load_policy("default"), {}, "all")
     assert data.quality.tolist() == [[0.0, 1.0], [1.0, 1.0], [0.0, 1.0]]

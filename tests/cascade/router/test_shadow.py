@@ -131,7 +131,7 @@ async def test_a_request_routed_to_the_strong_model_shadows_the_skipped_cheap_ru
     assert row["label"]["model"] == "deepseek-v2" and row["label"]["quality"] == 0.0
     assert judged_answer(row) == "It is 41."
     qualities = {a["model"]: a.get("quality") for a in row["attempts"]}
-    assert qualities == {"gpt-4o": None, "deepseek-v2": 0.0}      # the returned answer stays the reference
+    assert qualities == {"gpt-4o": 1.0, "deepseek-v2": 0.0}       # the returned answer is the reference
 
 
 async def test_an_escalated_request_labels_the_cheap_answer_it_already_has(make_router, fake_provider):
