@@ -164,6 +164,9 @@ def calibrate_on_traces(policy_file: Path, policy: Any, traces: Path, target: st
     quality, cost, share = sw.column("quality"), sw.column("usd_per_1k"), sw.column("strong_share")
     apgr = smoothed(checker_apgr(share, quality, q_cheap, q_strong))
     row = int(np.nanargmax(apgr)) if np.isfinite(apgr).any() else None
+    current = swept_t2(policy)
+    if row is not None and current in sw.t2 and np.isclose(apgr[sw.t2.index(current)], apgr[row], atol=1e-9):
+        row = sw.t2.index(current)                       # no better threshold on these labels: keep the policy's
     if checker_t2 is not None and checker_t2 in sw.t2:                  # chosen on the whole trace
         row = sw.t2.index(checker_t2)
     valid = np.ones_like(t1, dtype=bool) if row is None else np.arange(t1.shape[0])[:, None] == row + 0 * t1
@@ -184,6 +187,12 @@ def _whole_trace_t2(traces: Path, candidate: Any, calibrate_on: list[dict[str, A
     keys = {(r.get("request_id"), r.get("ts")) for r in calibrate_on}
     rows = [r for r in read_labelled(traces) if "label" not in r or (r.get("request_id"), r.get("ts")) in keys]
     return checker_threshold_from_traces(candidate, rows)
+
+
+def swept_t2(policy: Any) -> float | None:
+    from cascade.replay.checks import checker_threshold
+    spec = swept_checker(policy)
+    return None if spec is None else checker_threshold(spec)
 
 
 def checker_apgr(share: np.ndarray, quality: np.ndarray, q_cheap: float, q_strong: float) -> np.ndarray:
