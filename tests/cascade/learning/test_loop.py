@@ -79,6 +79,10 @@ async def test_train_adapts_the_classifier_and_calibrates_the_policy(trained):
     assert report["checker_fit"]["beats_base"] and report["checker_fit"]["judges_kinds"] == ["number"]
     checker = next(c for c in written.escalation.checks if c.name == "answer_checker")
     assert checker.param("artifact") == str(cand / "checker.json")
+    from classifiers import load_answer_checker
+    trained_checker = load_answer_checker(str(cand / "checker.json"))
+    assert trained_checker.judges(prompt(3), "The answer is 27.")               # a number: it had labels
+    assert not trained_checker.judges("Which is a prime?\nA. 4\nB. 7\nC. 9\nD. 12", "B")   # choices: none
     scorer = load_classifier(written.routing.classifier)
     hard = scorer.score([prompt(i) for i in range(200, 220, 2)])
     easy = scorer.score([prompt(i) for i in range(201, 221, 2)])
