@@ -98,8 +98,11 @@ def _classifier(policy: Any, prompts: list[str], bad: np.ndarray, data_dirs: Seq
     from classifiers.training.adapt import fit_adapted_classifier
     extra_prompts, extra_labels = outcome_examples(data_dirs) if data_dirs else ([], np.zeros(0, int))
     weights = np.concatenate([np.ones(len(prompts)), np.full(len(extra_prompts), DATA_WEIGHT)])
-    clf, report = fit_adapted_classifier(prompts + extra_prompts, np.concatenate([bad, extra_labels]),
-                                         base=_base_ref(policy.routing.classifier), weights=weights, seed=seed)
+    try:
+        clf, report = fit_adapted_classifier(prompts + extra_prompts, np.concatenate([bad, extra_labels]),
+                                             base=_base_ref(policy.routing.classifier), weights=weights, seed=seed)
+    except ConfigError as exc:                       # too few labels to fit: the policy's classifier stays
+        return None, {"skipped": str(exc), "outcome_rows": len(extra_prompts)}
     report["outcome_rows"] = len(extra_prompts)
     return _kept(clf, report, out / "classifier", write_artifact)
 

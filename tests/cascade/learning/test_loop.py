@@ -121,3 +121,16 @@ async def test_train_needs_labels(tmp_path, fake_provider):
     result = runner.invoke(app, ["train", "--traces", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "c"),
                                  "--policy", str(policy)])
     assert result.exit_code == 2 and "no labelled request" in result.output
+
+
+async def test_too_few_labels_to_fit_still_calibrate_the_thresholds(tmp_path, fake_provider):
+    policy = tmp_path / "live.yaml"
+    policy.write_text(LIVE)
+    await live_traffic(fake_provider, policy, tmp_path / "t.jsonl", range(12))      # 12 labels: nothing to fit
+    result = runner.invoke(app, ["train", "--traces", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "c"),
+                                 "--policy", str(policy), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["classifier"] is None and report["checker"] is None
+    assert "too few labelled requests" in report["classifier_fit"]["skipped"]
+    assert report["calibrated_on"] == 12 and load_policy(report["policy_file"]).routing.classifier == "by-kind"
