@@ -62,7 +62,8 @@ def checker_threshold_from_traces(policy: Any, rows: Sequence[dict[str, Any]]) -
         return None, {"skipped": f"{len(fit)} labelled cheap answers the checker judges (need {MIN_LABELS}, both kinds)"}
     p_bad = _calibrated(score, judged, fit)
     if p_bad is None:
-        return None, {"skipped": "inadequate answers do not score higher on the checker: its threshold is kept"}
+        return None, {"skipped": "inadequate answers do not score higher on the checker: the threshold is measured "
+                                 "on the labelled requests"}
     routed = np.asarray(load_classifier(policy.routing.classifier).score(prompts), dtype=float)
     apgr = smoothed(np.array([expected_apgr(routed, score, t2, 1.0 - p_bad) for t2 in GRID]))
     k = int(np.nanargmax(apgr))
