@@ -299,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from tests.harness.fake_provider import FakeProviderProcess
-    from cascade.providers import _litellm
-    litellm = _litellm()           # the Router's own import path: litellm configured as the Router uses it
+    from cascade.providers import load_litellm
+    litellm = load_litellm()       # the Router's own import path: litellm configured as the Router uses it
     script = {"fallback": {"default": {"kind": "answer", "latency": args.latency_ms / 1e3}}}
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp, FakeProviderProcess(script) as server:
         contenders = [bare_litellm(litellm, server.url), litellm_router(litellm, server.url), cascade_acall(server.url),

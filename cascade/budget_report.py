@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 
 from policies.budget import LEVELS, Cap, Principal, deployment_caps
 
-__all__ = ["budget_caps", "budget_report", "budget_tree", "store_state", "tree_lines"]
+__all__ = ["budget_caps", "budget_report", "budget_tree", "cap_rows", "store_state", "tree_lines"]
 
 
 def budget_caps(policy: Any, *, global_cap_usd: float | None = None, user_cap_usd: float | None = None,
@@ -54,13 +54,15 @@ def budget_report(store: Any, caps: Sequence[Cap], users: Iterable[str] | None =
         "total_spent_usd": store.total_spent(),
         "open_reservations": store.open_reservations(now),
         "unattributed_spent_usd": by_user.get(None, 0.0),
-        "global": _cap_rows(store, None, global_caps, now),
+        "global": cap_rows(store, None, global_caps, now),
         "users": [{"user": name, "spent_usd": by_user.get(name, 0.0),
-                   "caps": _cap_rows(store, name, user_caps, now)} for name in names],
+                   "caps": cap_rows(store, name, user_caps, now)} for name in names],
     }
 
 
-def _cap_rows(store: Any, user: Principal | str | None, caps: Sequence[Cap], now: float | None) -> list[dict[str, Any]]:
+def cap_rows(store: Any, user: Principal | str | None, caps: Sequence[Cap], now: float | None) -> list[dict[str, Any]]:
+    """Each cap of ``caps`` for ``user`` (None: the global caps) in its current window: limit, spent,
+    reserved, remaining (one snapshot of the store; no ledger scan)."""
     if not caps:
         return []
     snapshot = store.snapshot(user=user, caps=caps, now=now)
@@ -106,7 +108,7 @@ def budget_tree(store: Any, caps: Sequence[Cap], principals: Iterable[Principal]
     A level a key does not name is a node named None. ``spent_usd`` (all time) is given for users, whom the
     ledger records; a node of another level shows the spend of its capped windows only."""
     by_user = store.spend_by_user()
-    root: dict[str, Any] = {"level": "global", "name": None, "caps": _cap_rows(store, None, _of(caps, "global"), now),
+    root: dict[str, Any] = {"level": "global", "name": None, "caps": cap_rows(store, None, _of(caps, "global"), now),
                             "children": []}
     for principal in principals:
         node, path = root, {}
@@ -129,7 +131,7 @@ def _child(node: dict[str, Any], level: str, path: dict[str, str | None], store:
         if child["name"] == name:
             return child
     who = Principal(**{lvl: path.get(lvl) for lvl in LEVELS})
-    child = {"level": level, "name": name, "caps": _cap_rows(store, who, _of(caps, level), now) if name else [],
+    child = {"level": level, "name": name, "caps": cap_rows(store, who, _of(caps, level), now) if name else [],
              "children": []}
     node["children"].append(child)
     return child

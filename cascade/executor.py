@@ -10,7 +10,9 @@ an attempt has been answered (and paid for), a store that cannot budget the next
 (the walk's rules then decide: best answer, or the store's error) rather than failing the request.
 
 Two drivers of the same walk: :meth:`LiveExecutor.run` (answers whole, buffered streams included)
-and :meth:`LiveExecutor.stream` (chunks passed on as they arrive; no checks).
+and :meth:`LiveExecutor.stream` (chunks passed on as they arrive; no checks). The call itself (transport,
+timeout, late answers, retries) is :class:`cascade.provider_call.ProviderCaller`; its names stay
+importable from here.
 """
 from __future__ import annotations
 
@@ -18,12 +20,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-import tenacity
-
 from policies.budget import Cap
 from policies.checks import Answer, Check, CheckOutcome, build_check, consults
-from policies.errors import (AuthenticationError, BudgetExceeded, BudgetStoreUnavailable, ContextWindowExceeded,
-                             ProviderError, ProviderTimeout, RateLimitError)
+from policies.errors import AuthenticationError, BudgetExceeded, BudgetStoreUnavailable, ProviderError
 from policies.plan import Attempt, Plan
 from policies.schema import CheckSpec, Policy
 from policies.walk import (ANSWER_FAILED, REFUSED, SKIPPED, Accept, AttemptOutcome, Exhausted, Replan,
@@ -31,17 +30,16 @@ from policies.walk import (ANSWER_FAILED, REFUSED, SKIPPED, Accept, AttemptOutco
 
 from classifiers.confidence import confidence_of
 
-from cascade.calls import BufferedStream, CallSpec, PrimedStream
-from cascade.confidence import logprob_params
+from cascade.calls import CallSpec
 from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
-from cascade.retrying import RetryStrategy
+from cascade.provider_call import (_HEALTH_FAILURES, Opener, ProviderCaller, _call,  # noqa: F401 (re-exported)
+                                   _counts_against_health, _late_grace, _open_buffered, _open_primed,
+                                   retry_after_of)
 from cascade.trace import AttemptRecord, RouteTrace
 from cascade.transport import Transport
 
-_HEALTH_FAILURES = (AuthenticationError,)
 UNBUDGETED = object()          # a second opinion the budget store could not budget
-Opener = Callable[[Transport, CallSpec], Awaitable[Any]]
 Replanner = Callable[[], Awaitable[Plan | None]]
 
 
@@ -114,6 +112,7 @@ class LiveExecutor:
         self._missing_keys = dict(missing_keys or {})
         self.transports, self._credentials = transports, credentials
         self._clock, self._sleep, self._rng = clock, sleep, rng
+        self.caller = ProviderCaller(policy, gate, health, transports, credentials, clock=clock, sleep=sleep, rng=rng)
 
     # ---- the two drivers of the walk -----------------------------------------------------------
     async def run(self, plan: Plan, ctx: CallContext, trace: RouteTrace,
@@ -365,78 +364,12 @@ class LiveExecutor:
                                          confidence=conf.to_dict() if conf is not None else None))
         return Candidate(attempt, result, record)
 
-    # ---- the call: timeout, late answers, retries ------------------------------------------------
+    # ---- the call: timeout, late answers, retries (cascade.provider_call) --------------------------
     async def _timed_call(self, opener: Opener, attempt: Attempt, ctx: CallContext, spec: CallSpec) -> Any:
-        """The call, given up on after ``spec.timeout_s`` or when the request is cancelled. The provider
-        call itself runs on, up to a grace period past the timeout: if it is answered after all, the gate
-        records what it cost (the provider bills it)."""
-        timeout = spec.timeout_s
-        graced = CallSpec(**{**spec.__dict__, "timeout_s": timeout + _late_grace(timeout)})
-        call = asyncio.ensure_future(opener(self.transports[attempt.model], graced))
-        late = dict(request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
-                    price=self.policy.catalog[attempt.model].price)
-        try:
-            done, _ = await asyncio.wait({call}, timeout=timeout)
-        except BaseException:
-            self.gate.settle_late(call, **late)      # cancelled (shutdown, client gone): it may still be billed
-            raise
-        if call in done:
-            return call.result()
-        self.gate.settle_late(call, **late)
-        raise ProviderTimeout(f"{attempt.model}: no answer within {timeout:.2f}s (a late answer is still "
-                              f"recorded in the ledger)", model=attempt.model)
+        return await self.caller.timed_call(opener, attempt, ctx, spec)
 
     async def _call_with_retries(self, attempt: Attempt, ctx: CallContext, trace: RouteTrace, opener: Opener) -> Any:
-        strategy = RetryStrategy(self.policy.retries, deadline_at=ctx.deadline_at, clock=self._clock, rng=self._rng)
-        model_spec = self.policy.catalog[attempt.model]
-        api_base, api_key = self._credentials(attempt.model)
-        params = logprob_params(model_spec.capabilities, {**ctx.params, **dict(attempt.params)})
-        started = [self._clock()]
-
-        def before_sleep(state: Any) -> None:
-            exc = state.outcome.exception()
-            wait = state.next_action.sleep if state.next_action else 0.0
-            trace.add(AttemptRecord(attempt.model, "retried", f"retrying in {wait:.2f}s",
-                                    latency_s=self._clock() - started[0], error=f"{type(exc).__name__}: {exc}"))
-            started[0] = self._clock() + wait
-
-        retrying = tenacity.AsyncRetrying(retry=strategy.retry, stop=strategy.stop, wait=strategy.wait,
-                                          sleep=self._sleep, reraise=True, before_sleep=before_sleep)
-        async for try_ in retrying:
-            with try_:
-                timeout = min(model_spec.timeout_s or self.policy.retries.attempt_timeout_s,
-                              max(0.001, ctx.deadline_at - self._clock()))
-                started[0] = self._clock()
-                spec = CallSpec(attempt.litellm_model, ctx.messages, api_base, api_key, timeout, params,
-                                attempt.model)
-                try:
-                    return await self._timed_call(opener, attempt, ctx, spec)
-                except ProviderError as exc:
-                    if _counts_against_health(exc):
-                        self.health.failure(attempt.model)
-                    raise
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
-
-async def _call(transport: Transport, spec: CallSpec) -> Any:
-    return await transport.acall(spec)
-
-
-async def _open_buffered(transport: Transport, spec: CallSpec) -> BufferedStream:
-    """A stream drained whole (so its answer can be checked before the caller sees a chunk)."""
-    opened = await transport.astream(spec)
-    result = await opened.result()
-    return BufferedStream(result, list(opened.chunks))
-
-
-async def _open_primed(transport: Transport, spec: CallSpec) -> PrimedStream:
-    """A stream whose first chunk has arrived (a failure before it can still be retried)."""
-    opened = await transport.astream(spec)
-    try:
-        first = await opened.__anext__()
-    except StopAsyncIteration:
-        first = None
-    return PrimedStream(opened, first)
+        return await self.caller.call_with_retries(attempt, ctx, trace, opener)
 
 
 def _parallel(attempt: Attempt) -> bool:
@@ -456,20 +389,5 @@ def _confidence_dict(result: Any, prompt: str) -> dict | None:
     return conf.to_dict() if conf is not None else None
 
 
-def _late_grace(timeout: float) -> float:
-    """How long past our timeout an abandoned call may still finish (and be billed and recorded)."""
-    return min(max(timeout, 1.0), 30.0)
-
-
-def _counts_against_health(exc: ProviderError) -> bool:
-    """Failed calls that say something about the provider (5xx, timeouts, dropped connections, rate
-    limits, rejected keys) count towards its circuit breaker; bad requests do not."""
-    return not isinstance(exc, ContextWindowExceeded) and (exc.retryable or isinstance(exc, _HEALTH_FAILURES))
-
-
 def _joined(reason: str, notes: list[str]) -> str:
     return "; ".join([reason, *notes]) if notes else reason
-
-
-def retry_after_of(exc: BaseException) -> float | None:
-    return exc.retry_after if isinstance(exc, RateLimitError) else None

@@ -21,6 +21,11 @@ span. No prompt or answer text unless ``capture_content`` (then ``gen_ai.input.m
 Metrics, per provider call: ``gen_ai.client.token.usage`` (histogram, ``{token}``, by ``gen_ai.token.type``
 input / output) and ``gen_ai.client.operation.duration`` (histogram, seconds; ``error.type`` on failures).
 
+Incoming trace context: a server enters :meth:`OpenTelemetry.incoming` with each request's headers; the
+W3C ``traceparent`` (and ``tracestate``, baggage) they carry is extracted by OpenTelemetry's global
+propagator (``OTEL_PROPAGATORS``, default ``tracecontext,baggage``), so the request span is a child of
+the caller's span, in the caller's trace. Without such a header the request span is a new root.
+
 Where they go: an application that installed its own SDK ``TracerProvider`` / ``MeterProvider`` as the
 global one gets the spans there. Otherwise the standard environment variables choose exporters, as the
 SDK's auto-configuration does: ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (comma-separated
@@ -34,10 +39,11 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -152,7 +158,7 @@ class OpenTelemetry:
                 attributes["gen_ai.output.messages"] = self._clean(json.dumps(
                     [{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]))
         handle.set_attributes(attributes)
-        if trace_.outcome == "error":
+        if trace_.outcome in ("error", "refused"):
             handle.set_status(Status(StatusCode.ERROR, self._clean(trace_.error or "")))
             handle.set_attribute("error.type", (trace_.error or "error").split(":", 1)[0])
         handle.end()
@@ -170,6 +176,16 @@ class OpenTelemetry:
             span.end()
         except Exception as err:  # noqa: BLE001 - telemetry never fails a request
             log.error("refusal span not recorded: %s: %s", type(err).__name__, err)
+
+    @contextmanager
+    def incoming(self, headers: Mapping[str, str]) -> Iterator[None]:
+        """While entered, the trace context of ``headers`` (W3C ``traceparent``) is the current one: the
+        request span started meanwhile joins the caller's trace. A malformed header is ignored."""
+        token = context.attach(propagate.extract(headers))
+        try:
+            yield
+        finally:
+            context.detach(token)
 
     def shutdown(self) -> None:
         for provider in self._owned:

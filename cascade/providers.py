@@ -48,8 +48,9 @@ _IMPORT_LOCK = threading.Lock()
 _IN_OUR_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("cascade_in_call", default=False)
 
 
-def _litellm() -> Any:
-    """litellm, imported on first use (with the offline cost map) and configured once."""
+def load_litellm() -> Any:
+    """litellm, imported on first use (with the offline cost map) and configured once: the one way the
+    rest of the code (embeddings, tests, benchmarks) gets litellm."""
     global _LITELLM
     if _LITELLM is None:
         with _IMPORT_LOCK:
@@ -64,8 +65,11 @@ def _litellm() -> Any:
     return _LITELLM
 
 
+_litellm = load_litellm          # the name this module's callers used
+
+
 def is_loaded() -> bool:
-    """Whether :func:`_litellm` has imported litellm already."""
+    """Whether :func:`load_litellm` has imported litellm already."""
     return _LITELLM is not None
 
 

@@ -1,8 +1,9 @@
 """What a Router remembers between requests: the response cache and session pins.
 
 The Router asks :meth:`Recall.before` first (a cache hit is answered here: $0, no provider, nothing
-reserved, its trace marked ``cache_hit``), plans with the session's pin (:class:`Prelude.pin`), and
-tells :meth:`Recall.after` how the request ended (the answering model pins the session; an answer
+reserved for an answer, its trace marked ``cache_hit``; a semantic lookup's embedding call is reserved
+and settled against the request's caps, :mod:`cascade.cache.paid_embedding`), plans with the session's
+pin (:class:`Prelude.pin`), and tells :meth:`Recall.after` how the request ended (the answering model pins the session; an answer
 that passed its checks is stored).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from policies.schema import Policy
 
 from cascade.cache.keys import request_digest
 from cascade.cache.layer import Lookup, ResponseCache, entry_of
+from cascade.cache.paid_embedding import EmbeddingBill, PaidEmbedder
 from cascade.sessions import SessionPins, open_pins, validate_session_id
 from cascade.trace import RouteTrace
 
@@ -31,7 +33,11 @@ class Prelude:
     cache: str | None = None          # hit | miss | error | uncacheable (None: no cache)
     digest: str | None = None
     temperature: Any = None
-    embedding_usd: float = 0.0        # the semantic lookup's embedding call (not charged to budget caps)
+    embedding_usd: float = 0.0        # the semantic lookup's embedding call (reserved and settled like any call)
+    request_id: str = ""              # the request's id, known before planning (its embedding call is billed to it)
+
+    def __post_init__(self) -> None:
+        self.request_id = self.request_id or uuid.uuid4().hex
 
     def annotate(self, trace: RouteTrace, first_model: str | None = None) -> None:
         trace.session_id, trace.cache, trace.request_digest = self.session_id, self.cache, self.digest
@@ -40,19 +46,19 @@ class Prelude:
 
 
 class Recall:
-    def __init__(self, cache: ResponseCache | None, pins: SessionPins | None, embedding_price: Any = None) -> None:
-        self.cache, self.pins, self._embedding_price = cache, pins, embedding_price
+    def __init__(self, cache: ResponseCache | None, pins: SessionPins | None, caps: tuple = ()) -> None:
+        self.cache, self.pins, self.caps = cache, pins, caps
 
     @classmethod
-    def for_policy(cls, policy: Policy, transports: Mapping[str, Any], credentials: Any) -> "Recall":
-        cache, price = None, None
-        if policy.cache is not None and policy.cache.semantic is not None:
-            price = policy.catalog[policy.cache.semantic.embedding_model].price
+    def for_policy(cls, policy: Policy, transports: Mapping[str, Any], credentials: Any, *, gate: Any,
+                   caps: tuple = ()) -> "Recall":
+        """``gate`` and ``caps``: the Router's, against which a semantic lookup's embedding call is reserved."""
+        cache = None
         if policy.cache is not None:
             from cascade.cache.stores import open_cache_store
             store = open_cache_store(policy.cache.store, max_entries=policy.cache.max_entries)
-            cache = ResponseCache(policy, store, _embedder(policy, transports, credentials))
-        return cls(cache, open_pins(policy.sessions), price)
+            cache = ResponseCache(policy, store, _embedder(policy, transports, credentials, gate))
+        return cls(cache, open_pins(policy.sessions), tuple(caps))
 
     async def before(self, router: Any, messages: Sequence[Any], user: str | None, params: Mapping[str, Any],
                      session_id: Any) -> tuple[Prelude, Any]:
@@ -68,16 +74,15 @@ class Recall:
             return prelude, None
         from cascade.planning import check_prompt_size, validate_user
         validate_user(user)
-        user = user_of(user)            # a Principal's user name: the cache's scope and the trace keep names
+        payer, user = user, user_of(user)   # a Principal pays; the cache's scope and the trace keep its user name
         check_prompt_size(messages, router.services.max_prompt_chars)
         keys = self.cache.keys_for(messages, params, user)
         if keys is None:
             prelude.cache = "uncacheable"
             return prelude, None
-        prelude.lookup = await self.cache.lookup(keys)
-        prelude.cache = prelude.lookup.result
-        if prelude.lookup.embedding_tokens and self._embedding_price is not None:
-            prelude.embedding_usd = self._embedding_price.cost(prelude.lookup.embedding_tokens, 0)
+        bill = EmbeddingBill(prelude.request_id, payer, self.caps)
+        prelude.lookup = await self.cache.lookup(keys, bill)
+        prelude.cache, prelude.embedding_usd = prelude.lookup.result, bill.spent_usd
         if prelude.lookup.result != "hit":
             return prelude, None
         return prelude, await self._reply(router, prelude, messages, user, params)
@@ -91,7 +96,7 @@ class Recall:
         if not router._started:          # the spool of an earlier run is applied even if every request hits
             await router.astart()
         request = build_request(messages, params, user, router.policy)
-        trace = RouteTrace(uuid.uuid4().hex, router.policy.name, float(router.classifier.score_one(request.text)),
+        trace = RouteTrace(prelude.request_id, router.policy.name, float(router.classifier.score_one(request.text)),
                            request.modality, user, plan_reason="cache hit: the answer stored for this request")
         prelude.annotate(trace, entry.get("model"))
         trace.accepted(entry.get("model"), "ok", False)
@@ -131,9 +136,9 @@ class Recall:
                 part.close()
 
 
-def _embedder(policy: Policy, transports: Mapping[str, Any], credentials: Any) -> Any:
-    """The semantic cache's embedding call through the embedding model's transport (None: no
-    semantic matching, or a transport that cannot embed)."""
+def _embedder(policy: Policy, transports: Mapping[str, Any], credentials: Any, gate: Any) -> Any:
+    """The semantic cache's embedding call through the embedding model's transport, paid for through
+    ``gate`` (None: no semantic matching, or a transport that cannot embed)."""
     if policy.cache is None or policy.cache.semantic is None:
         return None
     alias = policy.cache.semantic.embedding_model
@@ -146,4 +151,4 @@ def _embedder(policy: Policy, transports: Mapping[str, Any], credentials: Any) -
         api_base, api_key = credentials(alias)
         call = CallSpec(spec.litellm_model, [], api_base, api_key, spec.timeout_s or 30.0, {}, alias)
         return await transport.aembed(call, text)
-    return embed
+    return PaidEmbedder(gate, alias, spec.price, embed)

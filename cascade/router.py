@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from policies.budget import Principal, user_of, window_bucket
-from policies.errors import BudgetExceeded, BudgetStoreUnavailable, EscalationExhausted
+from policies.errors import BudgetExceeded, BudgetStoreUnavailable, CascadeError, EscalationExhausted
 from policies.loader import load_policy
 from policies.plan import Plan
 from policies.schema import Policy
@@ -35,6 +35,7 @@ from cascade.gate import BudgetGate
 from cascade.loops import run_forever_then_close, settle
 from cascade.planning import OFF_LOOP_CHARS, Routed, check_prompt_size, route, validate_user
 from cascade.recall import Prelude, Recall
+from cascade.refusals import record_refusal
 from cascade.services import RouterServices, RouterSettings, build_services
 from cascade.shadow import ShadowSampler
 from cascade.trace import RouteTrace
@@ -87,7 +88,8 @@ class Router:
                 + ": a request planned to them fails with AuthenticationError"), stacklevel=2)
         self.executor = LiveExecutor(self.policy, self.gate, self.health, CheckBook(self.policy), s.transports,
                                      s.credentials, clock=s.clock, sleep=s.sleep, rng=s.rng, missing_keys=missing)
-        self.recall = Recall.for_policy(self.policy, s.transports, s.credentials)    # response cache, session pins
+        self.recall = Recall.for_policy(self.policy, s.transports, s.credentials,    # response cache, session pins
+                                        gate=self.gate, caps=self.caps)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self.shadow = ShadowSampler(self)          # the policy's shadow sampling (cascade.shadow)
@@ -148,13 +150,18 @@ class Router:
             routed = await self.aroute(messages, user=user, start_at=prelude and prelude.pin, **params)
         except BudgetExceeded as exc:
             self.services.telemetry.refused(self.policy.name, exc)
-            raise self.with_retry_after(exc) from None
+            record_refusal(self, self.with_retry_after(exc), messages, user, prelude)
+            raise exc from None
         except EscalationExhausted as exc:          # every capable model's circuit is open
             exc.retry_after = self.circuit_retry_after(self.policy.catalog)
             self.services.telemetry.refused(self.policy.name, exc)
+            record_refusal(self, exc, messages, user, prelude)
             raise
-        trace = RouteTrace(uuid.uuid4().hex, self.policy.name, routed.score, routed.request.modality,
-                           user_of(user), plan_reason=routed.plan.reason)
+        except CascadeError as exc:                 # a bad request, a budget store failing closed
+            record_refusal(self, exc, messages, user, prelude)
+            raise
+        trace = RouteTrace(prelude.request_id if prelude is not None else uuid.uuid4().hex, self.policy.name,
+                           routed.score, routed.request.modality, user_of(user), plan_reason=routed.plan.reason)
         first = routed.plan.attempts[0].model if routed.plan.attempts else None
         if prelude is not None:
             prelude.annotate(trace, first)
@@ -184,8 +191,8 @@ class Router:
         request failed: the one place a trace is completed."""
         trace = run.trace
         trace.latency_s = self._clock() - run.started
-        if isinstance(ended, BaseException):
-            trace.failed(ended)
+        if isinstance(ended, BaseException):       # a replan refused by a cap, an error, a cancellation
+            _ended_without_answer(trace, ended)
             self._write(run, None)
             return None
         action = ended.action
@@ -202,7 +209,7 @@ class Router:
             exc = EscalationExhausted(f"every attempt failed: {trace.attempts_summary()}", attempts=trace.attempts,
                                       trace=trace, retry_after=self.circuit_retry_after(
                                           [a.model for a in run.routed.plan.attempts]))
-        trace.failed(exc)
+        _ended_without_answer(trace, exc)
         self._write(run, None)
         raise exc
 
@@ -258,7 +265,11 @@ class Router:
         """Run the policy's plan for these messages; return the OpenAI-shaped response with ``.cascade``.
         ``session_id``: later turns of the session start at the model that answered its last turn
         (:mod:`cascade.sessions`). A response-cache hit (:mod:`cascade.recall`) calls no model."""
-        prelude, hit = await self.recall.before(self, messages, user, params, session_id)
+        try:
+            prelude, hit = await self.recall.before(self, messages, user, params, session_id)
+        except CascadeError as exc:                 # a bad user, session id or prompt size
+            record_refusal(self, exc, messages, user)
+            raise
         if hit is not None:
             return hit
         if params.get("stream"):
@@ -330,3 +341,11 @@ class Router:
             self._loop = None
         self.recall.close()
         self.services.close()
+
+
+def _ended_without_answer(trace: RouteTrace, exc: BaseException) -> None:
+    """A budget cap's refusal is the outcome ``refused``; anything else an ``error``."""
+    if isinstance(exc, BudgetExceeded):
+        trace.refused(exc)
+    else:
+        trace.failed(exc)

@@ -9,11 +9,14 @@ before it had a plan); each attempt's record is reported as it is
 added to the trace (``RouteTrace.on_attempt``), so an attempt is observed at its end with its measured
 latency. Off (the default), the hook is :data:`NO_TELEMETRY` and nothing is imported; on, it is
 :class:`cascade.otel.OpenTelemetry` (the ``[otel]`` extra), built at Router construction, where a missing
-``opentelemetry-sdk`` is a :class:`~cascade.extras.MissingExtra` error.
+``opentelemetry-sdk`` is a :class:`~cascade.extras.MissingExtra` error. A server enters
+:meth:`Telemetry.incoming` with each request's headers, so the request's span joins the caller's trace
+(a W3C ``traceparent`` header) instead of starting a new one.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Mapping, Protocol, Sequence
 
 __all__ = ["NO_TELEMETRY", "NoTelemetry", "Telemetry", "open_telemetry"]
 
@@ -27,6 +30,9 @@ class Telemetry(Protocol):
 
     def refused(self, policy: str, exc: BaseException) -> None:
         """A request refused before any plan (a budget cap, every model's circuit open)."""
+
+    def incoming(self, headers: Mapping[str, str]) -> AbstractContextManager[Any]:
+        """While entered, spans started are children of the trace context the headers carry (if any)."""
 
     def shutdown(self) -> None:
         """Flush what is buffered and close what this object opened."""
@@ -45,6 +51,9 @@ class NoTelemetry:
 
     def refused(self, policy: str, exc: BaseException) -> None:
         return None
+
+    def incoming(self, headers: Mapping[str, str]) -> AbstractContextManager[Any]:
+        return nullcontext()
 
     def shutdown(self) -> None:
         return None

@@ -4,7 +4,7 @@ One JSON object per request::
 
     {"v": 1, "request_id", "ts", "user", "policy", "score", "modality", "model", "escalated",
      "cost_usd", "unrecorded_cost_usd",   # of cost_usd, what the budget store did not take (spooled)
-     "latency_s", "outcome": "ok" | "best_answer" | "error", "error", "overrun_usd",
+     "latency_s", "outcome": "ok" | "best_answer" | "error" | "refused", "error", "overrun_usd",
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
                    "latency_s", "error", "finish_reason", "overrun_usd",
                    "confidence": {"mean_logprob", "min_logprob", "answer_margin", "n_tokens"} | null,
@@ -16,7 +16,8 @@ One JSON object per request::
      "session_id", "pinned",               # when the request named a session; pinned: started at its pin
      "cache_hit",                          # true: answered from the response cache ($0, no provider)
      "cache", "cache_saved_usd", "cache_source",   # when the policy has a response cache
-     "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd, not budgeted)
+     "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd; reserved
+                                           # and committed against the caps, in the ledger under its model)
 
 Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.shadow`, :mod:`cascade.feedback`)::
 
@@ -26,6 +27,9 @@ Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.
      "judge": {"model", "verdict", "prompt_tokens", "completion_tokens", "cost_usd"} | null,
      "answer", "judge_answer"}             # text only when the sink keeps it
     {"v": 1, "kind": "feedback", "request_id", "ts", "user", "score"}
+
+A refused request (a budget cap, a bad request; :mod:`cascade.refusals`) has outcome ``refused`` and the
+refusal in ``error``; refused while planning, it has no score, modality or attempt (``null``, ``[]``).
 
 Status of an attempt: ok · retried (a failed call that was retried) · error · check_failed · skipped ·
 second_opinion (the answer of an agreement check's second model, billed like any call).
@@ -76,8 +80,8 @@ _ATTEMPT_FIELDS = ("model", "status", "reason", "prompt_tokens", "completion_tok
 class RouteTrace:
     request_id: str
     policy: str
-    score: float
-    modality: str
+    score: float | None           # None: refused while planning (cascade.refusals)
+    modality: str | None
     user: str | None = None
     model: str | None = None
     escalated: bool = False
@@ -98,7 +102,7 @@ class RouteTrace:
     cache_hit: bool = False
     cache_saved_usd: float = 0.0           # a hit: what the stored answer cost when it was made
     cache_source: str | None = None        # a hit: the request id that made the stored answer
-    cache_embedding_usd: float = 0.0       # the semantic lookup's embedding call (not in cost_usd nor the budget)
+    cache_embedding_usd: float = 0.0       # the semantic lookup's embedding call (in the ledger, not in cost_usd)
 
     def add(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts.append(record)
@@ -125,6 +129,11 @@ class RouteTrace:
         """The request ended without an answer."""
         self.outcome = "error"
         self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+    def refused(self, error: BaseException) -> None:
+        """The request was refused (a budget cap, a bad request): no answer, by decision."""
+        self.outcome = "refused"
+        self.error = f"{type(error).__name__}: {error}"
 
     def attempts_summary(self) -> str:
         return "; ".join(f"{a.model}: {a.status} ({a.error or a.reason})" for a in self.attempts)

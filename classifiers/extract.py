@@ -5,37 +5,43 @@
 
 Kinds (the ``extract:`` values of an agreement check):
 
-* ``choice``: the option letter A-J. As MMLU-Pro's scorer: "the answer is (X)", then
-  "Answer: X"; then ``\\boxed{X}``, "the correct option is X", a last line that starts with an
-  option ("C. text"), a bare letter, and (given the prompt) an answer that is one option's text.
-  Unlike the scorer, the *last* statement counts ("the answer is (A)... so the answer is (B)" -> B),
-  the letter must end a word ("the answer is Hurler syndrome" is no "H") and, when the prompt
-  lists its options, must be one of them. :func:`classifiers.rules.extract_choice` (used by the
-  answer checker) is the first two steps only and is left as it is.
-* ``number``: the final number: "#### 42", the last ``\\boxed{...}``, "the answer is 1,234.50",
-  else the last number of the text. Canonical form: thousands commas, ``$`` and ``%`` dropped,
-  the unicode minus read as "-", fractions and decimals as exact rationals, written as an integer
-  ("3.0" -> "3"), a terminating decimal ("1/2" -> "0.5") or a reduced fraction ("2/6" -> "1/3").
+* ``choice``: the option letter A-J of an explicit final-answer statement, cue and letter on one
+  line: "the answer is (X)", "Answer: X", ``\\boxed{X}``, "the correct option is X"; else a last
+  line that is the letter alone ("C", "(C)", "**C**"); else (given the prompt) an answer that is one
+  option's text. Never a stray letter: "the correct answer is:" above a quoted option line ("C. text")
+  states no letter (MMLU-Pro's scorer scores such answers 0 too). Unlike that scorer, the *last*
+  statement counts ("the answer is (A)... so the answer is (B)" -> B), the letter must end a word
+  ("the answer is Hurler syndrome" is no "H") and, when the prompt lists its options, must be one
+  of them. :func:`classifiers.rules.extract_choice` (used by the answer checker) is the first two
+  cues only and is left as it is.
+* ``number``: the final number as the answer states it: "#### 42", the last ``\\boxed{...}``, "the
+  answer is 1,234.50" / "Answer: 42" (the first number after the last such cue), else a last line
+  that ends an equation ("... = 42 apples"), else a last sentence that concludes with one number
+  ("So 42", "Therefore, Jill has 9 llamas."), else the last number of a one-line reply of at most
+  :data:`TEXT_MAX_WORDS` words ("6 times 7 is 42.").
+  Never a stray number of the reasoning: "... in 3 steps." on the last line states no answer.
+  Canonical form: thousands commas, ``$`` and ``%`` dropped, the unicode minus read as "-",
+  fractions and decimals as exact rationals, written as an integer ("3.0" -> "3"), a terminating
+  decimal ("1/2" -> "0.5") or a reduced fraction ("2/6" -> "1/3").
 * ``json:<field>``: the field (dotted path, list indices as numbers: ``items.0.id``) of the JSON
   object in the answer (whole answer, a fenced block, or the first object in the text); ``json``
   alone is the whole object. Canonical JSON: sorted keys, no spaces, integral floats as integers.
-* ``text``: a short final answer, normalised: the stated final answer if there is one ("The
-  answer is Paris."), else the whole answer; NFKC, lower case, punctuation and a leading article
-  dropped, whitespace collapsed. Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None
+* ``text``: a short final answer, normalised: a final ``assert f(x) == VALUE`` line's VALUE (as a
+  Python literal's repr), else the stated final answer if there is one ("The answer is Paris."), else
+  the whole answer; NFKC, lower case, punctuation and a leading article dropped, whitespace collapsed. Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None
   (two long texts are not compared word for word).
 * ``auto``: from the prompt (:func:`answer_kind`): options listed -> choice, a numeric question ->
   number, else text. Without a prompt: text.
 """
 from __future__ import annotations
 
-import itertools
-import json
+import ast
 import re
 import unicodedata
 from fractions import Fraction
-from typing import Any
 
-from classifiers.rules import is_multiple_choice
+from classifiers.extract_json import extract_json
+from classifiers.rules import is_multiple_choice, rule_failure
 from classifiers.signals import parse_options
 
 KINDS: tuple[str, ...] = ("auto", "choice", "number", "text", "json")
@@ -46,30 +52,36 @@ _TAIL = 4000  # final answers are searched for in the answer's last characters
 _BOXED_CHARS = 400  # a \boxed{...} longer than this is not read
 
 # --- choice -------------------------------------------------------------------------------------
-# what may stand between a cue and its letter: spaces, "*", ":", "$", brackets, \boxed{, \text{
-_DECOR = r"(?:[\s*:_$(\[{}]|\\(?:boxed|text|textbf|mathbf|mathrm)\b|\\[(\[])*"
+# what may stand between a cue and its letter on the same line: spaces, "*", ":", "$", brackets,
+# \boxed{, \text{ (never a line break: "the answer is:" above a quoted option line states no letter)
+_DECOR = r"(?:[ \t*:_$(\[{}]|\\(?:boxed|text|textbf|mathbf|mathrm)\b|\\[(\[])*"
 _LETTER = r"([A-J])(?![\w'-])"
 _CHOICE_CUES = tuple(re.compile(cue + _DECOR + _LETTER) for cue in (
-    r"(?i:answer\s+is|answer\s+would\s+be|answer\s+should\s+be)",
+    r"(?i:answer\s+(?:is|would\s+be|should\s+be))",
     r"(?i:answer)\s*:",
     r"\\boxed\{",
     r"(?i:(?:correct|best|right)\s+(?:option|choice)(?:\s+is)?)",
     r"(?i:(?:correct|best|right)\s+(?:option|choice|answer)\b[^.\n]{0,80}?\bis)",
 ))
-_LAST_LINE_OPTION = re.compile(r"^[\s*#>-]*\(?([A-J])(?:[.)]\s|\)?\W*$)")
+# a last line that is the letter alone: "C", "(C)", "**C**", "C.", "D (" (a one-letter reply cut short)
+_LAST_LINE_LETTER = re.compile(r"^[\s*#>(\[]*([A-J])[\s)\].:*(]*$")
+
+
+def _stated_letters(tail: str, allowed: set[str]) -> list[tuple[int, str]]:
+    """(position, letter) of every final-answer statement in ``tail`` whose letter is allowed."""
+    return [(m.start(), m.group(1)) for cue in _CHOICE_CUES for m in cue.finditer(tail) if m.group(1) in allowed]
 
 
 def extract_choice(text: str, prompt: str | None = None) -> str | None:
-    """The answer's final option letter (A-J), or None."""
+    """The answer's final option letter (A-J), or None when it states none."""
     tail = text[-_TAIL:]
     options = parse_options(prompt) if prompt else {}
     allowed = set(options) if len(options) >= 2 else set("ABCDEFGHIJ")
-    for cue in _CHOICE_CUES:
-        found = [x for x in cue.findall(tail) if x in allowed]
-        if found:
-            return found[-1]
+    stated = _stated_letters(tail, allowed)
+    if stated:
+        return max(stated)[1]
     lines = [line for line in tail.splitlines() if line.strip()]
-    last = _LAST_LINE_OPTION.match(lines[-1]) if lines else None
+    last = _LAST_LINE_LETTER.match(lines[-1]) if lines else None
     if last and last.group(1) in allowed:
         return last.group(1)
     return _option_by_text(text, options)
@@ -150,14 +162,6 @@ def _number_value(match: re.Match[str]) -> str | None:
     return canonical_number(value)
 
 
-def _last_number(text: str) -> str | None:
-    for match in reversed(list(_NUMBER.finditer(_delatex(text)))):
-        found = _number_value(match)
-        if found is not None:
-            return found
-    return None
-
-
 def _first_number(region: str) -> str | None:
     """The first number of a short final-answer region ("42 apples", "\\frac{3}{4}")."""
     for match in _NUMBER.finditer(_delatex(region)):
@@ -167,71 +171,52 @@ def _first_number(region: str) -> str | None:
     return None
 
 
+_RESULT_SIGN = re.compile(r"=|\u2248|\\approx")
+
+
+def _equation_result(line: str) -> str | None:
+    """N of a line that ends an equation: "... = N [unit]" (one number after the last "=" or "≈")."""
+    parts = _RESULT_SIGN.split(_delatex(line))
+    if len(parts) < 2:
+        return None
+    found = [n for n in map(_number_value, _NUMBER.finditer(parts[-1])) if n is not None]
+    return found[0] if len(found) == 1 else None
+
+
+_CONCLUSION = re.compile(r"^\W*(?:so|thus|therefore|hence|in total|in all|altogether|finally|overall)\b", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def _concluding_number(line: str) -> str | None:
+    """N of a last sentence that concludes ("So 42", "Therefore, Jill has 9 llamas.") with one number."""
+    sentence = _SENTENCE_END.split(line.strip())[-1]
+    if not _CONCLUSION.match(sentence):
+        return None
+    found = [n for n in map(_number_value, _NUMBER.finditer(_delatex(sentence))) if n is not None]
+    return found[0] if len(found) == 1 else None
+
+
+def _short_reply_number(text: str) -> str | None:
+    """The last number of a one-line reply of at most TEXT_MAX_WORDS words ("6 times 7 is 42.")."""
+    if "\n" in text.strip() or len(text.split()) > TEXT_MAX_WORDS:
+        return None
+    found = [n for n in map(_number_value, _NUMBER.finditer(_delatex(text))) if n is not None]
+    return found[-1] if found else None
+
+
 def extract_number(text: str) -> str | None:
-    """The answer's final number, canonical (see the module docstring), or None."""
+    """The answer's final number, canonical (see the module docstring), or None when it states none."""
     tail = text[-_TAIL:]
     for found in (_HASHES.findall(tail), boxed_contents(tail), _ANSWER_NUMBER_CUE.findall(tail)):
         number = _first_number(found[-1]) if found else None
         if number is not None:
             return number
-    return _last_number(tail)
+    lines = [line for line in tail.splitlines() if line.strip(" \t$*")]
+    last = lines[-1] if lines else ""
+    return _equation_result(last) or _concluding_number(last) or _short_reply_number(tail)
 
 
-# --- json ---------------------------------------------------------------------------------------
-_FENCED = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
-_JSON_STARTS = 20  # "{" / "[" positions tried when neither the whole answer nor a fenced block parses
-
-
-def _json_documents(text: str) -> list[Any]:
-    """JSON values in the answer: the whole text, fenced blocks, then the first object or array."""
-    candidates = [text.strip()] + [block.strip() for block in _FENCED.findall(text)]
-    found = []
-    for candidate in candidates:
-        try:
-            found.append(json.loads(candidate))
-        except (ValueError, RecursionError):
-            continue
-    if not found:
-        decoder = json.JSONDecoder()
-        for match in itertools.islice(re.finditer(r"[{\[]", text), _JSON_STARTS):
-            try:
-                found.append(decoder.raw_decode(text, match.start())[0])
-                break
-            except (ValueError, RecursionError):
-                continue
-    return found
-
-
-def _walk(value: Any, path: str) -> Any:
-    for step in path.split(".") if path else ():
-        if isinstance(value, dict) and step in value:
-            value = value[step]
-        elif isinstance(value, list) and step.lstrip("-").isdigit() and -len(value) <= int(step) < len(value):
-            value = value[int(step)]
-        else:
-            raise KeyError(step)
-    return value
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
-
-
-def extract_json(text: str, path: str = "") -> str | None:
-    """The canonical JSON of ``path`` in the answer's JSON (the whole document for ""), or None."""
-    for document in _json_documents(text):
-        try:
-            value = _walk(document, path)
-        except KeyError:
-            continue
-        return json.dumps(_integral(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return None
+# --- json: classifiers/extract_json.py ----------------------------------------------------------
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -249,8 +234,29 @@ def normalise_text(text: str) -> str:
     return _ARTICLE.sub("", text)
 
 
+# a final assertion "assert f(3) == [1, 2]" (CRUXEval-style output prediction): its right-hand side
+_ASSERTION = re.compile(r"^\s*(?:\[ANSWER\]\s*)?assert\b[^\n]*?==\s*(.+?)\s*(?:\[/ANSWER\].*)?$", re.MULTILINE)
+
+
+def _asserted_literal(text: str) -> str | None:
+    """The canonical right-hand side of the answer's last ``assert ... == X`` line (a Python literal:
+    its repr, so "'a'" and '"a"', "[1,2]" and "[1, 2]" are one answer), or None."""
+    found = _ASSERTION.findall(text[-_TAIL:])
+    if not found:
+        return None
+    raw = found[-1].strip().strip("`").strip()
+    try:
+        return repr(ast.literal_eval(raw))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return normalise_text(raw) or None
+
+
 def extract_text(text: str) -> str | None:
-    """The normalised short final answer, or None when it is long, code, or empty."""
+    """The normalised short final answer (or a final assertion's literal), or None when it is long,
+    code, or empty."""
+    literal = _asserted_literal(text)
+    if literal is not None:
+        return literal
     if "```" in text:
         return None
     stated = _TEXT_CUE.findall(text[-_TAIL:])
@@ -277,12 +283,21 @@ _COMPUTE_CUE = re.compile(
     r"|mean|remainder|number)\b", re.IGNORECASE)
 
 
+_OUTPUT_REQUEST = re.compile(
+    r"\bassert\b[^\n]*==\s*\?\?|\b(?:predict|determine|what(?:'s| is| will be))\b[^.?\n]{0,30}\boutput\b",
+    re.IGNORECASE)
+
+
 def prompt_kind(prompt: str | None) -> str:
-    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` or ``text``."""
+    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` or ``text``. A request
+    to predict what given code outputs ("assert f(3) == ??", "what is the output") is ``text``: its answer
+    is a short value, compared as one (a final ``assert ... == X`` reads X), not a program."""
     if not prompt:
         return "text"
     if is_multiple_choice(prompt):
         return "choice"
+    if _OUTPUT_REQUEST.search(prompt):
+        return "text"
     if _CODE_REQUEST.search(prompt):
         return "code"
     if _NUMERIC_CUE.search(prompt) or (_COMPUTE_CUE.search(prompt) and re.search(r"\d", prompt)):
@@ -337,6 +352,10 @@ CHECKER_MIN_WORDS = 20
 
 def checker_judges(prompt: str | None, answer: str | None) -> bool:
     """Whether the shipped answer checker can judge this answer: it learned multiple-choice answers that
-    reason before their letter (MMLU-Pro), and on bare letters, code, numbers or open text its score says
-    nothing (it flags almost every correct one). Elsewhere it abstains."""
-    return bool(answer) and prompt_kind(prompt) == "choice" and len(answer.split()) >= CHECKER_MIN_WORDS
+    reason before their letter (MMLU-Pro); on a shorter multiple-choice answer only its rules speak (no
+    stated letter, a refusal: score 1.0; RouterBench's bare answers that fail them score 0 while GPT-4's
+    answers there score 0.96, `python benchmarks/bench_checker_kinds.py`), and on code, numbers or open
+    text its score says nothing (it flags almost every correct one). Elsewhere it abstains."""
+    if not answer or prompt_kind(prompt) != "choice":
+        return False
+    return len(answer.split()) >= CHECKER_MIN_WORDS or rule_failure(prompt or "", answer) is not None

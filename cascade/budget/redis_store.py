@@ -249,6 +249,16 @@ class RedisBudgetStore(BudgetStoreBase):
                 return entries
             start = "(" + page[-1][0]
 
+    def ledger_page(self, after: str = "0-0", count: int = 1000) -> tuple[list[LedgerEntry], str]:
+        """Up to ``count`` ledger entries committed after stream id ``after``, oldest first, and the id of
+        the last one: a bounded read for a reader that keeps running figures of its own (the dashboard)."""
+        page = self._run(self._client.xrange, self.prefix + "ledger", "(" + after, "+", count)
+        return [_entry(fields["e"])[0] for _, fields in page], (page[-1][0] if page else after)
+
+    def ledger_length(self) -> int:
+        """How many entries the ledger stream holds."""
+        return int(self._run(self._client.xlen, self.prefix + "ledger"))
+
     def close(self) -> None:
         self._client.close()
         self._pool.disconnect()

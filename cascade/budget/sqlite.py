@@ -54,6 +54,8 @@ _RESERVED_SQL = """SELECT COALESCE(SUM(r.amount_nano), 0) FROM reservation_bucke
                    JOIN reservations r ON r.id = b.reservation_id
                    WHERE b.bucket = ? AND r.expires_at >= ?"""
 _LEDGER_COLUMNS = "reservation_id, request_id, user_id, model, cost_nano, at"
+_GROUPS_SQL = """SELECT model, user_id, CAST(at AS INTEGER) / 86400, SUM(cost_nano), COUNT(*) FROM ledger
+                 WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3"""
 
 
 class SQLiteBudgetStore(BudgetStoreBase):
@@ -153,6 +155,27 @@ class SQLiteBudgetStore(BudgetStoreBase):
             sql, params = sql + " WHERE request_id = ?", (request_id,)
         with self._transaction() as conn:
             return [_entry(row) for row in conn.execute(sql + " ORDER BY seq", params).fetchall()]
+
+    def spend_groups(self, after: int = 0) -> tuple[list[tuple], int]:
+        """(model, user, UTC day number, spent nano-dollars, entries) of the ledger entries after sequence
+        number ``after``, and the last sequence number read: aggregate SQL on a read connection of its
+        own (WAL: it neither waits for this process's reservations nor holds them up). Sequence numbers
+        only grow, so a reader can add each call's new groups to what it has (the dashboard does)."""
+        if not self.path.exists():
+            return [], 0
+        try:
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None,
+                                   timeout=self._busy_ms / 1000)
+            try:
+                conn.execute("BEGIN")
+                last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]
+                rows = conn.execute(_GROUPS_SQL, (after, last)).fetchall() if last > after else []
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise BudgetStoreUnavailable(f"sqlite budget store {self.url}: {exc}") from exc
+        return rows, last
 
     def close(self) -> None:
         with self._lock:

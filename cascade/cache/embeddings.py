@@ -12,13 +12,13 @@ from cascade.calls import CallSpec
 
 async def litellm_embed(call: CallSpec, text: str) -> tuple[list[float], int]:
     """(vector, prompt tokens) of ``text`` from ``litellm.aembedding``."""
-    from cascade.providers import _litellm
+    from cascade.providers import load_litellm
     kwargs: dict[str, Any] = {"model": call.litellm_model, "input": [text], "timeout": call.timeout_s}
     if call.api_base is not None:
         kwargs["api_base"] = call.api_base
     if call.api_key is not None:
         kwargs["api_key"] = call.api_key
-    resp = await _litellm().aembedding(**kwargs)
+    resp = await load_litellm().aembedding(**kwargs)
     return _vector_of(resp.data[0]), _tokens_of(getattr(resp, "usage", None))
 
 

@@ -4,7 +4,10 @@ A store that fails (down, full, corrupt) never fails a request: the lookup or th
 (``counts["errors"]``), the first failure is logged (once per cache), the store is not tried again for
 :data:`RETRY_STORE_S` (a store that times out costs at most one timeout per interval), and the request
 is answered by the providers as if there were no cache. Only answers accepted with every check passed and a
-``finish_reason`` of ``stop`` or ``tool_calls`` are stored (:func:`entry_of`).
+``finish_reason`` of ``stop`` or ``tool_calls`` are stored (:func:`entry_of`). A semantic lookup's
+embedding call is paid for by the request (:mod:`cascade.cache.paid_embedding`): its ``bill`` is passed
+through; a cap that refuses it leaves the lookup exact (``counts["embedding_refused"]``). An answer is
+stored with the vector its lookup computed (no second embedding call after the trace is written).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from policies.cache import cacheable_temperature
+from policies.errors import BudgetExceeded, BudgetStoreUnavailable
 from policies.schema import Policy
 
 from cascade.cache.embeddings import cosine
@@ -24,7 +28,7 @@ from cascade.cache.keys import CacheKeys, cache_keys, policy_digest
 from cascade.cache.stores import CacheStore
 
 log = logging.getLogger("cascade.cache")
-Embed = Callable[[str], Awaitable[tuple[list[float], int]]]
+Embed = Callable[[str, Any], Awaitable[tuple[list[float], int]]]     # (text, the request's bill)
 STORED_FINISH = ("stop", "tool_calls")
 RETRY_STORE_S = 5.0           # a store that failed is bypassed without being tried for this long
 _MESSAGE_FIELDS = ("role", "content", "tool_calls", "function_call")
@@ -60,7 +64,7 @@ class ResponseCache:
         except (TypeError, ValueError):       # not JSON-like: the planner refuses it with its typed error
             return None
 
-    async def lookup(self, keys: CacheKeys) -> Lookup:
+    async def lookup(self, keys: CacheKeys, bill: Any = None) -> Lookup:
         if self._clock() < self._down_until:          # failed a moment ago: not tried again yet
             self.counts["errors"] += 1
             return self._counted(Lookup(keys, "error"))
@@ -70,7 +74,7 @@ class ResponseCache:
                 return self._counted(Lookup(keys, "hit", json.loads(raw), similarity=1.0))
             if self.config.semantic is None or keys.bucket is None or self._embed is None:
                 return self._counted(Lookup(keys, "miss"))
-            got = await self._vector(keys.query or "")
+            got = await self._vector(keys.query or "", bill)
             if got is None:
                 return self._counted(Lookup(keys, "miss"))
             found = await self._nearest(keys, got[0])
@@ -100,16 +104,18 @@ class ResponseCache:
             self.counts["stored"] += 1
             if self.config.semantic is None or keys.bucket is None or self._embed is None:
                 return
-            vector = lookup.vector or (await self._vector(keys.query or "") or (None, 0))[0]
-            if vector is not None:
-                await self._call(self.store.add_vector, keys.bucket, keys.exact, vector, ttl)
+            if lookup.vector is not None:
+                await self._call(self.store.add_vector, keys.bucket, keys.exact, lookup.vector, ttl)
         except Exception as exc:  # noqa: BLE001
             self._broken("store", exc)
 
-    async def _vector(self, text: str) -> tuple[list[float], int] | None:
+    async def _vector(self, text: str, bill: Any) -> tuple[list[float], int] | None:
         assert self._embed is not None
         try:
-            return await self._embed(text)
+            return await self._embed(text, bill)
+        except (BudgetExceeded, BudgetStoreUnavailable):     # not budgeted: exact matching for this request
+            self.counts["embedding_refused"] += 1
+            return None
         except Exception as exc:  # noqa: BLE001 - no vector: exact matching only for this request
             self.counts["embedding_errors"] += 1
             if "embed" not in self._logged:

@@ -30,7 +30,7 @@ def cache_report(lines: Iterable[dict[str, Any]], config: CacheConfig | None = N
         total += float(doc.get("cost_usd") or 0.0)
         digest = doc.get("request_digest")
         if not digest:
-            unknown += 1
+            unknown += doc.get("outcome") != "refused"     # refused before its digest was taken: not old
             continue
         if not (config.temperature_any or doc.get("temperature") == 0):
             continue
@@ -58,16 +58,27 @@ def _would_store(doc: dict[str, Any]) -> bool:
 
 
 def trace_cache_report(path: str | Path, config: CacheConfig | None = None) -> dict[str, Any]:
-    """:func:`cache_report` of a JSONL trace file, lines sorted by their ``ts`` (stable)."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            docs = [json.loads(line) for line in fh if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read trace file: {exc}", source=str(path)) from None
-    docs = [d for d in docs if isinstance(d, dict)]
+    """:func:`cache_report` of a trace file (JSONL, or Parquet from ``cascade traces to-parquet``), its
+    request lines sorted by their ``ts`` (stable); shadow and feedback lines are not requests."""
+    docs = [{k: doc.get(k) for k in _FIELDS} for doc in _trace_lines(Path(path))
+            if isinstance(doc, dict) and "kind" not in doc]
     docs.sort(key=lambda d: float(d.get("ts") or 0.0))
     return cache_report(docs, config)
+
+
+_FIELDS = ("policy", "request_digest", "ts", "cost_usd", "user", "temperature", "outcome", "model", "attempts",
+           "cache_hit", "cache_saved_usd")
+
+
+def _trace_lines(path: Path) -> Iterable[Any]:
+    from cascade.replay.traceparquet import is_parquet, iter_records
+    if is_parquet(path):
+        return iter_records(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read trace file: {exc}", source=str(path)) from None
 
 
 def cache_lines(doc: dict[str, Any]) -> list[str]:

@@ -7,7 +7,8 @@ failed call, and a model the request never called has no outcome (replay counts 
 as a failed call, and says how often that happened). Traces carry no graded quality: an answer's
 quality is 1 when it passed the checks it was given in production (status ``ok``), else 0 — unless the
 request was labelled (:mod:`cascade.learning.labels`: a shadow answer's label or a user's feedback), whose
-label is its quality; a shadow answer is that model's outcome for the request.
+label is its quality; a shadow answer is that model's outcome for the request. Refused requests (outcome
+``refused``: a budget cap, a bad request) and response-cache hits are left out, and the notes say how many.
 The prompt and the returned answer are in the trace only when the sink kept text
 (``TraceSink(keep_text=True)``); then the policy's classifier rescores the prompt, the checks are
 re-run on the answer, and a split can be taken. Otherwise the recorded classifier score is used.
@@ -43,10 +44,13 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
     from cascade.learning.labels import merge_labels
     rows = merge_labels(_records(path, row_groups))       # shadow answers and labels joined to their requests
     hits = sum(1 for doc in rows if doc.get("cache_hit"))
-    rows = [doc for doc in rows if not doc.get("cache_hit")]     # answered from the response cache: no model ran
+    refused = sum(1 for doc in rows if doc.get("outcome") == "refused")
+    # answered from the response cache (no model ran), or refused (a cap, a bad request: no answer to judge)
+    rows = [doc for doc in rows if not doc.get("cache_hit") and doc.get("outcome") != "refused"]
     if not rows and row_groups is None:
-        raise ConfigError(f"{path}: the trace file holds no request" + (f" but {hits:,} cache hits" if hits else ""),
-                          source=str(path))
+        but = [f"{hits:,} cache hits" if hits else "", f"{refused:,} refused requests" if refused else ""]
+        raise ConfigError(f"{path}: the trace file holds no request" + (" but " + " and ".join(b for b in but if b)
+                                                                        if hits or refused else ""), source=str(path))
     if has_text is None:
         has_text = all(isinstance(doc.get("prompt"), str) for doc in rows)
     if split != "all":
@@ -65,6 +69,9 @@ def load_traces(path: str | Path, policy: Policy, maps: Mapping[str, str], split
     if hits:
         data.notes.append(f"{hits:,} requests answered from the response cache left out (no model was called; "
                           "the cache report counts them)")
+    if refused:
+        data.notes.append(f"{refused:,} refused requests left out of quality and cost (a budget cap or a bad "
+                          "request refused them: no answer was made)")
     if not has_text:
         data.notes.append("the trace holds no prompt text: the recorded classifier scores are used and checks "
                           "are taken from the recorded check outcomes")

@@ -246,12 +246,13 @@ def _add_routes(app: FastAPI, state: ServerState) -> Callable[[Request], Awaitab
             user = user if state.keys is not None else req.user
             wants_stream = req.stream
             params = {**router_params(req), "session_id": request.headers.get(SESSION_HEADER)}
-            if req.stream:
-                response = await until_disconnect(request.receive,
-                                                  _open_stream(state, router, req, user, started, params))
-                streaming = True
-                return response
-            resp = await until_disconnect(request.receive, router.acomplete(req.messages, user=user, **params))
+            with router.services.telemetry.incoming(request.headers):     # the caller's W3C traceparent
+                if req.stream:
+                    response = await until_disconnect(request.receive,
+                                                      _open_stream(state, router, req, user, started, params))
+                    streaming = True
+                    return response
+                resp = await until_disconnect(request.receive, router.acomplete(req.messages, user=user, **params))
             trace = resp.cascade
             body = completion_body(resp, trace)
             metrics.record(outcome=trace.outcome, trace=trace, seconds=time.perf_counter() - started, stream=False)

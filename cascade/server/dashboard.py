@@ -3,8 +3,11 @@ polls ``GET /dashboard/data.json`` every few seconds.
 
 The figures come from where the rest of the server keeps them, never from a second bookkeeping:
 
-    spend by model, by user, by day     the budget store's ledger (what ``cascade budget`` reads)
-    each cap: limit, spent, left        :func:`cascade.budget_report.budget_report` under the server's caps
+    spend by model, by user, by day     the budget store's ledger, tallied by :class:`SpendTally` (aggregate
+                                        SQL on SQLite, bounded stream reads on Redis: only what the ledger
+                                        gained since the last poll is read)
+    each cap: limit, spent, left        :func:`cascade.budget_report.cap_rows` under the server's caps, for
+                                        the global caps and each user with recorded spend
     routing share, escalations,         the app's Prometheus registry (what ``/metrics`` exposes):
     escalation reasons, errors by        cascade_requests_total, cascade_escalations_total,
     type, latency p50 / p95              cascade_escalation_reasons_total, cascade_request_duration_seconds
@@ -29,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cascade.server.errors import ApiError
+from cascade.server.ledger_spend import SpendTally
 from policies.errors import CascadeError
 
 __all__ = ["add_dashboard_routes", "dashboard_data", "histogram_quantile"]
@@ -39,6 +43,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def add_dashboard_routes(app: Any, state: Any) -> None:
     page = files("cascade.server").joinpath("dashboard.html").read_bytes()
+    tallies: list[SpendTally] = []          # the running ledger figures, kept between polls (router built at start-up)
 
     async def dashboard(request: Request) -> Response:
         return Response(page, media_type="text/html; charset=utf-8",
@@ -47,7 +52,9 @@ def add_dashboard_routes(app: Any, state: Any) -> None:
     async def data(request: Request) -> Response:
         try:
             _authorize(state, request)
-            doc = await asyncio.to_thread(dashboard_data, state)
+            if not tallies:
+                tallies.append(SpendTally(state.router.store))
+            doc = await asyncio.to_thread(dashboard_data, state, tally=tallies[0])
         except (ApiError, CascadeError) as exc:          # 401 / 403, or the store unreachable (503)
             from cascade.server.errors import error_reply
             reply = error_reply(exc)
@@ -72,44 +79,26 @@ def _authorize(state: Any, request: Request) -> None:
                        type="invalid_request_error", code="admin_key_required", outcome="forbidden")
 
 
-def dashboard_data(state: Any, *, now: float | None = None) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON-ready data (see the module docstring for the sources)."""
-    from cascade.budget_report import budget_report
+def dashboard_data(state: Any, *, now: float | None = None, tally: SpendTally | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON-ready data (see the module docstring for the sources).
+    ``tally``: the running ledger figures of earlier polls (a fresh one reads the whole ledger once)."""
+    from cascade.budget_report import cap_rows
 
-    router = state.router
+    router, store = state.router, state.router.store
     now = time.time() if now is None else now
     families = {f.name: f for f in state.metrics.collect()}
-    report = budget_report(router.store, router.caps, now=now)
-    return {"generated_at": now, "policy": router.policy.name, "store": report["store"],
-            "spend": _ledger_spend(router.store.ledger()), "caps": _caps(report),
-            "open_reservations": report["open_reservations"], **_traffic(families)}
+    spend = (tally or SpendTally(store)).read()
+    users = sorted(r["user"] for r in spend["by_user"] if r["user"] != "(no user)")
+    user_caps = [c for c in router.caps if c.scope == "user"]
+    caps = [{"scope": "global", "user": None, **c} for c in cap_rows(store, None, _global(router.caps), now)]
+    for user in users if user_caps else ():
+        caps += [{"scope": "user", "user": user, **c} for c in cap_rows(store, user, user_caps, now)]
+    return {"generated_at": now, "policy": router.policy.name, "store": getattr(store, "url", type(store).__name__),
+            "spend": spend, "caps": caps, "open_reservations": store.open_reservations(now), **_traffic(families)}
 
 
-def _ledger_spend(entries: Iterable[Any]) -> dict[str, Any]:
-    by_model: dict[str, list[float]] = {}
-    by_user: dict[str, float] = {}
-    by_day: dict[str, float] = {}
-    total = 0.0
-    for e in entries:
-        total += e.cost_usd
-        row = by_model.setdefault(e.model, [0.0, 0])
-        row[0] += e.cost_usd
-        row[1] += 1
-        user = e.user if e.user is not None else "(no user)"
-        by_user[user] = by_user.get(user, 0.0) + e.cost_usd
-        day = time.strftime("%Y-%m-%d", time.gmtime(e.at))
-        by_day[day] = by_day.get(day, 0.0) + e.cost_usd
-    return {"total_usd": total,
-            "by_model": [{"model": m, "usd": v[0], "calls": v[1]} for m, v in sorted(by_model.items())],
-            "by_user": [{"user": u, "usd": v} for u, v in sorted(by_user.items())],
-            "by_day": [{"day": d, "usd": v} for d, v in sorted(by_day.items())]}
-
-
-def _caps(report: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [{"scope": "global", "user": None, **c} for c in report["global"]]
-    for u in report["users"]:
-        rows += [{"scope": "user", "user": u["user"], **c} for c in u["caps"]]
-    return rows
+def _global(caps: Iterable[Any]) -> list[Any]:
+    return [c for c in caps if c.scope == "global"]
 
 
 def _traffic(families: dict[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,10 @@ async def test_a_second_opinion_is_a_child_span_and_the_answer_span_ends_when_it
     fake_provider.script("deepseek-chat", answer("The answer is (B).", prompt_tokens=11, completion_tokens=5))
     fake_provider.script("deepseek-coder", answer("The answer is (C).", latency=0.3))
     fake_provider.script("gpt-4o", answer("The answer is (C)."))
-    router = traced_router("quality-match")
+    # quality-match with GPT-4o's answer checked too (the shipped one takes it as it is), so that both
+    # answers get a second opinion
+    router = traced_router(parse_policy("extends: quality-match\nname: qm-all-checked\n"
+                                        "escalation: {check_last_rung: true}\n", source="qm.yaml"))
     resp = await router.acomplete([{"role": "user", "content": "Which is right? A. x  B. y  C. z"}])
     assert [a.status for a in resp.cascade.attempts] == ["second_opinion", "check_failed", "second_opinion", "ok"]
     request, (cheap, second, strong, third) = by_name(otel[0].get_finished_spans())
@@ -131,6 +134,19 @@ async def test_a_second_opinion_is_a_child_span_and_the_answer_span_ends_when_it
     assert cheap.attributes["gen_ai.usage.input_tokens"] == 11
     assert cheap.end_time <= second.start_time            # the answer's call ended before its second opinion began
     assert strong.end_time <= third.start_time and request.attributes["cascade.escalated"] is True
+
+
+async def test_shipped_quality_match_takes_gpt4o_answer_without_a_second_opinion(traced_router, fake_provider, otel):
+    """Nothing is above GPT-4o: the shipped quality-match (check_last_rung: false) pays one
+    DeepSeek-Coder-V2 call per request, for DeepSeek-V2's answer only."""
+    fake_provider.script("deepseek-chat", answer("The answer is (B)."))
+    fake_provider.script("deepseek-coder", answer("The answer is (C)."))
+    fake_provider.script("gpt-4o", answer("The answer is (A)."))
+    router = traced_router("quality-match")
+    resp = await router.acomplete([{"role": "user", "content": "Which is right? A. x  B. y  C. z"}])
+    assert [a.status for a in resp.cascade.attempts] == ["second_opinion", "check_failed", "ok"]
+    assert resp.choices[0].message.content == "The answer is (A)."
+    assert fake_provider.tally["deepseek-coder"].n_requests == 1
 
 
 async def test_a_streamed_request_is_traced_when_its_stream_ends(traced_router, fake_provider, otel):

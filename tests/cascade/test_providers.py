@@ -322,7 +322,7 @@ def test_reserved_params_are_refused(fake_provider):
 
 
 async def test_litellm_cost_calculation_skipped_only_inside_our_calls(fake_provider):
-    litellm = providers._litellm()
+    litellm = providers.load_litellm()
     fake_provider.script("gpt-4o-mini", answer("ok", prompt_tokens=1000, completion_tokens=1000))
     ours = await acall(**kwargs(fake_provider, model="gpt-4o-mini"))
     assert ours.response._hidden_params.get("response_cost") is None

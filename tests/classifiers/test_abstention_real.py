@@ -1,12 +1,14 @@
 """Per-kind abstention on real answer texts (../shared/data responses.parquet): the shipped answer checker
-judges multiple-choice answers that reason before their letter and abstains on everything else (bare
-letters, code, open text); an ``extract: auto`` agreement check does not consult a second model on code."""
+judges multiple-choice answers that reason before their letter, and shorter multiple-choice answers only
+where a rule fails (no stated letter); it abstains on everything else (bare letters, code, open text); an
+``extract: auto`` agreement check does not consult a second model on code."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
+from cascade.replay.arrow import unwrap_response
 from classifiers.extract import checker_judges, prompt_kind
 from policies.checks import CHECKER_ABSTAINS, Answer, build_check, consults
 from policies.schema import CheckSpec
@@ -27,6 +29,8 @@ TABLE = [
     ("routerbench_subset", "routerbench-mbpp.dev.101", "code", False),
     ("routerbench_subset", "routerbench-arc-challenge.test.1", "choice", False),   # a bare letter
     ("routerbench_subset", "routerbench-winogrande.dev.1", "choice", False),
+    ("routerbench_subset", "routerbench-winogrande.dev.318", "choice", True),     # "Randy": no letter (a rule)
+    ("routerbench_subset", "routerbench-arc-challenge.val.171", "choice", True),  # "13": no letter
 ]
 
 
@@ -43,7 +47,8 @@ def texts():
         answers = pq.read_table(DATA / folder / "responses.parquet")
         answers = answers.filter(pc.equal(answers["model"], model)).to_pydict()
         by_id = dict(zip(answers["prompt_id"], answers["response"]))
-        out.update({pid: (p, by_id[pid]) for pid, p in zip(prompts["prompt_id"], prompts["prompt"])})
+        # RouterBench stores "['A\\n']": the answer a provider returned is its one string (as replay reads it)
+        out.update({pid: (p, unwrap_response(by_id[pid])) for pid, p in zip(prompts["prompt_id"], prompts["prompt"])})
     return out
 
 

@@ -32,6 +32,10 @@ HUMANEVAL = ("\n\ndef strlen(string: str) -> int:\n    \"\"\" Return length of g
 GSM8K = ("Jill has 10 llamas. After they give birth, Jill traded 8 of the calves for 2 new adult llamas. Then she "
          "sells 1/3 of her herd at the market. How many total llamas  (calves and adults) does Jill have now?")
 NQ = "when did season 7 of the walking dead start"
+CRUXEVAL = ("You are given a Python function and an assertion containing an input to the function. Complete the "
+            "assertion with a literal (no unsimplified expressions, no function calls) containing the output when "
+            "executing the provided code on the given input, even if the function is incorrect or incomplete.\n\n"
+            "[PYTHON]\ndef f(nums):\n    return [n * 2 for n in nums if n % 2]\nassert f([1, 2, 3]) == ??\n[/PYTHON]")
 MBPP_ANSWER = ("Here is a Python function that finds the first adverb ending with \"ly\" and its positions in a "
                "given string:\n\n```python\ndef find_first_adverb(s):\n    # List of adverbs ending with 'ly'\n"
                "    adverbs = [\"actually\", \"currently\", \"finally\"]\n```")
@@ -49,7 +53,19 @@ MBPP_ANSWER = ("Here is a Python function that finds the first adverb ending wit
     ("thereby trapping heat near the surface and warming the planet. The correct option that describes this "
      "process is (F).", None, "F"),
     ("$n_i = \\sqrt{25} = 5$\nThe answer is (F).\n\nFinal Answer: The final answer is $\\boxed{F}$", None, "F"),
-    ("Therefore, the correct answer is:\n\nF. Frequency of T is 0.47 and frequency of t is 0.53", None, "F"),
+    # a cue line above a quoted option line states no letter (MMLU-Pro's scorer scores these 0)
+    ("Therefore, the correct answer is:\n\nF. Frequency of T is 0.47 and frequency of t is 0.53", None, None),
+    ("The expression that represents her total cost is:\nE. 800,000 + 650 D", None, None),
+    ("F. Stratified sample, because the population is divided into five strata", None, None),
+    # stray letters in the reasoning are no answer
+    ("Option A is wrong because of the tax. Option C ignores the credit, and point B lies on the curve.",
+     None, None),
+    ("Let me check option C.\nOption C says the rate falls, which matches part I of the question.", None, None),
+    # explicit statements the scorer missed (bold, \text{Answer: ...}, boxed after "answer is")
+    ("the most likely diagnosis is **PMDD**.\n\nThe answer is **C. Premenstrual dysphoric disorder**.", None, "C"),
+    ("The closest option to -2.5 cm is:\n\n\\[ \\text{Answer: (D) -5/2 cm} \\]", None, "D"),
+    ("$$P = 0.6915 - 0.0668 \\approx 0.6247$$\n\nThe answer is $\\boxed{C}$.", None, "C"),
+    ("The solution for the equation 5x - 5 = -10 is x = -1. The correct option is (H).", None, "H"),
     ("The closest option to 0.657% is:\n\nAnswer: B. 0.58%", None, "B"),
     ("Comparing with the options provided:\n\\[ \\text{Answer: C} \\]", None, "C"),
     # the last statement counts (MMLU-Pro's scorer takes the first: I)
@@ -57,7 +73,8 @@ MBPP_ANSWER = ("Here is a Python function that finds the first adverb ending wit
     # a letter must end a word (MMLU-Pro's scorer reads "H" from "Hurler")
     ("The correct answer is Hurler syndrome, also known as mucopolysaccharidosis type I (MPS I). Therefore, the "
      "answer is (I).", None, "I"),
-    ("Therefore, a Type II error would lead to:\n\nC. Continued production of wrong size ball bearings", None, "C"),
+    ("Therefore, a Type II error would lead to:\n\nC. Continued production of wrong size ball bearings", None, None),
+    ("Comparing the options, the best answer is (B) at 4.76.\n\n**B**", None, "B"),
     ("The options provided do not match the approximate values calculated, indicating that the correct values "
      "would require the use of the generalized charts.", None, None),
     ("Therefore, I cannot calculate the inlet density and initial velocity.  I need the compressibility factor "
@@ -81,13 +98,27 @@ def test_choice(answer, prompt, letter):
 
 
 @pytest.mark.parametrize("answer, number", [
-    # MMLU-Pro math / science answers (Gemini-1.5-Flash, DeepSeek-Coder-V2)
+    # MMLU-Pro math / science answers (Gemini-1.5-Flash, DeepSeek-Coder-V2): a letter states no number
     ("$$E = 1990 \\times 1991 - 1989 \\times 1990 = 1990(1991 - 1989) = 1990(2) = 3980$$\nThe answer is (B)\n",
-     "3980"),
-    ("The fourth term is -2 * 8 = -16.\nThe fifth term is -2 * -16 = 32.\nThe answer is (C)\n", "32"),
-    ("\\[ \\Delta S \\approx 2.067 \\text{ kJ/K} \\]\n\nThe closest option is:\n\n\\[ \\boxed{C} \\]", "2.067"),
+     None),
+    ("The fourth term is -2 * 8 = -16.\nThe fifth term is -2 * -16 = 32.\nThe answer is (C)\n", None),
+    ("\\[ \\Delta S \\approx 2.067 \\text{ kJ/K} \\]\n\nThe closest option is:\n\n\\[ \\boxed{C} \\]", None),
+    ("Therefore, the value of the double integral is -756.\n\nThe answer is (E)\n", None),
+    # a last line that ends an equation
     ("Converting Joules to ergs (1 J = 10^7 ergs):\n\n$\\Delta U = 4.5 \\times 10^7 ergs$", "45000000"),
-    ("Therefore, the value of the double integral is -756.\n\nThe answer is (E)\n", "-756"),
+    ("\\[ \\Delta S \\approx 2.067 \\text{ kJ/K} \\]", "2.067"),
+    ("She pays 3 * 6 = 18 dollars in all.", "18"),
+    ("Total: 12 + 30 = 42 apples", "42"),
+    # the stated answer, not the check after it; never a stray number of the reasoning
+    ("6 * 7 = 42, so the answer is 42. Check: 6*7=42", "42"),
+    ("The answer is 42.\nI verified it in 3 steps.", "42"),
+    ("Jill had 10 llamas, traded 8 and bought 2.\nWe can solve this in 3 steps.", None),
+    ("She buys 4 packs of 6 eggs and uses 5 of them for a cake, leaving her with plenty.", None),
+    ("Jill now has 10 - 8 + 2 = 4 adults.\nTherefore, Jill has 9 llamas in all.", "9"),
+    ("2 and 40 make 42. So 42", "42"),
+    ("Add the two piles.\nSo the sum is 12, and then 30 more makes 42.", None),   # two numbers: which?
+    ("6 times 7 is 42.", "42"),                                                    # a short reply
+    ("First, 10 - 8 = 2.\nThen she sells a third of them, which takes 3 steps.", None),
     # final-answer markers and normal forms
     ("She has 1,000 - 766 = 234 left.\n#### 234", "234"),
     ("so the total is \\boxed{1{,}234.50} dollars", "1234.5"),
@@ -139,6 +170,9 @@ def test_text(answer, text):
     (MMLU_PRO, "choice"), (ARC, "choice"), (WINOGRANDE, "choice"), (MBPP, "code"), (HUMANEVAL, "code"),
     (GSM8K, "number"), ("What is 12 * 7?", "number"), ("Calculate the area of a 3 m by 4 m room.", "number"),
     (NQ, "text"), ("What is the capital of France?", "text"), (None, "text"), ("", "text"),
+    # predicting what given code outputs asks for a value, not a program
+    (CRUXEVAL, "text"), ("What is the output of this code?\n```python\nprint(sum(range(4)))\n```", "text"),
+    ("Write a function that doubles odd numbers.\nYour code should pass: assert f([1]) == [2]", "code"),
 ])
 def test_prompt_kind(prompt, kind):
     assert prompt_kind(prompt) == kind
@@ -164,6 +198,12 @@ def test_auto_follows_the_prompt():
     ('{"x": 1}', '{"x": 2}', "json:x", None, False),
     ("The answer is Paris.", "paris", "text", None, True),
     (MBPP_ANSWER, MBPP_ANSWER, "auto", MBPP, None),
+    # code-output prediction: the final assertion's value, as a Python literal
+    ("1 is odd: 2; 3 is odd: 6.\n[ANSWER]\nassert f([1, 2, 3]) == [2, 6]\n[/ANSWER]",
+     "```python\nassert f([1, 2, 3]) == [2,6]\n```", "auto", CRUXEVAL, True),
+    ("[ANSWER]assert f([1, 2, 3]) == [2, 6][/ANSWER]", "[ANSWER]assert f([1, 2, 3]) == [2, 4, 6][/ANSWER]",
+     "auto", CRUXEVAL, False),
+    ("assert f('ab') == 'ba'", 'The function reverses it.\nassert f("ab") == "ba"', "auto", CRUXEVAL, True),
 ])
 def test_agree(a, b, kind, prompt, verdict):
     assert agree(a, b, kind, prompt) is verdict
@@ -231,8 +271,11 @@ def test_canonical_number_reads_back(value):
 
 def test_agreement_with_mmlu_pro_scorer(data_root):
     """The choice extractor gives the letter MMLU-Pro's scorer gave (answers.parquet) on >= 98% of the
-    responses where the scorer found one (measured: 98.5% of 38,839; per model >= 96%: Gemini's
-    letters came from the scorer's last fallback, any lone capital, so "I cannot ..." reads "I")."""
+    responses where the scorer found one (measured: 98.3% of 38,839; per model >= 96%: Gemini's
+    letters came from the scorer's last fallback, any lone capital, so "I cannot ..." reads "I"); and
+    where the scorer of DeepSeek-V2's answers found none (the benchmark scored them 0), it reads a
+    letter in at most 2% of the texts (measured: 172 of 10,649, explicit statements such as
+    "Answer: B. 44 g"; `python benchmarks/bench_extract.py`)."""
     import pyarrow.parquet as pq
 
     folder = data_root / "mmlu_pro"
@@ -242,12 +285,17 @@ def test_agreement_with_mmlu_pro_scorer(data_root):
     scorer = {(p, m): a for p, m, a in zip(letters["prompt_id"], letters["model"], letters["answer"])}
     responses = pq.read_table(folder / "responses.parquet").to_pydict()
     same: dict[str, list[bool]] = {}
+    unread_v2: list[bool] = []
     for pid, model, text in zip(responses["prompt_id"], responses["model"], responses["response"]):
-        letter = scorer.get((pid, model))
-        if letter is not None:
-            same.setdefault(model, []).append(extract(text, "choice", prompt_of[pid]) == letter)
+        letter, ours = scorer.get((pid, model), "?"), extract(text, "choice", prompt_of[pid])
+        if letter not in (None, "?"):
+            same.setdefault(model, []).append(ours == letter)
+        elif letter is None and model.startswith("DeepSeek-V2-Chat"):
+            unread_v2.append(ours is not None)
     rates = {m: sum(v) / len(v) for m, v in same.items()}
     overall = sum(map(sum, same.values())) / sum(map(len, same.values()))
     assert len(same) == 4 and sum(map(len, same.values())) > 38_000
     assert overall >= 0.98, (overall, rates)
     assert min(rates.values()) >= 0.96, rates
+    v2_texts = sum(m.startswith("DeepSeek-V2-Chat") for m in responses["model"])
+    assert sum(unread_v2) <= 0.02 * v2_texts and len(unread_v2) > 150, (sum(unread_v2), v2_texts)

@@ -291,7 +291,7 @@ def test_answer_checker_compares_the_given_scorer_with_its_threshold():
 
 
 @pytest.mark.parametrize("prompt, text", [
-    (MC, "bad: B"),                                               # a bare letter: nothing to judge
+    (MC, "B"),                                                    # a bare letter: nothing to judge
     ("How many legs do 3 spiders have? Explain.", "bad " + "step " * 40),   # not multiple choice
     ("Write a Python function that adds two numbers.", "bad\ndef add(a, b):\n    return a + b " + "x " * 30),
 ])
@@ -366,4 +366,5 @@ def test_the_shipped_checker_judges_multiple_choice_reasoning_only():
     judges = load_answer_checker("default").judges
     assert judges(MC, "Seven has no divisor but one and itself, " + "so it is prime " * 5 + "the answer is (B).")
     assert not judges(MC, "B") and not judges("How many legs do 3 spiders have?", "24 " * 30)
+    assert judges(MC, "Seven")            # short, but no stated letter: the checker's rules score it 1.0
     assert getattr(load_answer_checker("rules"), "judges", None) is None      # the rule checker judges every answer

@@ -109,8 +109,8 @@ class Grab(logging.Handler):
 @pytest.fixture
 def debug_logs() -> Iterator[Grab]:
     """Every logger at DEBUG into one handler (non-propagating loggers get it too), litellm verbose."""
-    from cascade.providers import _litellm
-    litellm = _litellm()
+    from cascade.providers import load_litellm
+    litellm = load_litellm()
     grab = Grab()
     loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     saved = [(lg, lg.level, lg.disabled) for lg in loggers]

@@ -44,3 +44,26 @@ def test_default_policy_on_mmlu_pro(mmlu_pro, tmp_path):
     assert rows["policy"]["quality"] > rows["classifier"]["quality"]
     assert len(checked["sweep"]["points"]["t1"]) == 101 * 101
     assert checked["engine_equals_vectorised"] is True
+
+
+def test_without_a_second_opinion_the_cheap_answer_is_never_kept(mmlu_pro, tmp_path):
+    """quality-match on MMLU-Pro: where DeepSeek-Coder-V2 has no recorded answer (1,278 of the 10,649 replayed
+    folder), the agreement check cannot pass, so DeepSeek-V2's answer is never the one returned; and
+    where a multiple-choice answer states no final letter it does not "agree" either (a few prompts list
+    one option only: text, too long to compare, where the check abstains)."""
+    import numpy as np
+
+    from cascade.replay.run import run_replay
+
+    policy = tmp_path / "agree.yaml"
+    policy.write_text("extends: quality-match\nname: agree\nrouting: {thresholds: [1.0]}\nescalation:\n"
+                      "  checks: [{name: agreement, with: deepseek-coder, extract: auto}]\n")
+    run = run_replay(str(policy), [mmlu_pro], maps=["deepseek-coder=DeepSeek-Coder-V2_5shots"], split="all")
+    data, kept = run.data, run.engine.answered == 0
+    no_second = ~data.consult_available[:, 0]
+    assert no_second.sum() > 1000 and kept.sum() > 4000
+    assert not (kept & no_second).any()
+    from classifiers.extract import extract, prompt_kind
+    choice = [i for i in np.flatnonzero(kept) if prompt_kind(data.prompts[i]) == "choice"]
+    assert len(choice) > 0.99 * kept.sum()
+    assert all(extract(data.responses[0][i], "choice", data.prompts[i]) is not None for i in choice)

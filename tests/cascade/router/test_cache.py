@@ -221,3 +221,21 @@ async def test_malformed_requests_to_a_cached_router_get_the_planners_typed_erro
     with pytest.raises(CascadeError):
         await router.acomplete(messages, temperature=0)
     assert fake_provider.tally.n_requests == 0
+
+
+async def test_a_user_over_the_cap_is_served_a_hit_and_refused_anything_new(make_router, fake_provider, tmp_path):
+    """A hit spends nothing, so a cap does not refuse it; a new question is refused and traced as such."""
+    from cascade import Principal
+    from cascade.trace import read_traces
+    from policies.errors import BudgetExceeded
+    fake_provider.script("deepseek-chat", answer("Paris", prompt_tokens=10, completion_tokens=100_000))
+    router = make_router(cached(), team_cap_usd=0.02, cap_window="day")
+    alice = Principal("alice", team="ml")
+    await router.acomplete(user_msg("Capital of France?"), user=alice, temperature=0, max_tokens=16)
+    spent = router.store.total_spent()
+    with pytest.raises(BudgetExceeded, match="team 'ml'"):
+        await router.acomplete(user_msg("Capital of Spain?"), user=alice, temperature=0, max_tokens=16)
+    hit = await router.acomplete(user_msg("Capital of France?"), user=alice, temperature=0, max_tokens=16)
+    assert hit.cascade.cache_hit and hit.cascade.cost_usd == 0 and router.store.total_spent() == spent
+    assert len(fake_provider.tally.requests) == 1
+    assert [d["outcome"] for d in read_traces(tmp_path / "traces.jsonl")] == ["ok", "refused", "ok"]

@@ -100,10 +100,16 @@ def test_four_processes_share_one_redis_global_cap(redis_server, tmp_path):
     assert len({a["request_id"] for a in answered}) == len(answered)
     # Redis' atomic reserve itself turned down attempts that had been planned with room left: the
     # processes plan at the same time, so the planning snapshot alone cannot hold the cap
-    # a worker whose every request was refused while planning (the others had spent the cap) opened no
-    # trace: a refusal before a plan exists is raised, not traced
+    # every worker wrote its trace, one line per request: a refusal too (outcome refused, its user), whether
+    # it came while planning (no attempt) or from a reservation the store turned down during the walk
     files = [tmp_path / f"traces-{k}.jsonl" for k in range(WORKERS)]
-    traces = [t for f in files if f.exists() for t in read_traces(f)]
+    assert all(f.exists() for f in files), [f.name for f in files if not f.exists()]
+    traces = [t for f in files for t in read_traces(f)]
+    assert len(traces) == WORKERS * REQUESTS
+    refused_lines = [t for t in traces if t["outcome"] == "refused"]
+    assert len(refused_lines) == len(refused)
+    assert all(t["error"].startswith("BudgetExceeded: ") and t["user"].startswith("user-") for t in refused_lines)
+    assert sorted(t["request_id"] for t in traces if t["outcome"] == "ok") == sorted(a["request_id"] for a in answered)
     held_off = [t for t in traces if any(a["status"] == "skipped" and a["reason"].startswith("budget:")
                                          for a in t["attempts"])]
     assert held_off, "the store never refused a reservation: the cap was not contended"

@@ -95,3 +95,50 @@ async def test_a_failing_embedding_model_leaves_exact_matching(make_router, fake
     same = await router.acomplete(user_msg("What is the capital of France?"), temperature=0)
     assert not reworded.cascade.cache_hit and same.cascade.cache_hit
     assert router.recall.cache.counts["embedding_errors"] >= 2 and chat_calls(fake_provider) == 2
+
+
+# ---- the embedding call is paid for like any call ------------------------------------------------------------
+
+async def test_the_embedding_call_is_reserved_and_committed_against_the_principals_caps(make_router, fake_provider):
+    from cascade import Principal
+    fake_provider.script("deepseek-chat", answer("Paris", prompt_tokens=10, completion_tokens=5))
+    router = make_router(semantic_policy(), score=0.1, user_cap_usd=1.0, team_cap_usd=1.0, cap_window="day")
+    alice = Principal("alice", team="ml")
+    first = await router.acomplete(user_msg("What is the capital of France?"), user=alice, temperature=0)
+    trace = first.cascade
+    words = len("What is the capital of France?".split())
+    assert trace.cache_embedding_usd == pytest.approx(words * 0.02 / 1e6)
+    entries = router.store.ledger(request_id=trace.request_id)
+    assert sorted(e.model for e in entries) == ["deepseek-v2", "text-embedding"]
+    [embedding] = [e for e in entries if e.model == "text-embedding"]
+    assert embedding.user == "alice" and embedding.cost_usd == pytest.approx(trace.cache_embedding_usd)
+    spent = trace.cost_usd + trace.cache_embedding_usd
+    assert router.store.total_spent(user="alice") == pytest.approx(spent)
+    usages = router.store.snapshot(user=alice, caps=router.caps).usages
+    assert {u.cap.scope: u.spent_usd for u in usages} == pytest.approx({"user": spent, "team": spent})
+
+
+async def test_a_user_over_the_cap_makes_no_embedding_call(make_router, fake_provider, tmp_path):
+    from policies.errors import BudgetExceeded
+    from cascade.trace import read_traces
+    fake_provider.script("deepseek-chat", answer("Paris", prompt_tokens=10, completion_tokens=100_000))
+    router = make_router(semantic_policy(), score=0.1, user_cap_usd=0.02, cap_window="day")
+    await router.acomplete(user_msg("What is the capital of France?"), user="bob", temperature=0, max_tokens=16)
+    embedded = fake_provider.tally[EMBEDDING_MODEL].n_requests
+    with pytest.raises(BudgetExceeded):
+        await router.acomplete(user_msg("What is the capital of Spain?"), user="bob", temperature=0, max_tokens=16)
+    assert fake_provider.tally[EMBEDDING_MODEL].n_requests == embedded == 1
+    assert router.recall.cache.counts["embedding_refused"] == 1
+    refused = read_traces(tmp_path / "traces.jsonl")[-1]
+    assert refused["outcome"] == "refused" and refused["cache"] == "miss" and "cache_embedding_usd" not in refused
+    assert [e.model for e in router.store.ledger(request_id=refused["request_id"])] == []
+
+
+async def test_a_failed_embedding_call_is_released_not_charged(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("Paris"))
+    fake_provider.script(EMBEDDING_MODEL, http_error(500))
+    router = make_router(semantic_policy(), score=0.1, user_cap_usd=1.0, cap_window="day")
+    got = await router.acomplete(user_msg("What is the capital of France?"), user="carol", temperature=0)
+    assert got.cascade.cache_embedding_usd == 0.0
+    assert [e.model for e in router.store.ledger(request_id=got.cascade.request_id)] == ["deepseek-v2"]
+    assert router.store.open_reservations() == 0
