@@ -2,11 +2,13 @@
 
     cascade replay    --policy P [--data DIR [DIR...] | --traces FILE] [--map a=b] [--split test] [--sweep]
                       [--json] [--plot PNG] [--html FILE] [--quiet]
-                      [--engine local|dask] [--address tcp://HOST:8786] [--chunk-rows N] [--workers N] [--spill-dir DIR]
+                      [--engine local|dask|ray] [--address tcp://HOST:8786] [--chunk-rows N] [--workers N]
+                      [--spill-dir DIR]
                       (no --data and no --traces: the MMLU-Pro sample shipped in the package)
     cascade calibrate --policy my.yaml --data DIR [DIR...] --target quality=0.95 [--map a=b] [--out PATH] [--json]
-                      [--engine local|dask] [--address ...] [--chunk-rows N] [--workers N]
+                      [--engine local|dask|ray] [--address ...] [--chunk-rows N] [--workers N]
     cascade train     --data DIR [DIR...] --cheap MODEL --strong MODEL --out PATH [--checker]
+                      [--engine local|dask|ray] [--address tcp://HOST:8786] [--workers N]
     cascade train     --traces T --out DIR --policy P [--data DIR...] [--target quality=0.95]   (cascade.learning)
     cascade promote   --candidate DIR --policy my.yaml --traces HELD-OUT.jsonl | --policy my.yaml --rollback
     cascade serve     --policy P --host H --port N [--budget-store URL] [--keys FILE]   (cascade.server.cli)
@@ -30,8 +32,12 @@ from policies.errors import CascadeError, ConfigError
 _DATA_HELP = "Outcome folder (prompts, outcomes and optional responses parquet, meta.json); more folders may follow."
 _REPLAY_DATA_HELP = _DATA_HELP + " Default: the MMLU-Pro sample shipped in the package (cascade data list)."
 _MAP_HELP = "Map a catalog alias to a dataset model name: alias=model (repeatable)."
+_ADDRESS_HELP = "Dask scheduler (tcp://HOST:8786) or Ray (ray://HOST:10001) address."
+_WORKERS_HELP = "Workers of the local Dask / Ray cluster (no --address)."
 _ENGINE_HELP = ("local: one process (with --chunk-rows, out of core: partitions one at a time); dask: partitions on "
-                "a Dask cluster (--address, else a local cluster of --workers processes). Same report either way.")
+                "a Dask cluster (--address, else a local cluster of --workers processes); ray: the same as Ray "
+                "tasks (--address ray://HOST:10001 or auto, else a local Ray of --workers CPUs). Same report "
+                "either way.")
 
 
 def _engine_options(engine: str, address: Optional[str], chunk_rows: Optional[int], workers: int,
@@ -92,9 +98,9 @@ def replay_cmd(
         html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-        address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (tcp://HOST:8786)."),
+        address: Optional[str] = typer.Option(None, "--address", help=_ADDRESS_HELP),
         chunk_rows: Optional[int] = typer.Option(None, "--chunk-rows", help="Prompts per partition."),
-        workers: int = typer.Option(2, "--workers", help="Workers of the local Dask cluster (no --address)."),
+        workers: int = typer.Option(2, "--workers", help=_WORKERS_HELP),
         spill_dir: Optional[Path] = typer.Option(None, "--spill-dir", help="Where the partition folders are "
                                                  "written (default: a temp dir; a shared path for a cluster).")) -> None:
     """Replay recorded outcomes (or Router traces) through a policy: quality, cost, routing metrics."""
@@ -156,9 +162,9 @@ def calibrate_cmd(
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-        address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (tcp://HOST:8786)."),
+        address: Optional[str] = typer.Option(None, "--address", help=_ADDRESS_HELP),
         chunk_rows: Optional[int] = typer.Option(None, "--chunk-rows", help="Requests per partition."),
-        workers: int = typer.Option(2, "--workers", help="Workers of the local Dask cluster (no --address).")) -> None:
+        workers: int = typer.Option(2, "--workers", help=_WORKERS_HELP)) -> None:
     """Choose the classifier (and answer-checker) thresholds for a target on the calibration split."""
     from cascade.calibrate import calibrate
 
@@ -214,9 +220,16 @@ def train_cmd(
                                               "fit classifier and checker for --policy, write OUT/policy.yaml."),
         policy: str = typer.Option("default", "--policy", "-p", help="With --traces: the policy to extend."),
         target: str = typer.Option("quality=0.95", "--target", help="With --traces: the calibration target."),
-        as_json: bool = typer.Option(False, "--json", help="With --traces: print the report as JSON only.")) -> None:
+        as_json: bool = typer.Option(False, "--json", help="With --traces: print the report as JSON only."),
+        engine: str = typer.Option("local", "--engine", help="local: features extracted in this process; dask / "
+                                   "ray: on a cluster's workers (--address, else a local cluster of --workers "
+                                   "processes), the fit here. The same artifact either way."),
+        address: Optional[str] = typer.Option(None, "--address", help=_ADDRESS_HELP),
+        workers: int = typer.Option(2, "--workers", help=_WORKERS_HELP)) -> None:
     """Train the prompt classifier (or, with --checker, the answer checker) on outcome folders; with
     --traces, the classifier and checker of a policy on its own labelled traffic (outcome folders mixed in)."""
+    if traces is not None and engine != "local":
+        return _guard(_refuse("--engine applies to training on outcome folders (--data), not to --traces"))
     if traces is not None:
         from cascade.learning.cli import train_traces_cmd
         return train_traces_cmd(traces, out, policy, [*data, *(more or [])], target, as_json)
@@ -229,12 +242,20 @@ def train_cmd(
             if not (d / "prompts.parquet").is_file() or not (d / "outcomes.parquet").is_file():
                 raise ConfigError(f"{d}: not an outcome folder (needs prompts.parquet and outcomes.parquet)")
         trainer = _trainer("train_answer_checker" if checker else "train_classifier")
-        return trainer([str(d) for d in dirs], cheap, strong, str(out), seed=0)
+        from cascade.train_engine import feature_map
+        with feature_map(engine, address, workers) as features:
+            return trainer([str(d) for d in dirs], cheap, strong, str(out), seed=0, features=features)
     result = _guard(run)
     console = _console()
     console.print(f"wrote {'answer checker' if checker else 'classifier'}: {out}", highlight=False, markup=False)
     if isinstance(result, dict):
         sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _refuse(message: str) -> Callable[[], Any]:
+    def run() -> Any:
+        raise ConfigError(message)
+    return run
 
 
 def _trainer(name: str) -> Callable[..., Any]:

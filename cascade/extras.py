@@ -6,7 +6,8 @@ gives. The core (``Router``, the CLI, replay, the bundled sample) needs none of 
     redis   redis                                                     redis:// budget stores, shared health
     train   scikit-learn                                              cascade train
     otel    opentelemetry-sdk                                         telemetry: {opentelemetry: true}
-    distributed  distributed (Dask)                                   cascade replay / calibrate --engine dask
+    distributed  distributed (Dask)                                   cascade replay / calibrate / train --engine dask
+    ray     ray                                                       cascade replay / calibrate / train --engine ray
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from policies.errors import CascadeError
 
 # (cascade train names the [train] extra itself: cascade.commands._trainer)
 EXTRA_OF = {"fastapi": "server", "starlette": "server", "uvicorn": "server", "prometheus_client": "server",
-            "matplotlib": "plot", "redis": "redis", "distributed": "distributed", "opentelemetry": "otel"}
+            "matplotlib": "plot", "redis": "redis", "distributed": "distributed", "opentelemetry": "otel",
+            "ray": "ray"}
 
 
 class MissingExtra(CascadeError, ImportError):

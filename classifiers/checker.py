@@ -15,7 +15,8 @@ import numpy as np
 from classifiers.base import check_pairs
 from classifiers.features import STRUCT_NAMES, FeatureSpec, Single, struct_matrix
 from classifiers.linear import LinearStack, sigmoid
-from classifiers.rules import answer_letters, extract_choice, is_multiple_choice, is_refusal
+from classifiers.answer_scan import choice_and_letters, is_refusal
+from classifiers.rules import is_multiple_choice
 
 #: names of the extra dense columns after the answer's structural features
 EXTRA_NAMES: tuple[str, ...] = tuple(f"prompt_{n}" for n in STRUCT_NAMES) + (
@@ -26,8 +27,10 @@ EXTRA_NAMES: tuple[str, ...] = tuple(f"prompt_{n}" for n in STRUCT_NAMES) + (
 PROMPT_SPEC = FeatureSpec(bits=8, char_ngrams=(), word_ngrams=(1,), head=2048, tail=1024)
 
 
-def rule_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-    """Per pair: multiple_choice, no_choice, empty, refusal, log length ratio, distinct letters."""
+def rule_columns(prompts: Sequence[str], answers: Sequence[str],
+                 scans: Sequence[tuple[str | None, set[str]]] | None = None) -> np.ndarray:
+    """Per pair: multiple_choice, no_choice, empty, refusal, log length ratio, distinct letters (``scans``:
+    each answer's ``choice_and_letters``, when the caller has them)."""
     out = np.zeros((len(prompts), 6))
     kinds: dict[str, bool] = {}                  # is_multiple_choice, once per distinct prompt
     for i, (p, a) in enumerate(zip(prompts, answers)):
@@ -35,17 +38,21 @@ def rule_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         if mc is None:
             mc = kinds[p] = is_multiple_choice(p)
         empty = not a.strip()
+        # rules.extract_choice(a), rules.answer_letters(a)
+        choice, letters = scans[i] if scans is not None else choice_and_letters(a)
         out[i, 0] = mc
-        out[i, 1] = mc and not empty and extract_choice(a) is None
+        out[i, 1] = mc and not empty and choice is None
         out[i, 2] = empty
-        out[i, 3] = (not empty) and is_refusal(a)
+        out[i, 3] = (not empty) and is_refusal(a)    # rules.is_refusal(a)
         out[i, 4] = math.log1p(len(a)) - math.log1p(len(p))
-        out[i, 5] = min(len(answer_letters(a)), 5)
+        out[i, 5] = min(len(letters), 5)
     return out
 
 
-def extra_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-    """The dense columns :data:`EXTRA_NAMES` (prompt structure and rule signals)."""
+def extra_columns(prompts: Sequence[str], answers: Sequence[str],
+                  scans: Sequence[tuple[str | None, set[str]]] | None = None) -> np.ndarray:
+    """The dense columns :data:`EXTRA_NAMES` (prompt structure and rule signals; ``scans`` as
+    :func:`rule_columns` takes them)."""
     if len(prompts) == 1:        # the single-text path: the same numbers, without the batch machinery
         prompt_struct = np.array([Single(prompts[0], PROMPT_SPEC).struct_list()])
     else:                        # once per distinct prompt (a prompt's answers by several models share it)
@@ -55,7 +62,7 @@ def extra_columns(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         prompt_struct = struct_matrix(distinct, PROMPT_SPEC)
         if len(index) > 1:
             prompt_struct = prompt_struct[slot]
-    return np.hstack([prompt_struct, rule_columns(prompts, answers)])
+    return np.hstack([prompt_struct, rule_columns(prompts, answers, scans)])
 
 
 class LinearAnswerChecker:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from functools import lru_cache
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from classifiers.rules import extract_choice
+from classifiers.answer_scan import choice_and_letters, last_start, word_matches
 
 #: (name, substrings counted in the lower-cased answer); plain substring counts (no regex) keep
 #: the checker fast
@@ -65,6 +66,8 @@ _MENTION_WORD = re.compile(r"(?:o(?<!\wo)ption|c(?<!\wc)hoice)\s+\(?([A-J])\b")
 _MENTION_LINE = re.compile(r"\n\s*([A-J])[.)](?=\s)")
 _MENTION_FIRST = re.compile(r"\s*([A-J])[.)]\s")
 _TAIL = 6000
+#: an answer's (final choice, letters stated as its answer): :func:`classifiers.answer_scan.choice_and_letters`
+Scan = tuple[str | None, set[str]]
 
 
 def parse_options(prompt: str) -> dict[str, str]:
@@ -79,8 +82,13 @@ def parse_options(prompt: str) -> dict[str, str]:
 
 def numbers_in(text: str) -> list[float]:
     """Every number in ``text``, in order (commas dropped; "a x 10^b" understood)."""
+    return _values(_NUMBER.findall(text))
+
+
+def _values(found: list[tuple[str, str]]) -> list[float]:
+    """The numbers of ``_NUMBER.findall`` matches."""
     out = []
-    for mantissa, exponent in _NUMBER.findall(text):
+    for mantissa, exponent in found:
         value = float(mantissa.replace(",", ""))
         if exponent:
             value *= 10.0 ** max(min(int(exponent), 300), -300)
@@ -90,6 +98,15 @@ def numbers_in(text: str) -> list[float]:
 
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 0.01 * max(abs(a), abs(b)) + 1e-9
+
+
+def _any_close(a: float, values: Iterable[float]) -> bool:
+    """``any(_close(a, b) for b in values)`` (``_close`` is symmetric), without a call per value."""
+    size = abs(a)
+    for b in values:
+        if abs(a - b) <= 0.01 * max(size, abs(b)) + 1e-9:
+            return True
+    return False
 
 
 def _norm(text: str) -> str:
@@ -103,36 +120,43 @@ def _prompt_options(prompt: str) -> tuple[dict[str, str], dict[str, list[float]]
 
 
 def _consistency(prompt: str, answer: str,
-                 prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None) -> list[float]:
+                 prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None,
+                 scan: Scan | None = None) -> list[float]:
     """The option-consistency columns (see the module docstring) of one pair (``prompt_options``: the
-    prompt's :func:`_prompt_options`, when the caller has them already)."""
+    prompt's :func:`_prompt_options`, ``scan``: the answer's ``choice_and_letters``, when the caller has
+    them already)."""
     options, option_numbers = prompt_options if prompt_options is not None else _prompt_options(prompt)
-    choice = extract_choice(answer)
+    choice, _ = scan if scan is not None else choice_and_letters(answer)    # rules.extract_choice(answer)
     tail = answer[-_TAIL:]
-    body = tail[: m.start()] if (m := _last(_FINAL, tail)) is not None else tail
-    answer_numbers = numbers_in(body)
+    final = last_start(_FINAL, tail, "answer", 4)     # the last _FINAL match's start
+    body = tail[:final] if final is not None else tail
+    found = _NUMBER.findall(body)                     # numbers_in(body), converted when a column needs the values
     letters = letters_mentioned(tail)
-    out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(answer_numbers))]
+    out = [-1.0, -1.0, -1.0, -1.0, -1.0, float(min(len(letters), 10)), math.log1p(len(found))]
     if len(options) < 2 or choice is None:
         return out
     out[0] = float(choice in options)
     chosen = options.get(choice, "")
     if len(chosen) >= 2:
-        out[1] = float(_norm(chosen) in _norm(body))
+        said = _norm(chosen)
+        # each word of the option's text is in the body's lower case, or it is not in _norm(body)
+        low = body.lower()
+        out[1] = float(all(w in low for w in said.split(" ")) and said in _norm(body))
     mine = option_numbers.get(choice) or []
     if mine:
-        out[2] = float(any(_close(mine[0], x) for x in answer_numbers))
+        answer_numbers = _values(found)
+        out[2] = float(_any_close(mine[0], answer_numbers))
         if answer_numbers:
             last = answer_numbers[-1]
-            out[3] = float(any(_close(v, last) for v in mine))
-            out[4] = float(any(_close(v, last) for vals in option_numbers.values() for v in vals))
+            out[3] = float(_any_close(last, mine))
+            out[4] = float(_any_close(last, (v for vals in option_numbers.values() for v in vals)))
     return out
 
 
 def letters_mentioned(text: str) -> set[str]:
     """The option letters ``text`` mentions: ``{a or b or c for a, b, c in _LETTER_MENTION.findall(text)}``."""
     found = set(_MENTION_PAREN.findall(text))
-    found.update(_MENTION_WORD.findall(text))
+    found.update(word_matches(_MENTION_WORD, text, ("option", "choice")))
     found.update(_MENTION_LINE.findall(text))
     first = _MENTION_FIRST.match(text)
     if first is not None:
@@ -140,28 +164,42 @@ def letters_mentioned(text: str) -> set[str]:
     return found
 
 
-def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    found = None
-    for found in pattern.finditer(text):
-        pass
-    return found
-
-
 def signal_row(prompt: str, answer: str,
-               prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None) -> list[float]:
-    """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair."""
-    lower = answer[-_TAIL:].lower()
-    lex = [math.log1p(sum(lower.count(w) for w in words)) for _, words in _LEXICON]
-    return lex + _consistency(prompt, answer, prompt_options)
+               prompt_options: tuple[dict[str, str], dict[str, list[float]]] | None = None,
+               skip: frozenset[str] = frozenset(), scan: Scan | None = None) -> list[float]:
+    """The :data:`SIGNAL_NAMES` columns of one (prompt, answer) pair (lexicon columns named in ``skip``:
+    0.0, not counted; ``scan``: the answer's ``choice_and_letters`` if known)."""
+    words, groups = _lexicon_words(skip)
+    counts = list(map(answer[-_TAIL:].lower().count, words))
+    lex = [0.0 if at is None else math.log1p(sum(counts[at[0]:at[1]])) for at in groups]
+    return lex + _consistency(prompt, answer, prompt_options, scan)
 
 
-def signal_matrix(prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-    """Shape (n, len(SIGNAL_NAMES)), float64. A prompt's options are parsed once per distinct prompt."""
+@lru_cache(maxsize=16)
+def _lexicon_words(skip: frozenset[str]) -> tuple[tuple[str, ...], tuple[tuple[int, int] | None, ...]]:
+    """The words to count (those of the groups not in ``skip``, in order) and each group's slice of them
+    (None: skipped)."""
+    words: list[str] = []
+    groups: list[tuple[int, int] | None] = []
+    for name, group in _LEXICON:
+        if f"lex_{name}" in skip:
+            groups.append(None)
+        else:
+            groups.append((len(words), len(words) + len(group)))
+            words += group
+    return tuple(words), tuple(groups)
+
+
+def signal_matrix(prompts: Sequence[str], answers: Sequence[str], skip: frozenset[str] = frozenset(),
+                  scans: Sequence[Scan] | None = None) -> np.ndarray:
+    """Shape (n, len(SIGNAL_NAMES)), float64. A prompt's options are parsed once per distinct prompt.
+    ``skip``: lexicon columns the caller does not read (a scorer whose trees never split on them), left 0.0;
+    ``scans``: each answer's ``choice_and_letters``, when the caller has them."""
     out = np.empty((len(prompts), len(SIGNAL_NAMES)))
     parsed: dict[str, tuple[dict[str, str], dict[str, list[float]]]] = {}
     for i, (p, a) in enumerate(zip(prompts, answers)):
         found = parsed.get(p)
         if found is None:
             found = parsed[p] = _prompt_options(p)
-        out[i] = signal_row(p, a, found)
+        out[i] = signal_row(p, a, found, skip, scans[i] if scans is not None else None)
     return out

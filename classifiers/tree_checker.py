@@ -28,7 +28,8 @@ from classifiers.base import check_pairs
 from classifiers.checker import EXTRA_NAMES, extra_columns
 from classifiers.features import STRUCT_NAMES, FeatureSpec, chunks
 from classifiers.linear import LinearStack, sigmoid
-from classifiers.signals import SIGNAL_NAMES, signal_matrix
+from classifiers.answer_scan import choice_and_letters
+from classifiers.signals import SIGNAL_NAMES, Scan, signal_matrix
 from classifiers.trees import TreeEnsemble
 
 MODEL = "tree-checker-v1"
@@ -83,13 +84,19 @@ class TreeAnswerChecker:
         if fallback is not None and fallback.struct_mean.shape[0] != len(DENSE_NAMES):
             raise ValueError("the fallback's dense columns do not match DENSE_NAMES")
         self.heads, self.trees, self.name, self.fallback = heads, trees, name, fallback
+        # lexicon signals no split reads (a leaf's infinite threshold reads none): not counted at all
+        split_on = set(trees.feature[np.isfinite(trees.threshold)].tolist())
+        first = len(heads.names) + len(DENSE_NAMES)
+        self.unread_signals = frozenset(s for k, s in enumerate(SIGNAL_NAMES)
+                                        if s.startswith("lex_") and first + k not in split_on)
 
     def inputs(self, prompts: Sequence[str], answers: Sequence[str],
-               extra: np.ndarray | None = None) -> np.ndarray:
-        """The tree input matrix of the pairs: [head values, dense columns, signals]."""
-        extra = extra_columns(prompts, answers) if extra is None else extra
+               extra: np.ndarray | None = None, scans: Sequence[Scan] | None = None) -> np.ndarray:
+        """The tree input matrix of the pairs: [head values, dense columns, signals] (the lexicon signals
+        no tree splits on are 0.0)."""
+        extra = extra_columns(prompts, answers, scans) if extra is None else extra
         heads, dense = self.heads.values(answers, extra)
-        return np.hstack([heads, dense, signal_matrix(prompts, answers)])
+        return np.hstack([heads, dense, signal_matrix(prompts, answers, self.unread_signals, scans)])
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         if isinstance(prompts, str) or isinstance(answers, str):
@@ -98,14 +105,15 @@ class TreeAnswerChecker:
         check_pairs(prompts, answers)
         if not prompts:
             return np.zeros(0)
-        extra = extra_columns(prompts, answers)
+        scans = [choice_and_letters(a) for a in answers]      # shared by the rule columns and the signals
+        extra = extra_columns(prompts, answers, scans)
         # only the rows the trees score pay for the text heads and signals
         treed = extra[:, _EXTRA_MC] != 0 if self.fallback is not None else np.ones(len(prompts), bool)
         logits = np.empty(len(prompts))
         if treed.any():
             rows = np.flatnonzero(treed)
             logits[rows] = self.trees.raw(self.inputs([prompts[i] for i in rows], [answers[i] for i in rows],
-                                                      extra[rows]))
+                                                      extra[rows], [scans[i] for i in rows]))
         other = np.flatnonzero(~treed)
         if other.size == 1:          # the single-text path (one answer checked per request)
             logits[other[0]] = self.fallback.logit_one(answers[other[0]], extra[other[0]])

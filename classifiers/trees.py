@@ -55,13 +55,13 @@ class TreeEnsemble:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected shape (n, {self.n_features}), got {x.shape}")
-        x32 = x.astype(np.float32).astype(np.float64)
+        x32 = x.astype(np.float32).astype(np.float64).ravel()     # row-major: row i's feature f at i * n_features + f
         node = np.broadcast_to(self.roots, (x.shape[0], self.roots.size)).copy()
-        rows = np.arange(x.shape[0])[:, None]
-        for _ in range(self.depth):
-            go_left = x32[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return self.base + self.value[node].sum(axis=1)
+        row_start = (np.arange(x.shape[0], dtype=np.intp) * self.n_features)[:, None]
+        for _ in range(self.depth):      # take() on flat indices: the same values as 2-D fancy indexing, faster
+            go_left = x32.take(row_start + self.feature.take(node)) <= self.threshold.take(node)
+            node = np.where(go_left, self.left.take(node), self.right.take(node))
+        return self.base + self.value.take(node).sum(axis=1)
 
     def to_artifact(self, prefix: str = "tree_") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"depth": self.depth, "base": self.base, "n_features": self.n_features}

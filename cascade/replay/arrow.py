@@ -125,6 +125,19 @@ def models_in(pf: pq.ParquetFile) -> list[str]:
     return sorted(found)
 
 
+def row_groups_holding(pf: pq.ParquetFile, column: str, values: list[str]) -> list[int]:
+    """The row groups whose ``column`` statistics (min / max) leave room for one of ``values`` (all the
+    groups without statistics): the others hold none of their rows, so their texts are never decoded."""
+    at = pf.schema_arrow.get_field_index(column)
+    keep = []
+    for g in range(pf.metadata.num_row_groups):
+        stats = pf.metadata.row_group(g).column(at).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str) or \
+                any(stats.min <= v <= stats.max for v in values):
+            keep.append(g)
+    return keep
+
+
 def unwrap_response(text: str | None) -> str | None:
     """A response some data sets store as the Python repr of a one-item list of strings (RouterBench:
     ``"['C\\n']"``), read as the string it holds; any other text as it is."""
@@ -145,7 +158,8 @@ def read_responses(path: Path, ids: pa.Array, models: list[str], tick: Tick = No
     pf, cols = open_columns(path, ("prompt_id", "model", "response"))
     out: list[list[str | None]] = [[None] * len(ids) for _ in models]
     wanted = pa.array(models, type=pa.large_string())
-    for batch in pf.iter_batches(batch_size=BATCH_ROWS // 4, columns=cols):
+    groups = row_groups_holding(pf, "model", models)
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS // 4, columns=cols, row_groups=groups):
         model_col = pc.cast(batch.column("model"), pa.large_string())
         batch = batch.filter(pc.is_in(model_col, value_set=wanted))
         rows = pc.index_in(pc.cast(batch.column("prompt_id"), pa.large_string()), value_set=ids)

@@ -110,10 +110,13 @@ class CheckTable:
             for j in np.flatnonzero(~ok[slot]).tolist():
                 reasons[k][with_text[j]] = why[int(slot[j])]
         per_answer = [k for k, s in enumerate(specs) if not (needs_text[k] and s.name in TEXT_ONLY)]
+        reads_text = any(needs_text[k] for k in per_answer)
+        if not reads_text and self.data.recorded_checks is None:
+            per_answer = []                 # e.g. not_truncated without finish reasons: nothing to evaluate
         for i in rows if per_answer else ():
             text = texts[i]
-            answer = None if text is None else Answer(prompt=prompts[i] if prompts is not None else "", text=text,
-                                                      model=alias)
+            answer = None if text is None or not reads_text else Answer(
+                prompt=prompts[i] if prompts is not None else "", text=text, model=alias)
             for k in per_answer:
                 if answer is not None and needs_text[k]:
                     out = checks[k](answer)
@@ -226,33 +229,51 @@ class CheckTable:
                 out.append(self.outcome(spec, i, r))
         return out
 
-    def _lookup(self, spec: CheckSpec, r: int) -> tuple[str, float | None, list, list | None, dict[int, str]]:
-        """Per (spec, rung), once: (outcome name, checker threshold, scores or passed, evaluable, reasons)
-        as Python lists (scalar lookups in numpy arrays are slow)."""
+    def _lookup(self, spec: CheckSpec, r: int) -> tuple[str, float | None, list, list | None, dict[int, str], dict]:
+        """Per (spec, rung), once: (outcome name, checker threshold, scores or passed, evaluable, reasons,
+        the outcomes made so far) as Python lists (scalar lookups in numpy arrays are slow)."""
         cache = self._lookups
         found = cache.get((id(spec), r))
         if found is None or found[0] is not spec:
             key = (spec_key(spec), r)
             if spec.name == CHECKER:
-                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), self._abstains[key].tolist(), {})
+                entry = (CHECKER, checker_threshold(spec), self._score[key].tolist(), self._abstains[key].tolist(), {}, {})
             else:
                 entry = (outcome_name(spec), None, self._passed[key].tolist(), self._evaluable[key].tolist(),
-                         self._reason[key])
+                         self._reason[key], {})
             found = cache[(id(spec), r)] = (spec, entry)      # the spec is kept: its id stays unique
         return found[1]
 
     def outcome(self, spec: CheckSpec, i: int, r: int) -> CheckOutcome:
-        name, threshold, values, evaluable, reasons = self._lookup(spec, r)
+        name, threshold, values, evaluable, reasons, made = self._lookup(spec, r)
         if threshold is not None:
             p = values[i]
             if p != p:                                          # NaN: no answer text to score, or abstains
-                return CheckOutcome(CHECKER, True, CHECKER_ABSTAINS if evaluable[i] else UNEVALUABLE)
+                key: tuple = (None, evaluable[i])
+            elif p == 0.0:                                      # 0.0 and -0.0 are equal keys: made each time
+                return self._make(name, threshold, (p,))
+            else:
+                key = (p,)
+        elif not evaluable[i]:
+            key = ()
+        else:
+            key = (values[i], reasons.get(i, "failed") if not values[i] else "")
+        found = made.get(key)                 # outcomes are frozen: equal ones are made once per (spec, rung)
+        if found is None:
+            found = made[key] = self._make(name, threshold, key)
+        return found
+
+    @staticmethod
+    def _make(name: str, threshold: float | None, key: tuple) -> CheckOutcome:
+        if threshold is not None:
+            if len(key) == 2:
+                return CheckOutcome(CHECKER, True, CHECKER_ABSTAINS if key[1] else UNEVALUABLE)
+            p = key[0]
             ok = p < threshold
             return CheckOutcome(CHECKER, ok, "" if ok else f"P(inadequate)={p:.3f} >= {threshold}", p)
-        if not evaluable[i]:
+        if not key:
             return CheckOutcome(name, True, UNEVALUABLE)
-        ok = values[i]
-        return CheckOutcome(name, ok, "" if ok else reasons.get(i, "failed"))
+        return CheckOutcome(name, key[0], key[1])
 
     # ---- arrays (the vectorised sweep) -----------------------------------------------------------
     def arrays(self, swept: CheckSpec | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -117,16 +117,16 @@ class ReplayExecutor:
         return nano
 
 
-def _decided(policy: Policy, request: Request, score: float,
-             plans: dict[tuple[Request, float, str | None], Plan | CascadeError],
+def _decided(policy: Policy, text: str, tokens: int, score: float,
+             plans: dict[tuple[str, int, float, str | None], Plan | CascadeError],
              start_at: str | None = None) -> Plan | CascadeError:
-    """``decide(policy, request, score, start_at=...)``, or the error it raises; computed once per
-    distinct input (``start_at``: the request's session pin)."""
-    key = (request, score, start_at)
+    """``decide(policy, Request(text=text, prompt_tokens=tokens), score, start_at=...)``, or the error it
+    raises; computed once per distinct input (``start_at``: the request's session pin)."""
+    key = (text, tokens, score, start_at)
     found = plans.get(key)
     if found is None:
         try:
-            found = decide(policy, request, score, start_at=start_at)
+            found = decide(policy, Request(text=text, prompt_tokens=tokens), score, start_at=start_at)
         except (InvalidRequestError, BudgetExceeded, EscalationExhausted) as exc:
             found = exc
         plans[key] = found
@@ -146,11 +146,11 @@ def replay_engine(policy: Policy, data: ReplayData, scores: np.ndarray, checks: 
     texts = data.prompts if data.prompts is not None else [""] * n
     tokens, score_list = data.plan_tokens.tolist(), np.asarray(scores, dtype=np.float64).tolist()
     pins = ReplayPins(policy.sessions, data.sessions, data.session_ts, data.aliases)   # session pinning, as live
-    plans: dict[tuple[Request, float, str | None], Plan | CascadeError] = {}   # decide() is pure: once per input
+    plans: dict[tuple[str, int, float, str | None], Plan | CascadeError] = {}   # decide() is pure: once per input
     for i in range(n):
         score = score_list[i]
         trace = RouteTrace(data.ids[i], policy.name, score, "text")
-        plan = _decided(policy, Request(text=texts[i], prompt_tokens=tokens[i]), score, plans, pins.start(i))
+        plan = _decided(policy, texts[i], tokens[i], score, plans, pins.start(i))
         if isinstance(plan, CascadeError):
             trace.outcome, trace.error = "error", f"{type(plan).__name__}: {plan}"
         else:

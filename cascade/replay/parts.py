@@ -34,7 +34,7 @@ from cascade.replay.data import ReplayData, folder_notes, policy_needs_responses
 from cascade.replay.executor import Replayed, replay_engine
 from cascade.replay.sweep import GRID, DecisionArrays, check_equal, decision_arrays, sweep
 
-ENGINES = ("local", "dask")
+ENGINES = ("local", "dask", "ray")
 #: DecisionArrays fields that are per request (the others are per rung or scalars)
 PER_REQUEST = ("score", "base_first", "usable", "est", "available", "quality_units", "cost_nano", "fixed_pass",
                "fixed_npass", "chk", "agree_pass", "agree_asks", "consult_nano", "empty")
@@ -217,6 +217,10 @@ def mapper(engine: str, address: str | None = None, workers: int = 2) -> Iterato
     if engine == "local":
         yield lambda fn, items, **kw: [fn(item, **kw) for item in items]
         return
+    if engine == "ray":
+        with ray_mapper(address, workers) as run:
+            yield run
+        return
     from cascade.extras import require
     require("distributed", "--engine dask")
     from distributed import Client, LocalCluster
@@ -232,6 +236,28 @@ def mapper(engine: str, address: str | None = None, workers: int = 2) -> Iterato
             futures = client.map(fn, list(items), pure=False, **kw)
             return client.gather(futures)
         yield run
+
+
+@contextmanager
+def ray_mapper(address: str | None = None, workers: int = 2) -> Iterator[Callable[..., list]]:
+    """``map`` as Ray tasks of one CPU each: on the cluster at ``address`` (``ray://host:10001``, or
+    ``auto``), else on a Ray started here with ``workers`` CPUs (shut down at the end; a Ray already
+    running in this process is used as it is)."""
+    from cascade.extras import require
+    ray = require("ray", "--engine ray")
+    started = not ray.is_initialized()
+    if started and address:                  # an existing cluster takes no resource options
+        ray.init(address=address, log_to_driver=False)
+    elif started:
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        def run(fn: Callable[..., Any], items: Sequence[Any], **kw: Any) -> list:
+            task = ray.remote(num_cpus=1)(fn)
+            return ray.get([task.remote(item, **kw) for item in items])
+        yield run
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _template(datas: Sequence[ReplayData], sources: list[str], mappings: list[dict], split: str,

@@ -84,9 +84,9 @@ def run_replay(policy_source: str | Policy, data_dirs: Sequence[str | Path] = ()
                answer_checkers: dict[str, Any] | None = None, **engine: Any) -> ReplayRun:
     """Replay ``policy_source`` over outcome folders, a trace file, or ``data`` already read.
     ``classifier`` / ``answer_checkers`` (artifact name -> scorer) replace the policy's scorers.
-    ``engine`` (``engine="local" | "dask"``, ``address``, ``chunk_rows``, ``spill_dir``, ``workers``):
+    ``engine`` (``engine="local" | "dask" | "ray"``, ``address``, ``chunk_rows``, ``spill_dir``, ``workers``):
     replay by partitions (:mod:`cascade.replay.parts`); without them, everything is read at once."""
-    if engine.get("engine") == "dask" or engine.get("chunk_rows"):
+    if engine.get("engine", "local") != "local" or engine.get("chunk_rows"):
         return _run_parts(policy_source, data_dirs, traces, maps, split, full_sweep, progress, data,
                           {"classifier": classifier, "answer_checkers": answer_checkers}, engine)
     timings: dict[str, float] = {}

@@ -29,6 +29,7 @@ from classifiers.metrics import apgr
 from classifiers.rules import rule_failure
 from classifiers.training.data import RoutingData, load_dataset, load_responses
 from classifiers.training.fit import HeadTarget, StackFitter
+from classifiers.training.rowmap import LOCAL, RowMap
 
 # Word 1/2-grams only: adding character 3/4/5-grams moved calibration APGR by < 0.003 on MMLU-Pro
 # and cost 3x the scoring time.
@@ -95,7 +96,7 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
                      Cs: Sequence[float] = (0.1, 1.0), weightings: Sequence[str] = ("none",),
                      gated: bool = True, heads: Sequence[str] = DEFAULT_HEADS,
                      option_gate: tuple[int, int] | None = OPTION_GATE,
-                     name: str = "default") -> dict[str, Any]:
+                     name: str = "default", features: RowMap = LOCAL) -> dict[str, Any]:
     """Train the prompt classifier on the train splits of ``data_dirs``; write it to ``out``.
 
     Label: strong score > cheap score. Ridge heads: quality gain (all rows) and the ``heads``
@@ -105,7 +106,8 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     with ``low..high`` lettered options (long multiple-choice exams) and used for those prompts
     (:class:`classifiers.gated.GatedLinearClassifier`), if that raises the calibration objective.
     Chosen on calibration: ``C``, the data-set weighting and the gate, by 0.5 x APGR on the first
-    data set + 0.5 x mean APGR. Returns the report (also stored in the artifact's metadata).
+    data set + 0.5 x mean APGR. ``features``: where the prompts' features are extracted (the fit is
+    here). Returns the report (also stored in the artifact's metadata).
     """
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
@@ -116,7 +118,7 @@ def train_classifier(data_dirs: Sequence[str | Path], cheap: str | None = None,
     qs = np.concatenate([ps.q_strong for ps in pairs])
     targets = _classifier_heads(pairs, ds, qs - qc, gated, heads)
     train, label = split == "train", (qs > qc).astype(int)
-    hashed, dense = sparse_matrix(texts, spec), struct_matrix(texts, spec)
+    hashed, dense = features(sparse_matrix, texts, spec=spec), features(struct_matrix, texts, spec=spec)
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(hashed, dense, train, targets)
     rows = _Rows(pairs, ds, split, train, label, hashed, dense)
     grid = _output_grid(fitter, rows, Cs, weightings)

@@ -33,6 +33,7 @@ from classifiers.metrics import apgr
 from classifiers.signals import signal_matrix
 from classifiers.training.data import load_responses
 from classifiers.training.fit import HeadTarget, StackFitter
+from classifiers.training.rowmap import LOCAL, RowMap
 from classifiers.training.train import CHECKER_SPEC, PairSet, _data_report, _objective, load_pairs
 from classifiers.training.trees import from_sklearn
 from classifiers.tree_checker import _MC_COL, _RULE_COLS, TextHeads, TreeAnswerChecker
@@ -57,24 +58,26 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
                        *, spec: FeatureSpec = CHECKER_SPEC, alpha: float = 10.0,
                        targets: Sequence[str] = ("gain", "inadequate"),
                        tree_grid: Sequence[tuple[int, int, float]] = TREE_GRID,
-                       name: str = "default") -> dict[str, Any]:
-    """Fit text heads, then trees for each (target, tree size); keep the best on calibration."""
+                       name: str = "default", features: RowMap = LOCAL) -> dict[str, Any]:
+    """Fit text heads, then trees for each (target, tree size); keep the best on calibration
+    (``features``: where the rows' features are extracted; the fit is here)."""
     t0 = time.perf_counter()
     pairs = load_pairs(data_dirs, cheap, strong)
     rows = answer_rows(pairs, False)
     train = rows.split == "train"
-    dense = np.hstack([struct_matrix(rows.answers, spec), _extra(rows)])
-    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
-        sparse_matrix(rows.answers, spec), dense, train, _text_heads(rows))
-    x = np.hstack([fitter.head_preds_, dense, signal_matrix(rows.prompts, rows.answers)])
+    dense = np.hstack([features(struct_matrix, rows.answers, spec=spec),
+                       features(extra_columns, rows.prompts, rows.answers)])
+    hashed = features(sparse_matrix, rows.answers, spec=spec)
+    fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(hashed, dense, train, _text_heads(rows))
+    x = np.hstack([fitter.head_preds_, dense, features(signal_matrix, rows.prompts, rows.answers)])
     failed, mc = dense[:, _RULE_COLS].any(axis=1), dense[:, _MC_COL] > 0
-    fallback, fallback_logits = _linear_fallback(rows, dense, spec, alpha, seed)
+    fallback, fallback_logits = _linear_fallback(rows, hashed, dense, spec, alpha, seed)
     grid, models = _tree_grid(pairs, rows, x, train & ~failed & mc,
                               lambda raw: _with_rules(np.where(mc, raw, fallback_logits), failed),
                               targets, tree_grid, seed)
     best = max(range(len(grid)), key=lambda i: grid[i]["objective"])
     checker = _export_tree_checker(fitter, models[best], x.shape[1], name, fallback)
-    scores = checker.score(rows.prompts, rows.answers)
+    scores = features(checker.score, rows.prompts, rows.answers)
     reference = _with_rules(np.where(mc, models[best].decision_function(x), fallback_logits), failed)
     report = {
         "kind": "answer_checker", "model": "trees", "name": name, "seed": seed, "target": grid[best]["target"],
@@ -93,15 +96,14 @@ def train_tree_checker(data_dirs: Sequence[str | Path], cheap: str | None = None
     return report
 
 
-def _linear_fallback(rows: "AnswerRows", dense: np.ndarray, spec: FeatureSpec, alpha: float,
+def _linear_fallback(rows: "AnswerRows", hashed: Any, dense: np.ndarray, spec: FeatureSpec, alpha: float,
                      seed: int) -> tuple[Any, np.ndarray]:
     """The scorer of prompts that are not multiple choice: the earlier linear checker's recipe
     (its calibration choice: gain head -> logistic, C = 1, the cheap model's rows), so plain
     answers to open questions are scored as before. (stack, logits of every row)."""
     head, label = _checker_target(rows, "gain")
     fitter = StackFitter(spec=spec, alpha=alpha, seed=seed).fit_heads(
-        sparse_matrix(rows.answers, spec), dense, rows.split == "train",
-        {"gain": HeadTarget(head, np.ones(len(label), dtype=bool))})
+        hashed, dense, rows.split == "train", {"gain": HeadTarget(head, np.ones(len(label), dtype=bool))})
     fitter.fit_output(label, rows.split == "train", None, 1.0)
     return fitter.stack_, fitter.output_logits()
 
@@ -120,10 +122,6 @@ def _tree_grid(pairs: list[PairSet], rows: "AnswerRows", x: np.ndarray, fit_rows
                          "calibration_apgr": cal, "objective": _objective(pairs, cal)})
             models.append(gbm)
     return grid, models
-
-
-def _extra(rows: "AnswerRows") -> np.ndarray:
-    return extra_columns(rows.prompts, rows.answers)
 
 
 def _text_heads(rows: "AnswerRows") -> dict[str, Any]:
@@ -209,7 +207,7 @@ def train_linear_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
                          *, spec: FeatureSpec = CHECKER_SPEC, alpha: float = 10.0,
                          Cs: Sequence[float] = (0.1, 1.0), other_models: Sequence[bool] = (False,),
                          targets: Sequence[str] = ("inadequate", "gain"),
-                         name: str = "default") -> dict[str, Any]:
+                         name: str = "default", features: RowMap = LOCAL) -> dict[str, Any]:
     """Train the linear answer checker (the previous shipped model) on the train splits; write it.
 
     Target ``inadequate``: the answer's score < 0.5; target ``gain``: the strong model's score
@@ -223,8 +221,9 @@ def train_linear_checker(data_dirs: Sequence[str | Path], cheap: str | None = No
     grid, fitted = [], {}
     for others in other_models:
         rows = answer_rows(pairs, others)
-        dense = np.hstack([struct_matrix(rows.answers, spec), extra_columns(rows.prompts, rows.answers)])
-        hashed = sparse_matrix(rows.answers, spec)
+        dense = np.hstack([features(struct_matrix, rows.answers, spec=spec),
+                           features(extra_columns, rows.prompts, rows.answers)])
+        hashed = features(sparse_matrix, rows.answers, spec=spec)
         for target in targets:
             fitter = _checker_grid(pairs, rows, hashed, dense, target, others, Cs, grid,
                                    StackFitter(spec=spec, alpha=alpha, seed=seed))

@@ -22,6 +22,8 @@ FORBIDDEN = ("sklearn", "scipy", "classifiers.training")
 ALLOWED = {
     # ``cascade train``: the command is a training entry point, importing the trainers when it runs
     ("cascade/commands.py", "_trainer", "classifiers.training"),
+    # ``cascade train --engine``: where the trainers' features are extracted (imported when the command runs)
+    ("cascade/train_engine.py", "feature_map", "classifiers.training"),
     # ``cascade train --traces``: fitting the adapted scorers on labelled traces (cascade.learning.train)
     ("cascade/learning/train.py", "_classifier", "classifiers.training"),
     ("cascade/learning/train.py", "_checker", "classifiers.training"),
