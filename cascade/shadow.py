@@ -1,8 +1,12 @@
 """Shadow sampling: for a sample of the requests a cheaper rung answered, the policy's ``shadow``
 models are asked too — in the background, after the response went to the caller — and the cheap
-answer is labelled adequate or not (agreement of final answers, else the judge).
+answer is labelled adequate or not (agreement of final answers, else the judge). For a sampled
+request one of the ``shadow`` models answered (routed to it, or escalated), the ladder's cheap first
+rung is the shadow instead (exploration, line marked ``explores``): its answer from the walk when it
+ran (``reused``, no call), else one call; the label then says whether *that* answer would have done,
+so a router that over-escalates learns where the cheap model was enough.
 
-    Router.finish() ──► ShadowSampler.after(run, accepted)    sampled? stronger models to ask?
+    Router.finish() ──► ShadowSampler.after(run, accepted)    sampled? stronger models / cheap rung to ask?
                              └── task: per model LiveExecutor.paid_answer (the walk's own admit /
                                  retries / settle), label, judge, one ``kind: shadow`` trace line
     Router.aclose() / close() ──► ShadowSampler.drain()        waits ``drain_s``, then cancels
@@ -18,8 +22,8 @@ import logging
 from typing import Any
 
 from policies.budget import Cap
-from policies.learning import (SHADOW_USER, ShadowConfig, agreement_label, judge_messages, judge_verdict,
-                               sampled, shadow_attempt, shadow_models)
+from policies.learning import (SHADOW_USER, ShadowConfig, agreement_label, explore_model, judge_messages,
+                               judge_verdict, sampled, shadow_attempt, shadow_models)
 
 from cascade.executor import CallContext, Candidate
 from cascade.trace import RouteTrace
@@ -39,16 +43,23 @@ class ShadowSampler:
         return len(self._tasks)
 
     def after(self, run: Any, accepted: Candidate | None) -> None:
-        """Start the shadow calls of a finished request when it is sampled and a stronger model is listed."""
+        """Start the shadow calls of a finished request when it is sampled: the listed stronger models,
+        or, for an answer of a listed model, the ladder's cheap first rung (exploration)."""
         cfg = self.config
         if cfg is None or accepted is None or not sampled(run.trace.request_id, cfg.rate, cfg.seed):
             return
-        strengths = {alias: spec.strength for alias, spec in self.router.policy.catalog.items()}
-        models = shadow_models(cfg, strengths, accepted.attempt.model)
-        if not models:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._shadow(run, accepted.result.content or "", accepted.attempt.model, models))
+        policy = self.router.policy
+        strengths = {alias: spec.strength for alias, spec in policy.catalog.items()}
+        answered_by, content = accepted.attempt.model, accepted.result.content or ""
+        models = shadow_models(cfg, strengths, answered_by)
+        if models:
+            work = self._shadow(run, content, answered_by, models)
+        else:
+            cheap = explore_model(cfg, policy.escalation.ladders.get(run.trace.modality, ()), strengths, answered_by)
+            if cheap is None:
+                return
+            work = self._explore(run, content, answered_by, cheap)
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -69,31 +80,62 @@ class ShadowSampler:
     async def _shadow(self, run: Any, cheap: str, answered_by: str, models: list[str]) -> None:
         for model in models:
             doc = self._line(run, answered_by, model)
-            try:
-                await self._ask(run, cheap, model, doc)
-            except asyncio.CancelledError:
-                doc.update(status="cancelled", error="shadow call cancelled at the drain deadline")
-                self._write(doc)
-                raise
-            except Exception as exc:  # noqa: BLE001 - a shadow call never fails anything
-                log.error("shadow call of %s for request %s failed: %s: %s", model, doc["request_id"],
-                          type(exc).__name__, exc)
-                doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
+            await self._guarded(doc, self._ask(run, cheap, model, doc))
+
+    async def _explore(self, run: Any, strong: str, answered_by: str, cheap_model: str) -> None:
+        """The cheap rung's answer to a request a listed model answered: the one the walk already got
+        (an escalated request; no call), else one shadow call; labelled against the returned answer."""
+        doc = self._line(run, answered_by, cheap_model)
+        doc["explores"] = True
+        await self._guarded(doc, self._ask_cheap(run, strong, cheap_model, doc))
+
+    async def _guarded(self, doc: dict[str, Any], work: Any) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            doc.update(status="cancelled", error="shadow call cancelled at the drain deadline")
             self._write(doc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a shadow call never fails anything
+            log.error("shadow call of %s for request %s failed: %s: %s", doc["model"], doc["request_id"],
+                      type(exc).__name__, exc)
+            doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        self._write(doc)
 
     async def _ask(self, run: Any, cheap: str, model: str, doc: dict[str, Any]) -> None:
-        prompt = run.ctx.prompt_text
+        strong = await self._call(run, model, doc)
+        if strong is not None:
+            await self._label(run, cheap, strong, doc)
+
+    async def _ask_cheap(self, run: Any, strong: str, model: str, doc: dict[str, Any]) -> None:
+        earlier = [a for a in run.trace.attempts if a.model == model and a.status in ("ok", "check_failed")
+                   and isinstance(a.answer, str)]
+        if earlier:
+            doc.update(status="ok", reused=True, prompt_tokens=earlier[-1].prompt_tokens,
+                       completion_tokens=earlier[-1].completion_tokens, answer=earlier[-1].answer)
+            cheap: str | None = earlier[-1].answer
+        else:
+            cheap = await self._call(run, model, doc)
+        if cheap is not None:
+            await self._label(run, cheap, strong, doc)
+
+    async def _call(self, run: Any, model: str, doc: dict[str, Any]) -> str | None:
+        """One shadow call of ``model`` (the walk's admit / retries / settle, the shadow cap): its text."""
         attempt = shadow_attempt(self.router.policy, run.routed.request, model, f"shadow of {doc['answered_by']}")
         trace = self._trace(run)
         paid = await self.router.executor.paid_answer(attempt, self._context(run, run.ctx.messages), trace)
         if paid is None:
             doc.update(status="error" if any(a.status == "error" for a in trace.attempts) else "skipped",
                        error=trace.attempts_summary(), cost_usd=trace.cost_usd)
-            return
+            return None
         result, cost = paid
-        strong = result.content or ""
         doc.update(status="ok", prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                   cost_usd=cost, latency_s=result.latency_s, answer=strong)
+                   cost_usd=cost, latency_s=result.latency_s, answer=result.content or "")
+        return result.content or ""
+
+    async def _label(self, run: Any, cheap: str, strong: str, doc: dict[str, Any]) -> None:
+        """Whether the cheap answer was adequate: agreement of final answers, else the judge."""
+        prompt = run.ctx.prompt_text
         verdict = agreement_label(prompt, cheap, strong)
         label = {"adequate": verdict, "source": "agreement" if verdict is not None else None,
                  "reason": "" if verdict is not None else "no final answers to compare"}

@@ -76,12 +76,20 @@ class AdaptedClassifier:
 
 
 class AdaptedChecker:
-    judges = None              # it learned every answer kind of its traffic: it never abstains
+    """``kinds``: the answer kinds it had labels for; it judges only those (``judges``) and an
+    answer_checker check abstains on the rest (None, an artifact written before kinds: every kind)."""
 
-    def __init__(self, stack: LinearStack, base: Any, base_ref: str, name: str = "adapted-checker") -> None:
+    def __init__(self, stack: LinearStack, base: Any, base_ref: str, name: str = "adapted-checker",
+                 kinds: Sequence[str] | None = None) -> None:
         if stack.struct_mean.shape[0] != len(STRUCT_NAMES) + len(CHECKER_EXTRA):
             raise ValueError("an adapted checker's dense features do not match CHECKER_EXTRA")
         self.stack, self.base, self.base_ref, self.name = stack, base, base_ref, name
+        self.kinds = None if kinds is None else tuple(kinds)
+        self.judges = None if kinds is None else self._judges
+
+    def _judges(self, prompt: str | None, answer: str | None) -> bool:
+        from classifiers.extract import prompt_kind
+        return bool(answer) and prompt_kind(prompt) in (self.kinds or ())
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         if isinstance(prompts, str) or isinstance(answers, str):
@@ -96,7 +104,7 @@ class AdaptedChecker:
     def to_artifact(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.stack.to_artifact()
         return {**meta, "model": MODEL, "kind": "answer_checker", "base": self.base_ref, "name": self.name,
-                "extra": list(CHECKER_EXTRA)}, arrays
+                "extra": list(CHECKER_EXTRA), **({"kinds": list(self.kinds)} if self.kinds is not None else {})}, arrays
 
 
 def read_adapted(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], folder: Path | None) -> Any:
@@ -106,5 +114,6 @@ def read_adapted(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], fold
     ref = str(meta["base"])
     if meta["kind"] == "classifier":
         return AdaptedClassifier(stack, load_classifier(resolve_base(ref, folder)), ref, str(meta.get("name", "adapted")))
+    kinds = meta.get("kinds")
     return AdaptedChecker(stack, load_answer_checker(resolve_base(ref, folder)), ref,
-                          str(meta.get("name", "adapted-checker")))
+                          str(meta.get("name", "adapted-checker")), kinds=None if kinds is None else list(kinds))

@@ -61,6 +61,17 @@ def shadow_models(config: ShadowConfig, strengths: dict[str, int], answered_by: 
     return [m for m in config.models if m != answered_by and strengths.get(m, 0) > mine]
 
 
+def explore_model(config: ShadowConfig, ladder: "tuple[object, ...]", strengths: dict[str, int],
+                  answered_by: str) -> str | None:
+    """The cheap rung to ask about a request answered by ``answered_by`` when the shadow models list it
+    (exploration: a router that sends a request to the strong model learns whether the cheap one would
+    have done): the ladder's first rung when it is weaker; None otherwise."""
+    if answered_by not in config.models or not ladder:
+        return None
+    first = str(getattr(ladder[0], "model", ladder[0]))
+    return first if strengths.get(first, 0) < strengths.get(answered_by, 0) else None
+
+
 def shadow_attempt(policy: "object", request: "object", model: str, reason: str) -> "Attempt":
     """The attempt of a shadow (or judge) call of ``model`` for ``request``: the engine's own rule for
     max_tokens and the worst-case cost it is reserved for; no checks."""

@@ -29,25 +29,28 @@ def checks_with(policy: Policy, checker: Path | None) -> list[Any]:
     return out
 
 
-def write_candidate(policy_arg: str, policy: Policy, dst: Path, classifier: Path, checker: Path | None) -> Policy:
-    """``dst``: ``extends:`` the trained-for policy, with its classifier (and checker) replaced."""
+def write_candidate(policy_arg: str, policy: Policy, dst: Path, classifier: Path | None,
+                    checker: Path | None) -> Policy:
+    """``dst``: ``extends:`` the trained-for policy, with its classifier and checker replaced by the
+    trained ones given (None: the policy's own, kept)."""
     base = policy_arg if policy_arg in BUILTIN_POLICIES else str(Path(policy_arg).expanduser().resolve())
     import yaml
     doc = {"extends": base, "name": f"{policy.name}-trained",
-           "description": f"{policy.name} with a classifier and checker trained on its own traces (cascade train)",
-           "routing": {"classifier": str(classifier)},
+           "description": f"{policy.name} with its classifier, checker and thresholds trained on its own traces "
+                          "(cascade train)",
+           "routing": {"classifier": str(classifier) if classifier is not None else policy.routing.classifier},
            "escalation": {"checks": checks_with(policy, checker)}}
     return _replace(dst, yaml.safe_dump(doc, sort_keys=False))
 
 
-def repoint(live: Path, candidate: Policy, classifier: Path, checker: Path | None) -> Policy:
+def repoint(live: Path, candidate: Policy, classifier: Path | None, checker: Path | None) -> Policy:
     """The live file with the candidate's classifier, thresholds and checks (artifacts at the given
-    paths), everything else as it was."""
+    paths; None: the candidate's own reference), everything else as it was."""
     text = live.read_text(encoding="utf-8")
     yaml = round_trip_yaml(text)
     doc = yaml.load(text)
     routing = section(doc, "routing", after=("catalog", "description", "name", "extends"))
-    routing["classifier"] = str(classifier)
+    routing["classifier"] = str(classifier) if classifier is not None else candidate.routing.classifier
     routing["thresholds"] = [float(t) for t in candidate.routing.thresholds]
     escalation = section(doc, "escalation", after=("routing",))
     escalation["checks"] = checks_with(candidate, checker)

@@ -117,7 +117,8 @@ def _switch(candidate_dir: Path, candidate: Any, live: Path) -> Path:
                 shutil.copy2(candidate_dir / f"{name}{ext}", version / f"{name}{ext}")
     shutil.copy2(live, version / "previous.yaml")
     checker = version / "checker.json" if (version / "checker.json").is_file() else None
-    repoint(live, candidate, version / "classifier.json", checker)
+    classifier = version / "classifier.json" if (version / "classifier.json").is_file() else None
+    repoint(live, candidate, classifier, checker)
     history = _history(versions)
     history.append({"version": version.name, "previous": str(version / "previous.yaml")})
     atomic_write(versions / "history.json", json.dumps(history, indent=1).encode())

@@ -25,6 +25,27 @@ from cascade.server.body import parse_json, read_body
 from cascade.server.errors import ApiError, error_reply
 
 _JSON = "application/json"
+REQUEST_SCHEMA = {"type": "object", "required": ["request_id", "score"], "properties": {
+    "request_id": {"type": "string", "minLength": 1,
+                   "description": "The request_id of one of your requests (the x-cascade-trace header's)"},
+    "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "0 inadequate .. 1 adequate"},
+    "user": {"type": "string", "description": "Whose request it is, when the server has no API keys"}}}
+REPLY_SCHEMA = {"type": "object", "required": ["object", "request_id", "score"], "properties": {
+    "object": {"const": "feedback"}, "request_id": {"type": "string"}, "score": {"type": "number"}}}
+
+
+def feedback_operation(security: list[dict[str, list[str]]], error_ref: dict[str, str]) -> dict[str, Any]:
+    """The OpenAPI operation of ``POST /v1/feedback`` (:mod:`cascade.server.openapi`)."""
+    def reply(text: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": text, "content": {_JSON: {"schema": schema}}}
+    errors = {"400": "Invalid body (names the field)", "401": "Missing or wrong API key",
+              "404": "No such request of this key's user", "413": "Request body too large"}
+    return {"operationId": "createFeedback", "security": security,
+            "requestBody": {"required": True, "content": {_JSON: {
+                "schema": {"$ref": "#/components/schemas/FeedbackRequest"}}}},
+            "responses": {"200": reply("The label, stored beside the trace", REPLY_SCHEMA),
+                          **{code: reply(text, error_ref) for code, text in errors.items()
+                             if code != "401" or security}}}
 
 
 def feedback_route(state: Any) -> Any:

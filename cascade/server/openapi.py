@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+from cascade.server.feedback import REQUEST_SCHEMA as FEEDBACK_REQUEST, feedback_operation
 from cascade.server.schemas import ChatCompletionRequest
 
 __all__ = ["openapi_document"]
@@ -69,6 +70,7 @@ def openapi_document(model_ids: Sequence[str], *, with_keys: bool, version: str)
                  "description": "OpenAI-compatible chat completions routed cheap-first with checks and budgets."},
         "paths": {
             "/v1/chat/completions": {"post": _chat_operation(security)},
+            "/v1/feedback": {"post": feedback_operation(security, {"$ref": "#/components/schemas/Error"})},
             "/v1/models": {"get": {"operationId": "listModels", "security": security, "responses": {
                 "200": _json_response("The models this server serves", MODELS),
                 **({"401": _json_response("Missing or wrong API key", ERROR)} if with_keys else {})}}},
@@ -79,7 +81,8 @@ def openapi_document(model_ids: Sequence[str], *, with_keys: bool, version: str)
                 "description": "Prometheus text exposition",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         },
-        "components": {"schemas": {**_request_schemas(model_ids), "Error": ERROR}},
+        "components": {"schemas": {**_request_schemas(model_ids), "FeedbackRequest": FEEDBACK_REQUEST,
+                                   "Error": ERROR}},
     }
     if with_keys:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

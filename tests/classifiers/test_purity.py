@@ -25,9 +25,11 @@ ALLOWED = {
     # ``cascade train --engine``: where the trainers' features are extracted (imported when the command runs)
     ("cascade/train_engine.py", "feature_map", "classifiers.training"),
     # ``cascade train --traces``: fitting the adapted scorers on labelled traces (cascade.learning.train)
-    ("cascade/learning/train.py", "train_from_traces", "classifiers.training"),
+    ("cascade/learning/train.py", "_classifier", "classifiers.training"),
     ("cascade/learning/train.py", "_checker", "classifiers.training"),
     ("cascade/learning/train.py", "outcome_examples", "classifiers.training"),
+    # ... and the two-parameter calibration of the checker behind its threshold (cascade.learning.thresholds)
+    ("cascade/learning/thresholds.py", "_calibrated", "sklearn"),
     # the scipy matrix of hashed features that only training builds (inference uses Single / Batch)
     ("classifiers/features.py", "sparse_matrix", "scipy"),
 }

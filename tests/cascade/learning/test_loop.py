@@ -57,24 +57,35 @@ def trained(tmp_path, fake_provider):
     async def make() -> tuple[Path, Path, Path]:
         policy = tmp_path / "live.yaml"
         policy.write_text(LIVE)
-        await live_traffic(fake_provider, policy, tmp_path / "train.jsonl", range(60))
-        await live_traffic(fake_provider, policy, tmp_path / "held.jsonl", range(60, 100))
+        await live_traffic(fake_provider, policy, tmp_path / "train.jsonl", range(150))   # 30+ labels of each kind
+        await live_traffic(fake_provider, policy, tmp_path / "held.jsonl", range(150, 190))
         result = runner.invoke(app, ["train", "--traces", str(tmp_path / "train.jsonl"), "--out",
                                      str(tmp_path / "cand"), "--policy", str(policy), "--json"])
         assert result.exit_code == 0, result.output
+        make.report = json.loads(result.output)
         return policy, tmp_path / "cand", tmp_path / "held.jsonl"
     return make
 
 
 async def test_train_adapts_the_classifier_and_calibrates_the_policy(trained):
     policy, cand, _ = await trained()
+    report = trained.report
     written = load_policy(str(cand / "policy.yaml"))
-    assert written.routing.classifier == str(cand / "classifier.json")
+    if report["classifier_fit"]["beats_base"]:
+        assert written.routing.classifier == report["classifier"] == str(cand / "classifier.json")
+    else:                                              # the base already ranks this traffic: it is kept
+        assert written.routing.classifier == "by-kind" and report["classifier"] is None
+        assert not (cand / "classifier.json").exists()
+    assert report["checker_fit"]["beats_base"] and report["checker_fit"]["judges_kinds"] == ["number"]
     checker = next(c for c in written.escalation.checks if c.name == "answer_checker")
     assert checker.param("artifact") == str(cand / "checker.json")
-    scorer = load_classifier(str(cand / "classifier.json"))
-    hard = scorer.score([prompt(i) for i in range(100, 120, 2)])
-    easy = scorer.score([prompt(i) for i in range(101, 121, 2)])
+    from classifiers import load_answer_checker
+    trained_checker = load_answer_checker(str(cand / "checker.json"))
+    assert trained_checker.judges(prompt(3), "The answer is 27.")               # a number: it had labels
+    assert not trained_checker.judges("Which is a prime?\nA. 4\nB. 7\nC. 9\nD. 12", "B")   # choices: none
+    scorer = load_classifier(written.routing.classifier)
+    hard = scorer.score([prompt(i) for i in range(200, 220, 2)])
+    easy = scorer.score([prompt(i) for i in range(201, 221, 2)])
     assert hard.min() > easy.max()                     # it learned which prompts the cheap model gets wrong
     assert "extends: " + str(policy) in (cand / "policy.yaml").read_text()
 
@@ -93,7 +104,8 @@ async def test_promote_switches_only_a_cheaper_no_worse_candidate_and_rolls_back
     assert lo <= report["usd_per_1k_diff"]["mean"] <= hi < 0
     live = load_policy(str(always_strong))
     version = Path(report["version"])
-    assert live.routing.classifier == str(version / "classifier.json") and (version / "previous.yaml").read_text() == before
+    kept = str(version / "classifier.json") if (version / "classifier.json").is_file() else "by-kind"
+    assert live.routing.classifier == kept and (version / "previous.yaml").read_text() == before
     again = runner.invoke(app, ["promote", "--candidate", str(cand), "--policy", str(always_strong), "--traces",
                                 str(held), "--json"])
     assert again.exit_code == 1 and not json.loads(again.stdout.split("error:")[0])["promoted"]   # not cheaper now
@@ -109,3 +121,16 @@ async def test_train_needs_labels(tmp_path, fake_provider):
     result = runner.invoke(app, ["train", "--traces", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "c"),
                                  "--policy", str(policy)])
     assert result.exit_code == 2 and "no labelled request" in result.output
+
+
+async def test_too_few_labels_to_fit_still_calibrate_the_thresholds(tmp_path, fake_provider):
+    policy = tmp_path / "live.yaml"
+    policy.write_text(LIVE)
+    await live_traffic(fake_provider, policy, tmp_path / "t.jsonl", range(12))      # 12 labels: nothing to fit
+    result = runner.invoke(app, ["train", "--traces", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "c"),
+                                 "--policy", str(policy), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["classifier"] is None and report["checker"] is None
+    assert "too few labelled requests" in report["classifier_fit"]["skipped"]
+    assert report["calibrated_on"] == 12 and load_policy(report["policy_file"]).routing.classifier == "by-kind"

@@ -10,7 +10,7 @@ import pytest
 from cascade.trace import read_trace_records, read_traces
 from policies.learning import SHADOW_USER, sampled
 from policies.loader import parse_policy
-from tests.harness.fake_provider import answer, http_error, timeout
+from tests.harness.fake_provider import answer, http_error, timeout, truncated
 
 from .conftest import user_msg
 
@@ -96,17 +96,71 @@ async def test_the_judge_labels_what_final_answers_cannot(make_router, fake_prov
     assert fake_provider.tally["gpt-4o"].n_completions == 2
 
 
-async def test_no_shadow_when_unsampled_or_answered_by_the_strongest(make_router, fake_provider):
+async def test_no_shadow_when_unsampled_or_answered_by_an_unlisted_strongest(make_router, fake_provider):
     fake_provider.script("deepseek-chat", answer("42"))
     fake_provider.script("gpt-4o", answer("42"))
     router = make_router(shadowed(rate=0.0), score=0.1)
     await router.acomplete(user_msg(QUESTION))
-    strong = make_router(shadowed(), score=0.9)               # straight to GPT-4o: nothing stronger to ask
-    await strong.acomplete(user_msg(QUESTION))
     await router.aclose()
+    unlisted = parse_policy("extends: default\nname: s\nshadow: {rate: 1, models: [deepseek-coder]}\n", source="s")
+    strong = make_router(unlisted, score=0.9)               # straight to GPT-4o, which the shadow does not list
+    await strong.acomplete(user_msg(QUESTION))
     await strong.aclose()
-    assert shadow_lines(router) == [] and shadow_lines(strong) == []
-    assert fake_provider.tally["gpt-4o"].n_requests == 1
+    assert shadow_lines(router) == []
+    assert fake_provider.tally["gpt-4o"].n_requests == 1 and fake_provider.tally["deepseek-chat"].n_requests == 1
+
+
+async def test_a_request_routed_to_the_strong_model_shadows_the_skipped_cheap_rung(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("It is 41.", latency=3.0, prompt_tokens=20, completion_tokens=5))
+    fake_provider.script("gpt-4o", answer("42", prompt_tokens=20, completion_tokens=2))
+    router = make_router(shadowed(), score=0.9, trace_text=True)
+    resp = await router.acomplete(user_msg(QUESTION), user="alice")
+    assert resp.cascade.model == "gpt-4o" and not resp.cascade.escalated
+    await held(fake_provider, "deepseek-chat")                # the caller had its answer before the cheap call ended
+    await router.aclose()
+    [line] = shadow_lines(router)
+    assert line["explores"] is True and line["answered_by"] == "gpt-4o" and line["model"] == "deepseek-v2"
+    assert line["status"] == "ok" and line["answer"] == "It is 41." and "reused" not in line
+    assert line["label"] == {"adequate": False, "source": "agreement", "reason": ""}
+    assert line["cost_usd"] == pytest.approx((20 * 0.14 + 5 * 0.28) / 1e6)
+    spend = {e.user: e.cost_usd for e in router.store.ledger(request_id=resp.cascade.request_id)}
+    assert spend[SHADOW_USER] == pytest.approx(line["cost_usd"])       # the shadow cap, not alice's
+    assert router.store.total_spent(user="alice") == pytest.approx(resp.cascade.cost_usd)
+    from cascade.learning.labels import judged_answer, read_labelled
+    [row] = read_labelled(router.sink.path, only_labelled=True)
+    assert row["label"]["model"] == "deepseek-v2" and row["label"]["quality"] == 0.0
+    assert judged_answer(row) == "It is 41."
+    qualities = {a["model"]: a.get("quality") for a in row["attempts"]}
+    assert qualities == {"gpt-4o": 1.0, "deepseek-v2": 0.0}       # the returned answer is the reference
+
+
+async def test_an_escalated_request_labels_the_cheap_answer_it_already_has(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", truncated("Six times seven: the answer is 42." + " ." * 17))
+    fake_provider.script("gpt-4o", answer("42"))
+    router = make_router(shadowed(), score=0.1, trace_text=True)
+    resp = await router.acomplete(user_msg(QUESTION))
+    assert resp.cascade.model == "gpt-4o" and resp.cascade.escalated
+    await router.aclose()
+    [line] = shadow_lines(router)
+    assert line["explores"] is True and line["reused"] is True and line["cost_usd"] == 0.0
+    assert line["label"]["adequate"] is True
+    assert fake_provider.tally["deepseek-chat"].n_requests == 1        # no second cheap call
+    from cascade.learning.labels import read_labelled
+    from cascade.learning.train import both_rungs
+    [row] = read_labelled(router.sink.path, only_labelled=True)
+    cheap = [a for a in row["attempts"] if a["model"] == "deepseek-v2"]
+    assert [a["status"] for a in cheap] == ["check_failed"] and cheap[0]["quality"] == 1.0 and both_rungs(row)
+
+
+async def test_exploring_calls_are_held_to_the_shadow_cap(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("42"))
+    fake_provider.script("gpt-4o", answer("42"))
+    router = make_router(shadowed(budget=0.0), score=0.9)
+    await router.acomplete(user_msg(QUESTION))
+    await router.aclose()
+    [line] = shadow_lines(router)
+    assert line["status"] == "skipped" and "budget" in line["error"]
+    assert fake_provider.tally["deepseek-chat"].n_requests == 0
 
 
 async def test_the_shadow_cap_is_its_own(make_router, fake_provider):

@@ -137,7 +137,7 @@ def test_an_exhausted_plan_of_bad_requests_is_the_clients_400():
 
 def test_openapi_document_describes_the_served_routes():
     doc = json.loads(openapi_document(("cascade", "cascade/default"), with_keys=True, version="1"))
-    assert set(doc["paths"]) == {"/v1/chat/completions", "/v1/models", "/healthz", "/metrics"}
+    assert set(doc["paths"]) == {"/v1/chat/completions", "/v1/feedback", "/v1/models", "/healthz", "/metrics"}
     request = doc["components"]["schemas"]["ChatCompletionRequest"]
     assert request["properties"]["model"]["enum"] == ["cascade", "cascade/default"]
     assert request["additionalProperties"] is False and "$defs" not in json.dumps(doc)

@@ -40,3 +40,22 @@ def test_a_user_labels_their_own_request_only(serve, fake_provider, tmp_path):
     assert feedback(served, "sk-cascade-alice-1111", {"request_id": mine, "score": True}).status_code == 400
     lines = [d for d in read_trace_records(tmp_path / "traces.jsonl") if d.get("kind") == "feedback"]
     assert [(d["request_id"], d["user"], d["score"]) for d in lines] == [(mine, "alice", 0.0)]
+
+
+def test_the_openapi_document_describes_feedback_as_served(serve, fake_provider, tmp_path):
+    import jsonschema
+    fake_provider.script("deepseek-chat", answer("42"))
+    served = serve(keys=API_KEYS, trace_path=tmp_path / "traces.jsonl")
+    doc = httpx.get(served.url + "/openapi.json", timeout=10).json()
+    op = doc["paths"]["/v1/feedback"]["post"]
+    assert op["security"] == [{"bearer": []}] and set(op["responses"]) == {"200", "400", "401", "404", "413"}
+    schema = {**doc["components"]["schemas"]["FeedbackRequest"], "components": doc["components"]}
+    mine = ask(served, "sk-cascade-alice-1111")
+    good, bad = {"request_id": mine, "score": 0.5}, {"request_id": mine, "score": 1.5}
+    jsonschema.validate(good, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    reply = feedback(served, "sk-cascade-alice-1111", good)
+    jsonschema.validate(reply.json(), op["responses"]["200"]["content"]["application/json"]["schema"])
+    refused = feedback(served, "sk-cascade-alice-1111", bad)
+    assert refused.status_code == 400 and "400" in op["responses"]
