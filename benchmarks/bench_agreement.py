@@ -51,7 +51,6 @@ the cheap model's.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -65,6 +64,7 @@ import classifiers  # noqa: E402
 from classifiers.extract import agree, prompt_kind  # noqa: E402
 from classifiers.rules import rule_failure  # noqa: E402
 from classifiers.training.data import RoutingData, load_dataset, load_responses  # noqa: E402
+from cascade.replay.arrow import unwrap_response as unwrap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = ROOT.parent / "shared" / "data"
@@ -87,18 +87,6 @@ def default_checker_threshold() -> float:
         if check.name == "answer_checker":
             return float(check.param("threshold", 0.5))
     raise SystemExit("the default policy has no answer_checker check")
-
-
-def unwrap(text: str | None) -> str | None:
-    """RouterBench's ``"['answer']"`` -> ``answer``; any other text unchanged."""
-    if text and text[:2] in ("['", '["') and text.endswith("]"):
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return text
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return "".join(value)
-    return text
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import data_dir  # noqa: E402
+from cascade.replay.arrow import unwrap_response  # noqa: E402
 
 
 
@@ -79,26 +79,13 @@ def load_traffic(traffic: Traffic, seed: int) -> tuple[list[dict], dict, dict]:
                if p["task"].startswith(traffic.task_prefix)]
     outcomes = {(o["prompt_id"], o["model"]): o for o in pq.read_table(folder / "outcomes.parquet").to_pylist()
                 if o["score"] is not None}
-    answers = {(r["prompt_id"], r["model"]): answer_text(r["response"])
+    answers = {(r["prompt_id"], r["model"]): unwrap_response(r["response"])
                for r in pq.read_table(folder / "responses.parquet").to_pylist() if r["response"]}
     usable = [p for p in prompts if split_of(p["prompt"]) != "train"
               and all((p["prompt_id"], m) in outcomes and (p["prompt_id"], m) in answers
                       for m in traffic.seats.values())]
     order = np.random.default_rng(seed).permutation(len(usable))
     return [usable[i] for i in order], answers, outcomes
-
-
-def answer_text(response: str) -> str:
-    """RouterBench stores each answer as the repr of a list of strings (``"['A\\n']"``): its text."""
-    import ast
-    if response.startswith("[") and response.endswith("]"):
-        try:
-            parts = ast.literal_eval(response)
-        except (ValueError, SyntaxError):
-            return response
-        if isinstance(parts, list) and all(isinstance(p, str) for p in parts):
-            return "".join(parts)
-    return response
 
 
 def script_provider(server, traffic: Traffic, by_text: dict, answers: dict) -> None:
