@@ -1,5 +1,5 @@
-"""Where ``cascade train`` extracts its features: ``local`` (this process, every row at once) or ``dask``
-(the rows cut into partitions mapped over a Dask cluster's workers by the replay's own engine,
+"""Where ``cascade train`` extracts its features: ``local`` (this process, every row at once), ``dask`` or
+``ray`` (the rows cut into partitions mapped over the cluster's workers by the replay's own engine,
 :func:`cascade.replay.parts.mapper`; the fit stays in this process, on the merged features)."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ PARTS_PER_WORKER = 2
 
 @contextmanager
 def feature_map(engine: str = "local", address: str | None = None, workers: int = 2) -> Iterator[Any]:
-    """The :class:`classifiers.training.rowmap.RowMap` of ``engine`` (``local`` or ``dask``: the cluster at
-    ``address``, else a local cluster of ``workers`` processes), open for the ``with`` block. Training
+    """The :class:`classifiers.training.rowmap.RowMap` of ``engine`` (``local``, ``dask`` or ``ray``: the cluster
+    at ``address``, else a local one of ``workers`` processes), open for the ``with`` block. Training
     modules are imported here only (the runtime never imports them)."""
     from classifiers.training.rowmap import LOCAL, RowMap
 
