@@ -1,6 +1,11 @@
 """Our choice extractor against MMLU-Pro's own scorer, on every model's answer texts.
 
     .venv/bin/python benchmarks/bench_extract.py [--data ../shared/data/mmlu_pro]
+    .venv/bin/python benchmarks/bench_extract.py --gsm8k /work/ext/gsm8k --cruxeval /work/ext \
+        --kinds /work/ext/mt-bench --kinds ../shared/data/llmrouter
+
+The public-traffic parts (GSM8K answers against the gold number, CRUXEval output predictions, prompt
+kinds of any folder) are ``benchmarks/extract_public.py``; ``--no-mmlu-pro`` skips the part below.
 
 For each model with answer texts (responses.parquet: DeepSeek-V2, GPT-4o, DeepSeek-Coder-V2,
 Gemini-1.5-Flash) the letter :func:`classifiers.extract.extract_choice` reads (given the prompt) is
@@ -80,8 +85,26 @@ def measure(folder: Path) -> dict[str, Counter]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT)
+    parser.add_argument("--gsm8k", type=Path, help="a GSM8K outcome folder of benchmarks/public_sets.py")
+    parser.add_argument("--cruxeval", type=Path, help="a folder with cruxeval.jsonl, crux_prompts.py and "
+                        "crux_scored_codellama_output.json")
+    parser.add_argument("--kinds", type=Path, action="append", default=[], help="an outcome folder whose prompt "
+                        "kinds to count (repeatable)")
+    parser.add_argument("--no-mmlu-pro", action="store_true", help="skip the MMLU-Pro letters")
     args = parser.parse_args(argv)
-    counts = measure(args.data)
+    if not args.no_mmlu_pro:
+        print_mmlu_pro(args.data)
+    from benchmarks.extract_public import print_cruxeval, print_gsm8k, print_kinds
+    if args.gsm8k:
+        print_gsm8k(args.gsm8k)
+    if args.cruxeval:
+        print_cruxeval(args.cruxeval)
+    for folder in args.kinds:
+        print_kinds(folder)
+
+
+def print_mmlu_pro(folder: Path) -> None:
+    counts = measure(folder)
     print(f"{'model':32s} {'texts':>6s} {'agree':>7s} " + " ".join(f"{c:>9s}" for c in CLASSES[1:])
           + "  we-only letters right")
     for model, c in sorted(counts.items()):

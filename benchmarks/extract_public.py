@@ -1,0 +1,151 @@
+"""Our final-answer extractor and prompt kinds on public math, code-output and chat traffic.
+
+Used by ``benchmarks/bench_extract.py`` (``--gsm8k DIR``, ``--cruxeval DIR``, ``--kinds DIR``):
+
+* GSM8K (an outcome folder of ``benchmarks/public_sets.py``): per model, on the answers its scorer judged
+  right, how often ``extract(text, "auto", prompt)`` equals GSM8K's gold number (recall) and how often it
+  reads nothing; on the answers judged wrong, how often it still equals the gold number (it should not:
+  precision) and how often it reads nothing. RouteLLM's scorer reads the last run of digits, so it judges
+  "... = $5.00." wrong when the gold number is 5 (it read "00"): the "misread" column counts the wrong
+  answers whose last number, decimals included, is the gold number, and "==gold*" is the precision figure
+  on the wrong answers without them.
+* CRUXEval (a folder holding ``cruxeval.jsonl``, the benchmark's ``crux_prompts.py`` and CodeLlama's scored
+  output predictions ``crux_scored_codellama_output.json``): the prompt kind of the 800 questions in every
+  template, and for each generation whether the literal we read equals the gold output's literal, against
+  the benchmark's own True/False (it executes ``assert f(input) == generation``).
+* ``--kinds DIR``: the prompt kinds of any outcome folder (MT-Bench, llmrouter, ...).
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from classifiers.extract import canonical_number, extract, prompt_kind
+
+CRUX_TEMPLATES = ("make_direct_output_prompt", "make_cot_output_prompt", "make_direct_output_prompt_phind",
+                  "make_direct_input_prompt", "make_cot_input_prompt")
+
+
+def _table(folder: Path, name: str) -> dict[str, list]:
+    import pyarrow.parquet as pq
+    return pq.read_table(folder / f"{name}.parquet").to_pydict()
+
+
+def kind_counts(prompts: list[str]) -> Counter:
+    return Counter(prompt_kind(p) for p in prompts)
+
+
+def folder_kinds(folder: Path) -> Counter:
+    return kind_counts(_table(folder, "prompts")["prompt"])
+
+
+def gold_number(reference: str) -> str:
+    from fractions import Fraction
+    return canonical_number(Fraction(reference.replace(",", "")))
+
+
+_LAST_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def misread(text: str, gold: str) -> bool:
+    """Whether the text's last number, decimals included, is the gold number (RouteLLM's scorer, reading
+    digits only, took the decimals of "$5.00" for the answer)."""
+    from fractions import Fraction
+    found = _LAST_NUMBER.findall(text.replace(",", ""))
+    return bool(found) and "." in found[-1] and canonical_number(Fraction(found[-1])) == gold
+
+
+def gsm8k(folder: Path) -> dict[str, Counter]:
+    """model -> counts: right / right_gold / right_none, wrong / wrong_gold / wrong_none, and the wrong
+    answers the scorer misread (``misread``) / the others (``clean``, ``clean_gold``)."""
+    prompts = _table(folder, "prompts")
+    prompt_of = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+    refs = _table(folder, "references")
+    gold = {p: gold_number(r) for p, r in zip(refs["prompt_id"], refs["reference"])}
+    outcomes = _table(folder, "outcomes")
+    score = {(p, m): s for p, m, s in zip(outcomes["prompt_id"], outcomes["model"], outcomes["score"])}
+    texts = _table(folder, "responses")
+    counts: dict[str, Counter] = {}
+    for pid, model, text in zip(texts["prompt_id"], texts["model"], texts["response"]):
+        side = "right" if score[(pid, model)] >= 0.5 else "wrong"
+        got = extract(text or "", "auto", prompt_of[pid])
+        c = counts.setdefault(model, Counter())
+        c[side] += 1
+        c[f"{side}_gold"] += got == gold[pid]
+        c[f"{side}_none"] += got is None
+        if side == "wrong":
+            bad = misread(text or "", gold[pid])
+            c["misread"] += bad
+            c["clean"] += not bad
+            c["clean_gold"] += (not bad) and got == gold[pid]
+    return counts
+
+
+def print_gsm8k(folder: Path) -> None:
+    print(f"GSM8K ({folder}): extract(text, 'auto', prompt) vs GSM8K's gold number")
+    print(f"{'model':38s} {'right':>6s} {'==gold':>8s} {'none':>7s}   {'wrong':>6s} {'==gold':>8s} {'none':>7s} "
+          f"{'misread':>8s} {'==gold*':>8s}")
+    for model, c in sorted(gsm8k(folder).items()):
+        r, w, w2 = max(c["right"], 1), max(c["wrong"], 1), max(c["clean"], 1)
+        print(f"{model:38s} {c['right']:6d} {c['right_gold'] / r:8.2%} {c['right_none'] / r:7.2%}   "
+              f"{c['wrong']:6d} {c['wrong_gold'] / w:8.2%} {c['wrong_none'] / w:7.2%} {c['misread']:8d} "
+              f"{c['clean_gold'] / w2:8.2%}")
+    print(f"prompt kinds: {dict(sorted(folder_kinds(folder).items()))}")
+
+
+def crux_templates(folder: Path) -> dict[str, Callable]:
+    spec = importlib.util.spec_from_file_location("crux_prompts", folder / "crux_prompts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: getattr(module, name) for name in CRUX_TEMPLATES}
+
+
+def crux_rows(folder: Path) -> list[dict]:
+    with (folder / "cruxeval.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def literal(text: str) -> str | None:
+    try:
+        return repr(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def cruxeval(folder: Path) -> tuple[dict[str, Counter], Counter]:
+    """(template -> prompt kinds, counts of (extracted literal == gold literal, benchmark's verdict))."""
+    rows, templates = crux_rows(folder), crux_templates(folder)
+    kinds = {name: kind_counts([make((r["code"], r["input"])) for r in rows]) for name, make in templates.items()}
+    scored = json.loads((folder / "crux_scored_codellama_output.json").read_text(encoding="utf-8"))
+    prompt = {r["id"]: templates["make_direct_output_prompt"]((r["code"], r["input"])) for r in rows}
+    gold = {r["id"]: literal(r["output"]) for r in rows}
+    verdicts: Counter = Counter()
+    for sample, generations in scored["raw_generations"].items():
+        for text, ok in zip(generations, scored["raw_scored_generations"][sample]):
+            got = extract(text, "auto", prompt[sample])
+            verdicts[("none" if got is None else got == gold[sample], bool(ok))] += 1
+    return kinds, verdicts
+
+
+def print_cruxeval(folder: Path) -> None:
+    kinds, verdicts = cruxeval(folder)
+    print(f"CRUXEval ({folder}): prompt kinds per template")
+    for name, c in kinds.items():
+        print(f"  {name:34s} {dict(sorted(c.items()))}")
+    total = sum(verdicts.values())
+    same = verdicts[(True, True)] + verdicts[(False, False)]
+    print(f"CodeLlama-7B output predictions ({total}, direct-output prompt): extracted literal == gold literal")
+    print(f"  benchmark True:  equal {verdicts[(True, True)]:5d}  differ {verdicts[(False, True)]:5d}  "
+          f"none {verdicts[('none', True)]:5d}")
+    print(f"  benchmark False: equal {verdicts[(True, False)]:5d}  differ {verdicts[(False, False)]:5d}  "
+          f"none {verdicts[('none', False)]:5d}")
+    print(f"  our verdict = benchmark's: {same / total:.2%}")
+
+
+def print_kinds(folder: Path) -> None:
+    print(f"prompt kinds of {folder}: {dict(sorted(folder_kinds(folder).items()))}")

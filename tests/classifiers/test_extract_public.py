@@ -1,0 +1,33 @@
+"""benchmarks/extract_public.py over tiny folders written in tmp (the public sets are not in the repo)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tests.cascade.replay.helpers import write_folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from extract_public import gsm8k, misread  # noqa: E402
+
+Q1 = "Jill has 10 llamas and sells 3. How many llamas does she have?"
+Q2 = "A pen costs $1.20 and an eraser $0.30. How much do 8 pens and 8 erasers cost?"
+
+
+def test_gsm8k_counts_recall_precision_and_the_scorers_misreadings(tmp_path):
+    responses = [("q1", "M", "10 - 3 = 7\n#### 7"), ("q2", "M", "8 x $1.50 = $12.00."),
+                 ("q1", "S", "She sells some of them."), ("q2", "S", "#### 12")]
+    outcomes = [("q1", "M", 1.0, 5, None), ("q2", "M", 0.0, 5, None),   # the scorer read "00"
+                ("q1", "S", 0.0, 5, None), ("q2", "S", 1.0, 5, None)]
+    folder = write_folder(tmp_path / "g", [("q1", Q1, 20), ("q2", Q2, 20)], outcomes, responses)
+    pq.write_table(pa.table({"prompt_id": ["q1", "q2"], "reference": ["7", "12"]}), folder / "references.parquet")
+    counts = gsm8k(folder)
+    assert counts["M"]["right"] == counts["M"]["right_gold"] == 1
+    assert counts["M"]["wrong_gold"] == counts["M"]["misread"] == 1 and counts["M"]["clean"] == 0
+    assert counts["S"]["wrong_none"] == counts["S"]["clean"] == 1 and counts["S"]["clean_gold"] == 0
+
+
+def test_misread_is_a_decimal_last_number_equal_to_gold():
+    assert misread("that is $5.00.", "5") and not misread("that is 5.", "5") and not misread("$5.50", "5")
