@@ -14,15 +14,12 @@ Kinds (the ``extract:`` values of an agreement check):
   ("the answer is Hurler syndrome" is no "H") and, when the prompt lists its options, must be one
   of them. :func:`classifiers.rules.extract_choice` (used by the answer checker) is the first two
   cues only and is left as it is.
-* ``number``: the final number as the answer states it: "#### 42", the last ``\\boxed{...}``, "the
-  answer is 1,234.50" / "Answer: 42" (the first number after the last such cue), else a last line
-  that ends an equation ("... = 42 apples"), else a last sentence that concludes with one number
-  ("So 42", "Therefore, Jill has 9 llamas."), else the last number of a one-line reply of at most
-  :data:`TEXT_MAX_WORDS` words ("6 times 7 is 42.").
-  Never a stray number of the reasoning: "... in 3 steps." on the last line states no answer.
-  Canonical form: thousands commas, ``$`` and ``%`` dropped, the unicode minus read as "-",
-  fractions and decimals as exact rationals, written as an integer ("3.0" -> "3"), a terminating
-  decimal ("1/2" -> "0.5") or a reduced fraction ("2/6" -> "1/3").
+* ``number``: the final number as the answer states it (:mod:`classifiers.extract_number`): "#### 42",
+  the last ``\\boxed{...}``, "the answer is 1,234.50" / "Answer: $18", else a last line that ends an
+  equation ("... = 42 apples"), concludes ("So 42"), states one result ("Fawn has 28 books.", "The total
+  inner volume of all 3 boxes is 72 cubic inches." -> 72) or is one number ("**18**"), else the last number
+  of a one-line reply of at most :data:`TEXT_MAX_WORDS` words. Never a stray number of the reasoning.
+  Canonical form: an integer, a terminating decimal or a reduced fraction ("2/6" -> "1/3").
 * ``json:<field>``: the field (dotted path, list indices as numbers: ``items.0.id``) of the JSON
   object in the answer (whole answer, a fenced block, or the first object in the text); ``json``
   alone is the whole object. Canonical JSON: sorted keys, no spaces, integral floats as integers.
@@ -38,9 +35,9 @@ from __future__ import annotations
 import ast
 import re
 import unicodedata
-from fractions import Fraction
 
 from classifiers.extract_json import extract_json
+from classifiers.extract_number import boxed_contents, canonical_number, delatex, extract_number  # noqa: F401
 from classifiers.rules import is_multiple_choice, rule_failure
 from classifiers.signals import parse_options
 
@@ -49,7 +46,6 @@ KINDS: tuple[str, ...] = ("auto", "choice", "number", "text", "json")
 TEXT_MAX_WORDS = 12
 _SHORT_CHARS = 50 * TEXT_MAX_WORDS  # longer candidates are not normalised at all
 _TAIL = 4000  # final answers are searched for in the answer's last characters
-_BOXED_CHARS = 400  # a \boxed{...} longer than this is not read
 
 # --- choice -------------------------------------------------------------------------------------
 # what may stand between a cue and its letter on the same line: spaces, "*", ":", "$", brackets,
@@ -98,122 +94,7 @@ def _option_by_text(text: str, options: dict[str, str]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-# --- number -------------------------------------------------------------------------------------
-_NUM = r"[-\u2212]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d{1,3})?|[-\u2212]?\.\d+"
-# a number, then "/ number" (a fraction) or "x 10^k" (scientific notation)
-_NUMBER = re.compile(r"(?<![\w.])(" + _NUM + r")(?:\s*/\s*(" + _NUM + r")|\s*(?:\\times|\\cdot|\u00d7|x|\*)\s*"
-                     r"10\s*\^\s*\{?\s*([-\u2212]?\d{1,3})\s*\}?)?(?![\d])")
-_HASHES = re.compile(r"####\s*([^\n]*)")
-_ANSWER_NUMBER_CUE = re.compile(r"(?i:answer\s+is|answer\s*:|answer\s+would\s+be)([^\n]*)")
-_LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
-_LATEX_NOISE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}|\\[,!;: ]|\{,\}|\\left|\\right")
-
-
-def boxed_contents(text: str) -> list[str]:
-    """The contents of every ``\\boxed{...}`` (nested braces balanced, at most _BOXED_CHARS), in order."""
-    out = []
-    for match in re.finditer(r"\\boxed\s*\{", text):
-        depth, start = 1, match.end()
-        for i in range(start, min(len(text), start + _BOXED_CHARS)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                out.append(text[start:i])
-                break
-    return out
-
-
-def _delatex(text: str) -> str:
-    text = _LATEX_NOISE.sub(lambda m: m.group(1) or "", text)
-    return _LATEX_FRAC.sub(r"\1/\2", text).replace("\\%", "%").replace("\\$", "$")
-
-
-def _to_fraction(raw: str) -> Fraction:
-    cleaned = raw.replace("\u2212", "-").replace("$", "").replace(",", "").replace(" ", "")
-    return Fraction(cleaned)
-
-
-def canonical_number(value: Fraction) -> str:
-    """An integer, a terminating decimal, or a reduced fraction ``p/q``."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    rest = value.denominator
-    for p in (2, 5):
-        while rest % p == 0:
-            rest //= p
-    if rest != 1:
-        return f"{value.numerator}/{value.denominator}"
-    digits = 0
-    while (value * 10 ** digits).denominator != 1:
-        digits += 1
-    sign, scaled = "-" if value < 0 else "", str(abs(value.numerator) * 10 ** digits // value.denominator)
-    scaled = scaled.rjust(digits + 1, "0")
-    return f"{sign}{scaled[:-digits]}.{scaled[-digits:]}"
-
-
-def _number_value(match: re.Match[str]) -> str | None:
-    try:
-        value = _to_fraction(match.group(1))
-        if match.group(2):
-            value /= _to_fraction(match.group(2))
-        if match.group(3):
-            value *= Fraction(10) ** int(match.group(3).replace("\u2212", "-"))
-    except (ValueError, ZeroDivisionError):
-        return None
-    return canonical_number(value)
-
-
-def _first_number(region: str) -> str | None:
-    """The first number of a short final-answer region ("42 apples", "\\frac{3}{4}")."""
-    for match in _NUMBER.finditer(_delatex(region)):
-        found = _number_value(match)
-        if found is not None:
-            return found
-    return None
-
-
-_RESULT_SIGN = re.compile(r"=|\u2248|\\approx")
-
-
-def _equation_result(line: str) -> str | None:
-    """N of a line that ends an equation: "... = N [unit]" (one number after the last "=" or "≈")."""
-    parts = _RESULT_SIGN.split(_delatex(line))
-    if len(parts) < 2:
-        return None
-    found = [n for n in map(_number_value, _NUMBER.finditer(parts[-1])) if n is not None]
-    return found[0] if len(found) == 1 else None
-
-
-_CONCLUSION = re.compile(r"^\W*(?:so|thus|therefore|hence|in total|in all|altogether|finally|overall)\b", re.I)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
-
-
-def _concluding_number(line: str) -> str | None:
-    """N of a last sentence that concludes ("So 42", "Therefore, Jill has 9 llamas.") with one number."""
-    sentence = _SENTENCE_END.split(line.strip())[-1]
-    if not _CONCLUSION.match(sentence):
-        return None
-    found = [n for n in map(_number_value, _NUMBER.finditer(_delatex(sentence))) if n is not None]
-    return found[0] if len(found) == 1 else None
-
-
-def _short_reply_number(text: str) -> str | None:
-    """The last number of a one-line reply of at most TEXT_MAX_WORDS words ("6 times 7 is 42.")."""
-    if "\n" in text.strip() or len(text.split()) > TEXT_MAX_WORDS:
-        return None
-    found = [n for n in map(_number_value, _NUMBER.finditer(_delatex(text))) if n is not None]
-    return found[-1] if found else None
-
-
-def extract_number(text: str) -> str | None:
-    """The answer's final number, canonical (see the module docstring), or None when it states none."""
-    tail = text[-_TAIL:]
-    for found in (_HASHES.findall(tail), boxed_contents(tail), _ANSWER_NUMBER_CUE.findall(tail)):
-        number = _first_number(found[-1]) if found else None
-        if number is not None:
-            return number
-    lines = [line for line in tail.splitlines() if line.strip(" \t$*")]
-    last = lines[-1] if lines else ""
-    return _equation_result(last) or _concluding_number(last) or _short_reply_number(tail)
+# --- number: classifiers/extract_number.py --------------------------------------------------------
 
 
 # --- json: classifiers/extract_json.py ----------------------------------------------------------
@@ -227,7 +108,7 @@ _ARTICLE = re.compile(r"^(?:a|an|the)\s+(?=\S)")
 
 def normalise_text(text: str) -> str:
     """NFKC, lower case, no leading "the answer is", punctuation -> spaces, one article dropped."""
-    text = unicodedata.normalize("NFKC", _delatex(text)).strip().lower()
+    text = unicodedata.normalize("NFKC", delatex(text)).strip().lower()
     text = _LEADING_CUE.sub("", text)
     text = "".join(" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in text)
     text = " ".join(text.split())
@@ -281,6 +162,19 @@ _COMPUTE_CUE = re.compile(
     r"\b(?:calculate|compute|evaluate|solve|simplify)\b|\bwhat(?:'s| is)\s+[-(]?\d[\d\s.,+*/^()\u00d7\u00f7-]*\d"
     r"|\bwhat is the (?:value|result|sum|product|total|difference|area|perimeter|volume|probability|average"
     r"|mean|remainder|number)\b", re.IGNORECASE)
+# a question for a quantity that names it instead of asking "how many / how much": "what's her annual
+# salary?", "What was the original price of the book?", "how tall is the tree?", "Find her mean score."
+_QUANTITY = (r"(?:price|cost|salary|pension|wage|income|profit|revenue|balance|bill|fee|amount|sum|total|difference"
+             r"|average|mean|median|number|count|percentage|rate|value|distance|speed|weight|height|length|width"
+             r"|depth|area|volume|capacity|temperature|score|grade|charge|measure|size|age)s?")
+_QUANTITY_QUESTION = re.compile(
+    r"\bwhat(?:'s|\u2019s|\s+(?:is|was|are|were|will|would|should|does|did))\s[^?.\n]{0,60}?\b" + _QUANTITY
+    + r"\b[^.\n]{0,120}\?|\bwhat\s+(?:speed|score|temperature|floor|place|size|weight|price|age|number)\b"
+    r"[^.\n]{0,120}\?|\bhow\s+(?:tall|big|high|far|old|fast|heavy|wide|deep|large|long|short)\b[^.\n]{0,120}\?"
+    r"|\b(?:find|calculate|compute|determine)\s+(?:the|her|his|their|its)\s[^?.\n]{0,40}?\b" + _QUANTITY + r"\b",
+    re.IGNORECASE)
+_DIGITS = re.compile(r"\d")
+_QUESTION_CHARS = 400       # a quantity question is the prompt's last: a passage's questions are not
 
 
 _OUTPUT_REQUEST = re.compile(
@@ -289,7 +183,8 @@ _OUTPUT_REQUEST = re.compile(
 
 
 def prompt_kind(prompt: str | None) -> str:
-    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` or ``text``. A request
+    """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` (a numeric question,
+    including word problems that name the quantity: "what's her annual salary?") or ``text``. A request
     to predict what given code outputs ("assert f(3) == ??", "what is the output") is ``text``: its answer
     is a short value, compared as one (a final ``assert ... == X`` reads X), not a program."""
     if not prompt:
@@ -300,7 +195,8 @@ def prompt_kind(prompt: str | None) -> str:
         return "text"
     if _CODE_REQUEST.search(prompt):
         return "code"
-    if _NUMERIC_CUE.search(prompt) or (_COMPUTE_CUE.search(prompt) and re.search(r"\d", prompt)):
+    asks = _COMPUTE_CUE.search(prompt) or _QUANTITY_QUESTION.search(prompt[-_QUESTION_CHARS:])
+    if _NUMERIC_CUE.search(prompt) or (asks and _DIGITS.search(prompt)):
         return "number"
     return "text"
 

@@ -36,6 +36,16 @@ CRUXEVAL = ("You are given a Python function and an assertion containing an inpu
             "assertion with a literal (no unsimplified expressions, no function calls) containing the output when "
             "executing the provided code on the given input, even if the function is incorrect or incomplete.\n\n"
             "[PYTHON]\ndef f(nums):\n    return [n * 2 for n in nums if n % 2]\nassert f([1, 2, 3]) == ??\n[/PYTHON]")
+GSM8K_SALARY = ("Jill gets paid $20 per hour to teach and $30 to be a cheerleading coach. If she works 50 weeks a year, "
+                "35 hours a week as a teacher and 15 hours a week as a coach, what's her annual salary?")
+GSM8K_PRICE = ("Roger bought a book at a 20% discount and paid $16. What was the original price of the book?")
+GSM8K_TALL = ("The tallest tree is 24 feet taller than the middle tree, which is 6 feet less than half the height of "
+              "the tallest tree. How tall is the tallest tree?")
+MT_BENCH_BLOG = ("Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cultural experiences "
+                 "and must-see attractions.")
+PASSAGE = ("Television has changed our lives in many ways. The average American student spends 4 hours a day "
+           "watching TV and 1 hour on homework. " + "Some critics say that television makes people violent. " * 8
+           + "What is the passage mainly about?")
 MBPP_ANSWER = ("Here is a Python function that finds the first adverb ending with \"ly\" and its positions in a "
                "given string:\n\n```python\ndef find_first_adverb(s):\n    # List of adverbs ending with 'ly'\n"
                "    adverbs = [\"actually\", \"currently\", \"finally\"]\n```")
@@ -132,6 +142,33 @@ def test_choice(answer, prompt, letter):
     ("x = 3.000", "3"),
     ("It is 3 x 10^{-2} m.", "0.03"),
     ("There is no number here.", None),
+    # GPT-4-1106 on GSM8K: a last sentence that states the result, units and "$" dropped
+    ("Fawn has 28 books.", "28"),
+    ("The cost of a pen is $1.20 + $0.30 = $1.50.\n\nEach student raised $6,250.", "6250"),
+    ("So the total cost is $6.\nTherefore, the cost per serving is $2.00.", "2"),
+    ("The total inner volume of all 3 boxes is 72 cubic inches.", "72"),         # after the last "is"
+    ("John's average score across the 4 tests is 95.", "95"),
+    ("The sum of Mico and Marco's ages in 10 years will be 40 years.", "40"),    # after "will be"
+    ("Together, Lily and Amy have 50 + 70 = <<50+70=120>>120 friends.", "120"),   # GSM8K's calculator note
+    ("Therefore, there is a 24% chance that Marcus will actually have to turn in his homework tomorrow.", "24"),
+    ("So, in 4 weeks, Charisma has spent 34 hours on meditation and yoga practice.", "34"),   # the main clause
+    ("Since one box contains exactly 24 smores, they will need 1 box of graham crackers.", "1"),
+    ("Therefore, he has 44 souvenir t-shirts, which means he has 44 quilt blocks in total.", "44"),  # one number
+    ("Billy will earn $20 more than Sally for 20 hours of work.", "20"),
+    # other final-answer formats
+    ("6 * 3 = 18 eggs a day.\n\n**18**", "18"),
+    ("She sells 16 - 3 - 4 = 9 eggs.\nTotal: $18", "18"),
+    ("She sells 9 eggs at $2 each.\n\nThe answer is: 18", "18"),
+    ("She sells 9 eggs at $2 each.\nAnswer: $18", "18"),
+    ("She sells 9 eggs at $2 each, for \\boxed{18} dollars.\nThat was easy: 2 steps.", "18"),
+    # a stray number of the reasoning, a plan, a question, an answer cut off (Mixtral): no answer
+    ("Jill has 10 apples.\nLet's find out how many apples she has after 3 days.", None),
+    ("A cake takes 4 eggs.\nFirst, we need 2 cups of flour for each cake.", None),
+    ("She lays 16 eggs a day.\nHow many eggs does she have left after 3 days?", None),
+    ("Sam ran 3 miles on Monday + 3 miles on Wednesday + 3 miles on Friday, which is a total of 3 + 3 +", None),
+    ("The heater adds 15 degrees.\nSo now the house is at 40 + 15 = <<40+1", None),
+    ("Count his pets.\nHe has 3 cats, 2 dogs and 5 fish.", None),            # several numbers, no single result
+    ("Add the two piles.\nSo the sum is 12, and 30 more makes 42.", None),     # which one?
 ])
 def test_number(answer, number):
     assert extract(answer, "number") == number
@@ -173,6 +210,13 @@ def test_text(answer, text):
     # predicting what given code outputs asks for a value, not a program
     (CRUXEVAL, "text"), ("What is the output of this code?\n```python\nprint(sum(range(4)))\n```", "text"),
     ("Write a function that doubles odd numbers.\nYour code should pass: assert f([1]) == [2]", "code"),
+    # GSM8K word problems that name the quantity instead of asking "how many / how much"
+    (GSM8K_SALARY, "number"), (GSM8K_PRICE, "number"), (GSM8K_TALL, "number"),
+    ("Tom earns $20 an hour for 8 hours. Find his total pay.", "number"),
+    ("A bus traveled 280 kilometers from 3:00 p.m. to 7:00 p.m. What was the average speed of the bus?", "number"),
+    # open chat and reading passages stay text: no digits, or the quantity question is not the prompt's last
+    ("What is the average salary of a nurse in Canada?", "text"),
+    (MT_BENCH_BLOG, "text"), (PASSAGE, "text"),
 ])
 def test_prompt_kind(prompt, kind):
     assert prompt_kind(prompt) == kind
