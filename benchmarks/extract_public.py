@@ -17,7 +17,6 @@ Used by ``benchmarks/bench_extract.py`` (``--gsm8k DIR``, ``--cruxeval DIR``, ``
 """
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from classifiers.extract import canonical_number, extract, prompt_kind
+from classifiers.extract_output import literal
 
 CRUX_TEMPLATES = ("make_direct_output_prompt", "make_cot_output_prompt", "make_direct_output_prompt_phind",
                   "make_direct_input_prompt", "make_cot_input_prompt")
@@ -110,13 +110,6 @@ def crux_rows(folder: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def literal(text: str) -> str | None:
-    try:
-        return repr(ast.literal_eval(text))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-
-
 def cruxeval(folder: Path) -> tuple[dict[str, Counter], Counter]:
     """(template -> prompt kinds, counts of (extracted literal == gold literal, benchmark's verdict))."""
     rows, templates = crux_rows(folder), crux_templates(folder)
@@ -138,13 +131,13 @@ def print_cruxeval(folder: Path) -> None:
     for name, c in kinds.items():
         print(f"  {name:34s} {dict(sorted(c.items()))}")
     total = sum(verdicts.values())
-    same = verdicts[(True, True)] + verdicts[(False, False)]
+    same = verdicts[(True, True)] + verdicts[(False, False)] + verdicts[("none", False)]
     print(f"CodeLlama-7B output predictions ({total}, direct-output prompt): extracted literal == gold literal")
     print(f"  benchmark True:  equal {verdicts[(True, True)]:5d}  differ {verdicts[(False, True)]:5d}  "
           f"none {verdicts[('none', True)]:5d}")
     print(f"  benchmark False: equal {verdicts[(True, False)]:5d}  differ {verdicts[(False, False)]:5d}  "
           f"none {verdicts[('none', False)]:5d}")
-    print(f"  our verdict = benchmark's: {same / total:.2%}")
+    print(f"  our verdict (equal: right; differ or none: not right) = benchmark's: {same / total:.2%}")
 
 
 def print_kinds(folder: Path) -> None:

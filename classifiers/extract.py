@@ -25,8 +25,10 @@ Kinds (the ``extract:`` values of an agreement check):
   alone is the whole object. Canonical JSON: sorted keys, no spaces, integral floats as integers.
 * ``text``: a short final answer, normalised: a final ``assert f(x) == VALUE`` line's VALUE (as a
   Python literal's repr), else the stated final answer if there is one ("The answer is Paris."), else
-  the whole answer; NFKC, lower case, punctuation and a leading article dropped, whitespace collapsed. Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None
-  (two long texts are not compared word for word).
+  the whole answer; NFKC, lower case, punctuation and a leading article dropped, whitespace collapsed.
+  Longer than :data:`TEXT_MAX_WORDS` words, or holding code: None (two long texts are not compared word
+  for word). Given a prompt that asks what code outputs (:func:`classifiers.extract_output.is_output_request`):
+  the output the answer states, as a Python literal, case and punctuation kept (:mod:`classifiers.extract_output`).
 * ``auto``: from the prompt (:func:`answer_kind`): options listed -> choice, a numeric question ->
   number, else text. Without a prompt: text.
 """
@@ -37,6 +39,7 @@ import re
 import unicodedata
 
 from classifiers.extract_json import extract_json
+from classifiers.extract_output import extract_output, is_output_request
 from classifiers.extract_number import boxed_contents, canonical_number, delatex, extract_number  # noqa: F401
 from classifiers.rules import is_multiple_choice, rule_failure
 from classifiers.signals import parse_options
@@ -177,11 +180,6 @@ _DIGITS = re.compile(r"\d")
 _QUESTION_CHARS = 400       # a quantity question is the prompt's last: a passage's questions are not
 
 
-_OUTPUT_REQUEST = re.compile(
-    r"\bassert\b[^\n]*==\s*\?\?|\b(?:predict|determine|what(?:'s| is| will be))\b[^.?\n]{0,30}\boutput\b",
-    re.IGNORECASE)
-
-
 def prompt_kind(prompt: str | None) -> str:
     """What the prompt asks for: ``choice`` (options listed), ``code``, ``number`` (a numeric question,
     including word problems that name the quantity: "what's her annual salary?") or ``text``. A request
@@ -191,7 +189,7 @@ def prompt_kind(prompt: str | None) -> str:
         return "text"
     if is_multiple_choice(prompt):
         return "choice"
-    if _OUTPUT_REQUEST.search(prompt):
+    if is_output_request(prompt):
         return "text"
     if _CODE_REQUEST.search(prompt):
         return "code"
@@ -229,6 +227,8 @@ def extract(text: str, kind: str, prompt: str | None = None) -> str | None:
         return extract_number(text)
     if base == "json":
         return extract_json(text, field)
+    if is_output_request(prompt):
+        return extract_output(text)
     return extract_text(text)
 
 

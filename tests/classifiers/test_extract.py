@@ -203,12 +203,48 @@ def test_text(answer, text):
     assert extract(answer, "text") == text
 
 
+CRUX_PHIND = ("Based on the given Python code, which may contain errors, complete the assert statement with the "
+              "output when executing the code on the given test case. Do NOT output any extra information, even if "
+              "the function is incorrect or incomplete. Output \"# done\" after the assertion.\n\ndef f(n):\n    "
+              "return n\nassert f(17) == 17 # done\n\ndef f(text):\n    return text.upper()\nassert f('ua6hajq') ==")
+CRUX_INPUT = ("You will be given a function f and an output in the form f(??) == output. Find any input such that "
+              "executing f on the input leads to the given output.\n\n[PYTHON]\ndef f(x):\n    return x + 1\n"
+              "assert f(??) == 17\n[/PYTHON]")
+
+
+@pytest.mark.parametrize("answer, value", [
+    # CodeLlama-7B's bare literals on CRUXEval (scored by running the assertion): case and punctuation count
+    ("'o=9,h=6,l=4'", "'o=9,h=6,l=4'"),
+    ('"o=9,h=6,l=4"', "'o=9,h=6,l=4'"),
+    ('"UA6HAJQ"', "'UA6HAJQ'"),
+    ("[1, 2]", "[1, 2]"),
+    ("True", "True"),
+    ("{ 1: 'A1', 2: 'A2', 3: 'A3' }", "{1: 'A1', 2: 'A2', 3: 'A3'}"),
+    ("{3: 'A3', 1: 'A1', 2: 'A2'}", "{1: 'A1', 2: 'A2', 3: 'A3'}"),       # == ignores a dict's order
+    ("'\"Leap and the net will appear!' + str(123)", None),              # an expression, not a literal
+    # the benchmark's answer formats: the assertion, in [ANSWER] tags, a fenced block, a "# done" comment
+    ("[ANSWER]\nassert f('hi') == 'bhihia'\n[/ANSWER]", "'bhihia'"),
+    ("```python\nassert f([1, 2, 3]) == [2, 6]\n```", "[2, 6]"),
+    ("assert f('ua6hajq') == 'UA6HAJQ' # done", "'UA6HAJQ'"),
+    ("assert f('a==b') == 'x'", "'x'"),
+    ("[ANSWER]'UA6HAJQ'[/ANSWER]", "'UA6HAJQ'"),
+    # a stated output after reasoning; reasoning with no stated output states none
+    ("The function upper-cases its argument.\nThe output is 'UA6HAJQ'.", "'UA6HAJQ'"),
+    ("It doubles the odd numbers.\nSo the function returns [2, 6]", "[2, 6]"),
+    ("1. The function is called with text = 'ua6hajq'.\n2. It upper-cases each letter of the text.", None),
+])
+def test_output(answer, value):
+    assert extract(answer, "auto", CRUXEVAL) == value
+    assert extract(answer, "text", CRUX_PHIND) == value
+
+
 @pytest.mark.parametrize("prompt, kind", [
     (MMLU_PRO, "choice"), (ARC, "choice"), (WINOGRANDE, "choice"), (MBPP, "code"), (HUMANEVAL, "code"),
     (GSM8K, "number"), ("What is 12 * 7?", "number"), ("Calculate the area of a 3 m by 4 m room.", "number"),
     (NQ, "text"), ("What is the capital of France?", "text"), (None, "text"), ("", "text"),
     # predicting what given code outputs asks for a value, not a program
     (CRUXEVAL, "text"), ("What is the output of this code?\n```python\nprint(sum(range(4)))\n```", "text"),
+    (CRUX_PHIND, "text"), (CRUX_INPUT, "code"),
     ("Write a function that doubles odd numbers.\nYour code should pass: assert f([1]) == [2]", "code"),
     # GSM8K word problems that name the quantity instead of asking "how many / how much"
     (GSM8K_SALARY, "number"), (GSM8K_PRICE, "number"), (GSM8K_TALL, "number"),
@@ -248,6 +284,9 @@ def test_auto_follows_the_prompt():
     ("[ANSWER]assert f([1, 2, 3]) == [2, 6][/ANSWER]", "[ANSWER]assert f([1, 2, 3]) == [2, 4, 6][/ANSWER]",
      "auto", CRUXEVAL, False),
     ("assert f('ab') == 'ba'", 'The function reverses it.\nassert f("ab") == "ba"', "auto", CRUXEVAL, True),
+    ('"UA6HAJQ"', "'ua6hajq'", "auto", CRUXEVAL, False),
+    ("{3: 'A3', 1: 'A1'}", "[ANSWER]assert f(3) == {1: 'A1', 3: 'A3'}[/ANSWER]", "auto", CRUXEVAL, True),
+    ("It upper-cases the text.", "'UA6HAJQ'", "auto", CRUXEVAL, None),
 ])
 def test_agree(a, b, kind, prompt, verdict):
     assert agree(a, b, kind, prompt) is verdict

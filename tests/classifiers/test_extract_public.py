@@ -1,6 +1,7 @@
 """benchmarks/extract_public.py over tiny folders written in tmp (the public sets are not in the repo)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 from tests.cascade.replay.helpers import write_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from extract_public import gsm8k, misread  # noqa: E402
+from extract_public import cruxeval, gsm8k, misread  # noqa: E402
 
 Q1 = "Jill has 10 llamas and sells 3. How many llamas does she have?"
 Q2 = "A pen costs $1.20 and an eraser $0.30. How much do 8 pens and 8 erasers cost?"
@@ -31,3 +32,22 @@ def test_gsm8k_counts_recall_precision_and_the_scorers_misreadings(tmp_path):
 
 def test_misread_is_a_decimal_last_number_equal_to_gold():
     assert misread("that is $5.00.", "5") and not misread("that is 5.", "5") and not misread("$5.50", "5")
+
+
+def test_cruxeval_compares_literals_with_the_benchmarks_verdicts(tmp_path):
+    (tmp_path / "cruxeval.jsonl").write_text(
+        json.dumps({"code": "def f(s):\n    return s.upper()", "input": "'ua6hajq'", "output": "'UA6HAJQ'",
+                    "id": "s0"}) + "\n")
+    templates = "\n".join(f"def {name}(s):\n    code, input = s\n    return f'{text}'\n" for name, text in [
+        ("make_direct_output_prompt", "[PYTHON]\\n{code}\\nassert f({input}) == ??\\n[/PYTHON]"),
+        ("make_cot_output_prompt", "[PYTHON]\\n{code}\\nassert f({input}) == ??\\n[/PYTHON]"),
+        ("make_direct_output_prompt_phind", "{code}\\nassert f({input}) =="),
+        ("make_direct_input_prompt", "{code}\\nassert f(??) == {input}"),
+        ("make_cot_input_prompt", "{code}\\nassert f(??) == {input}")])
+    (tmp_path / "crux_prompts.py").write_text(templates)
+    (tmp_path / "crux_scored_codellama_output.json").write_text(json.dumps({
+        "raw_generations": {"s0": ['"UA6HAJQ"', "'UA6HAJQ'", "'ua6hajq'"]},
+        "raw_scored_generations": {"s0": [True, True, False]}}))
+    kinds, verdicts = cruxeval(tmp_path)
+    assert sum(kinds["make_direct_output_prompt"].values()) == 1
+    assert verdicts[(True, True)] == 2 and sum(verdicts.values()) == 3
