@@ -6,9 +6,9 @@ Used by ``benchmarks/bench_extract.py`` (``--gsm8k DIR``, ``--cruxeval DIR``, ``
   right, how often ``extract(text, "auto", prompt)`` equals GSM8K's gold number (recall) and how often it
   reads nothing; on the answers judged wrong, how often it still equals the gold number (it should not:
   precision) and how often it reads nothing. RouteLLM's scorer reads the last run of digits, so it judges
-  "... = $5.00." wrong when the gold number is 5 (it read "00"): the "misread" column counts the wrong
-  answers whose last number, decimals included, is the gold number, and "==gold*" is the precision figure
-  on the wrong answers without them.
+  "... = $5.00." wrong when the gold number is 5 (it read "00"), and "So, there are 12 bales of hay left
+  after a 6 hour day." wrong (it read 6): the "misread" column counts such wrong labels (:func:`misread`,
+  which does not use our extractor), and "==gold*" is the precision figure on the wrong answers without them.
 * CRUXEval (a folder holding ``cruxeval.jsonl``, the benchmark's ``crux_prompts.py`` and CodeLlama's scored
   output predictions ``crux_scored_codellama_output.json``): the prompt kind of the 800 questions in every
   template, and for each generation whether the literal we read equals the gold output's literal, against
@@ -24,8 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from classifiers.extract import canonical_number, extract, prompt_kind
-from classifiers.extract_output import literal
+from classifiers.extract import canonical_number, extract, final_answer_failure, prompt_kind
 
 CRUX_TEMPLATES = ("make_direct_output_prompt", "make_cot_output_prompt", "make_direct_output_prompt_phind",
                   "make_direct_input_prompt", "make_cot_input_prompt")
@@ -52,17 +51,31 @@ def gold_number(reference: str) -> str:
 _LAST_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def misread(text: str, gold: str) -> bool:
-    """Whether the text's last number, decimals included, is the gold number (RouteLLM's scorer, reading
-    digits only, took the decimals of "$5.00" for the answer)."""
+def _integers(text: str) -> set[str]:
+    return {str(int(n)) for n in re.findall(r"\d+", text.replace(",", ""))}
+
+
+def misread(text: str, gold: str, prompt: str = "") -> bool:
+    """Whether RouteLLM's scorer (the last run of digits) misread an answer that states the gold number on
+    its last line: the text's last number, decimals included, is gold (it took the "00" of "$5.00"), or the
+    last integer is a number the question itself gives while gold is on the last line ("So, there are 12
+    bales left after a 6 hour day." read as 6). Independent of our extractor."""
     from fractions import Fraction
-    found = _LAST_NUMBER.findall(text.replace(",", ""))
-    return bool(found) and "." in found[-1] and canonical_number(Fraction(found[-1])) == gold
+    flat = text.replace(",", "")
+    found = _LAST_NUMBER.findall(flat)
+    if not found:
+        return False
+    if "." in found[-1] and canonical_number(Fraction(found[-1])) == gold:
+        return True
+    lines = [line for line in flat.splitlines() if line.strip()]
+    scorer = str(int(re.findall(r"\d+", found[-1])[-1]))
+    return scorer != gold and scorer in _integers(prompt) and gold in _integers(lines[-1])
 
 
 def gsm8k(folder: Path) -> dict[str, Counter]:
-    """model -> counts: right / right_gold / right_none, wrong / wrong_gold / wrong_none, and the wrong
-    answers the scorer misread (``misread``) / the others (``clean``, ``clean_gold``)."""
+    """model -> counts: right / right_gold / right_none, wrong / wrong_gold / wrong_none, the wrong answers
+    the scorer misread (``misread``) / the others (``clean``, ``clean_gold``), and the answers that fail the
+    answer checker's no_number rule (``unstated``, ``unstated_right``)."""
     prompts = _table(folder, "prompts")
     prompt_of = dict(zip(prompts["prompt_id"], prompts["prompt"]))
     refs = _table(folder, "references")
@@ -78,8 +91,11 @@ def gsm8k(folder: Path) -> dict[str, Counter]:
         c[side] += 1
         c[f"{side}_gold"] += got == gold[pid]
         c[f"{side}_none"] += got is None
+        unstated = final_answer_failure(prompt_of[pid], text or "") is not None
+        c["unstated"] += unstated
+        c["unstated_right"] += unstated and side == "right"
         if side == "wrong":
-            bad = misread(text or "", gold[pid])
+            bad = misread(text or "", gold[pid], prompt_of[pid])
             c["misread"] += bad
             c["clean"] += not bad
             c["clean_gold"] += (not bad) and got == gold[pid]
@@ -95,6 +111,10 @@ def print_gsm8k(folder: Path) -> None:
         print(f"{model:38s} {c['right']:6d} {c['right_gold'] / r:8.2%} {c['right_none'] / r:7.2%}   "
               f"{c['wrong']:6d} {c['wrong_gold'] / w:8.2%} {c['wrong_none'] / w:7.2%} {c['misread']:8d} "
               f"{c['clean_gold'] / w2:8.2%}")
+    for model, c in sorted(gsm8k(folder).items()):
+        stated, n = c["right"] + c["wrong"] - c["unstated"], c["unstated"]
+        print(f"{model}: {n} answers state no final number (rule no_number), right {c['unstated_right'] / max(n, 1):.1%};"
+              f" the other {stated} right {(c['right'] - c['unstated_right']) / max(stated, 1):.1%}")
     print(f"prompt kinds: {dict(sorted(folder_kinds(folder).items()))}")
 
 
@@ -112,6 +132,7 @@ def crux_rows(folder: Path) -> list[dict]:
 
 def cruxeval(folder: Path) -> tuple[dict[str, Counter], Counter]:
     """(template -> prompt kinds, counts of (extracted literal == gold literal, benchmark's verdict))."""
+    from classifiers.extract_output import literal        # gold outputs in the form extract() writes them
     rows, templates = crux_rows(folder), crux_templates(folder)
     kinds = {name: kind_counts([make((r["code"], r["input"])) for r in rows]) for name, make in templates.items()}
     scored = json.loads((folder / "crux_scored_codellama_output.json").read_text(encoding="utf-8"))

@@ -3,7 +3,8 @@
 A :class:`~classifiers.linear.LinearStack` over the *answer's* hashed n-grams and dense features
 (the answer's structural features, the prompt's structural features, and the rule signals of
 :mod:`classifiers.rules`). A failed rule (empty answer, refusal, multiple-choice answer with no
-extractable final choice) overrides the model: the score is then 1.0.
+extractable final choice, numeric or output-prediction answer with no final answer) overrides the model:
+the score is then 1.0.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from classifiers.base import check_pairs
 from classifiers.features import STRUCT_NAMES, FeatureSpec, Single, struct_matrix
 from classifiers.linear import LinearStack, sigmoid
 from classifiers.answer_scan import choice_and_letters, is_refusal
-from classifiers.rules import is_multiple_choice
+from classifiers.rules import final_answer_failed, is_multiple_choice
 
 #: names of the extra dense columns after the answer's structural features
 EXTRA_NAMES: tuple[str, ...] = tuple(f"prompt_{n}" for n in STRUCT_NAMES) + (
@@ -82,7 +83,7 @@ class LinearAnswerChecker:
         extra = extra_columns(prompts, answers)
         scores = sigmoid(self.stack.logits(answers, extra))
         failed = extra[:, len(STRUCT_NAMES) + 1: len(STRUCT_NAMES) + 4].any(axis=1)
-        scores[failed] = 1.0
+        scores[failed | final_answer_failed(prompts, answers, extra[:, len(STRUCT_NAMES)] != 0)] = 1.0
         return scores
 
     def score_one(self, prompt: str, answer: str) -> float:

@@ -243,6 +243,19 @@ def agree(a: str, b: str, kind: str, prompt: str | None = None) -> bool | None:
     return first == second
 
 
+def final_answer_failure(prompt: str | None, answer: str | None) -> str | None:
+    """``no_number`` when a non-empty answer to a numeric prompt states no final number, ``no_output`` when
+    one to a prompt that asks what code outputs states no output; else None (other kinds: never)."""
+    if not prompt or not answer or not answer.strip():
+        return None
+    kind = prompt_kind(prompt)
+    if kind == "number":
+        return "no_number" if extract_number(answer) is None else None
+    if kind == "text" and is_output_request(prompt):
+        return "no_output" if extract_output(answer) is None else None
+    return None
+
+
 CHECKER_MIN_WORDS = 20
 
 
@@ -251,7 +264,11 @@ def checker_judges(prompt: str | None, answer: str | None) -> bool:
     reason before their letter (MMLU-Pro); on a shorter multiple-choice answer only its rules speak (no
     stated letter, a refusal: score 1.0; RouterBench's bare answers that fail them score 0 while GPT-4's
     answers there score 0.96, `python benchmarks/bench_checker_kinds.py`), and on code, numbers or open
-    text its score says nothing (it flags almost every correct one). Elsewhere it abstains."""
-    if not answer or prompt_kind(prompt) != "choice":
+    text its score says nothing (it flags almost every correct one): there only the rule that a numeric or
+    output-prediction answer must state its final answer speaks (:func:`final_answer_failure`, score 1.0).
+    Elsewhere it abstains."""
+    if not answer:
         return False
+    if prompt_kind(prompt) != "choice":
+        return final_answer_failure(prompt, answer) is not None
     return len(answer.split()) >= CHECKER_MIN_WORDS or rule_failure(prompt or "", answer) is not None

@@ -8,8 +8,8 @@ In order, the first that reads a number wins:
    an equation's end ("... = 42 apples": one number after the last "=" or "≈"); a concluding sentence with one
    number ("So 42", "Therefore, Jill has 9 llamas."); a finished sentence that states one result ("Fawn has
    28 books.", "... the cost per serving is $2.00.", "The total inner volume of all 3 boxes is 72 cubic
-   inches." -> 72: the one number after the last "is/are/was/will be/equals/comes to", else the sentence's
-   only number); a line that is one number, maybe labelled or bold ("**18**", "Total: $18");
+   inches." -> 72: the one number after the last "is/are/was/has/will be/equals/comes to", else the
+   sentence's only number); a line that is one number, maybe labelled or bold ("**18**", "Total: $18");
 3. the last number of a one-line reply of at most :data:`SHORT_REPLY_WORDS` words ("6 times 7 is 42.").
 
 Never a stray number of the reasoning: a sentence that plans or narrates a step ("We can solve this in 3
@@ -138,8 +138,14 @@ _MARKDOWN = re.compile(r"\*\*|__|`")
 # a sentence that plans or narrates a step of the reasoning, not its result
 _STEP = re.compile(r"^\W*(?:we|i|let(?:'s)?|then|first|next|to|if|step|suppose|assume|after)\b", re.I)
 # the verb that states a result: the number after the last one is the result
-_COPULA = re.compile(r"\b(?:is|are|was|were|be|equals?|equal to|comes? to|amounts? to|totals?)\b|=", re.I)
+_COPULA = re.compile(r"\b(?:is|are|was|were|be|has|have|had|equals?|equal to|comes? to|amounts? to|totals?)\b|=", re.I)
 _LISTED = re.compile(r"^\s*(?:and|or|but|plus|with|which)\b", re.I)   # not a main clause
+_ASIDE = re.compile(r"\s*\([^()]*\)")       # "the remainder is 0 (as the 2 in 5k + 2 shows)."
+_LEADING_NUMBER = re.compile(r"\s*(?:approximately|about|roughly|around|exactly|only|just|nearly|almost|a total of)?"
+                             r"\s*(" + _NUM + r")")
+# what makes a leading number part of a computation or a list, not the result ("is 12, and then 30 more ...")
+_CONTINUED = re.compile(r"\s*,?\s*(?:and|plus|then|minus|times|\+|-|\*|\u00d7|/|x\b)", re.I)
+_LIST = re.compile(r"[^.;]*?(?:,|\band\b|&)\s*\$?\d")          # "has 3 cats, 2 dogs and 5 fish"
 _FINISHED = re.compile(r"[.!]\W*$")
 _LABELLED_NUMBER = re.compile(r"^[\s#>*_]*(?:[A-Za-z][\w ()'-]{0,40}:\s*)?[*_]*\s*(" + _NUM + r")\s*%?"
                               r"(?:\s+[A-Za-z]+){0,2}\s*[*_]*\s*\.?\s*$")
@@ -151,16 +157,22 @@ def _numbers(text: str) -> list[str]:
 
 def _stated_result(line: str) -> str | None:
     """N of a last sentence that states one result: "Fawn has 28 books.", "The total inner volume of all 3
-    boxes is 72 cubic inches." (the one number after the last "is/are/was/equals..."), a sentence whose
+    boxes is 72 cubic inches." (the one number after the last "is/are/was/equals...", or the number that
+    follows it when the rest qualifies it: "is approximately 0.3056, or 30.56%"), a sentence whose
     numbers are all one, or the one number of its main clause after a leading "Since ..., " / "So, in 4
     weeks, "; else None."""
     sentence = _SENTENCE_END.split(line.strip())[-1]
     if not _FINISHED.search(sentence) or _STEP.match(sentence):
         return None
+    sentence = _ASIDE.sub("", sentence)
     verbs = list(_COPULA.finditer(sentence))
-    after = _numbers(sentence[verbs[-1].end():]) if verbs else []
+    region = sentence[verbs[-1].end():] if verbs else ""
+    after = _numbers(region)
     if len(after) == 1:
         return after[0]
+    lead = _LEADING_NUMBER.match(region)          # "is 19 integers that satisfy |x + 5| < 10": 19
+    if after and lead and not _CONTINUED.match(region, lead.end()) and not _LIST.match(region[lead.end():]):
+        return _first_number(lead.group(1))
     found = _numbers(sentence)
     if len(set(found)) == 1:                 # "he has 44 t-shirts, which means he has 44 blocks"
         return found[0]

@@ -1,7 +1,11 @@
-"""Rule checks on an answer: empty, refusal, multiple-choice answer with no extractable final choice.
+"""Rule checks on an answer: empty, refusal, multiple-choice answer with no extractable final choice,
+numeric or output-prediction answer that states no final answer.
 
 The choice extraction follows MMLU-Pro's evaluation script (``answer is (X)``, then ``Answer: X``),
-so "no extractable choice" here means the same as a 0 score there for want of an answer.
+so "no extractable choice" here means the same as a 0 score there for want of an answer. "No final
+number" / "no output" use :mod:`classifiers.extract` (:func:`classifiers.extract.final_answer_failure`):
+an answer to a numeric question that ends without stating a number (cut off mid-computation, or
+reasoning that never concludes) is right far less often (Mixtral-8x7B on GSM8K: 40% against 67%).
 """
 from __future__ import annotations
 
@@ -53,15 +57,30 @@ def is_refusal(answer: str) -> bool:
     return _REFUSAL.search(answer[:400]) is not None
 
 
+def final_answer_failure(prompt: str, answer: str) -> str | None:
+    """``no_number`` / ``no_output``: :func:`classifiers.extract.final_answer_failure`."""
+    from classifiers.extract import final_answer_failure as failure   # classifiers.extract imports this module
+    return failure(prompt, answer)
+
+
 def rule_failure(prompt: str, answer: str) -> str | None:
-    """Name of the first rule the answer fails (``empty``, ``refusal``, ``no_choice``), or ``None``."""
+    """Name of the first rule the answer fails (``empty``, ``refusal``, ``no_choice``, ``no_number``,
+    ``no_output``), or ``None``."""
     if not answer.strip():
         return "empty"
     if is_refusal(answer):
         return "refusal"
-    if is_multiple_choice(prompt) and extract_choice(answer) is None:
-        return "no_choice"
-    return None
+    if is_multiple_choice(prompt):
+        return "no_choice" if extract_choice(answer) is None else None
+    return final_answer_failure(prompt, answer)
+
+
+def final_answer_failed(prompts: Sequence[str], answers: Sequence[str], choice: np.ndarray) -> np.ndarray:
+    """Per pair, whether :func:`final_answer_failure` names a rule (rows where ``choice`` is set, the
+    multiple-choice prompts, are skipped: no_choice covers them). The trained checkers score these 1.0."""
+    from classifiers.extract import final_answer_failure as failure
+    return np.fromiter((not mc and failure(p, a) is not None for p, a, mc in zip(prompts, answers, choice)),
+                       dtype=bool, count=len(prompts))
 
 
 class RuleAnswerChecker:

@@ -15,7 +15,8 @@ The trees are trained on multiple-choice prompts only (the signals are about opt
 prompts (open questions, code) are scored by ``fallback``, a linear stack over the same answer
 features (the model of :class:`classifiers.checker.LinearAnswerChecker`, trained the same way),
 so a short, plain answer to an open question is not judged by trees that never saw one. A failed rule (empty answer,
-refusal, multiple-choice answer with no extractable choice) sets the score to 1.0.
+refusal, multiple-choice answer with no extractable choice, numeric or output-prediction answer with no final answer)
+sets the score to 1.0.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from classifiers.checker import EXTRA_NAMES, extra_columns
 from classifiers.features import STRUCT_NAMES, FeatureSpec, chunks
 from classifiers.linear import LinearStack, sigmoid
 from classifiers.answer_scan import choice_and_letters
+from classifiers.rules import final_answer_failed
 from classifiers.signals import SIGNAL_NAMES, Scan, signal_matrix
 from classifiers.trees import TreeEnsemble
 
@@ -120,7 +122,8 @@ class TreeAnswerChecker:
         elif other.size:
             logits[other] = self.fallback.logits([answers[i] for i in other], extra[other])
         scores = sigmoid(logits)
-        scores[extra[:, _EXTRA_RULES].any(axis=1)] = 1.0
+        failed = extra[:, _EXTRA_RULES].any(axis=1) | final_answer_failed(prompts, answers, extra[:, _EXTRA_MC] != 0)
+        scores[failed] = 1.0
         return scores
 
     def score_one(self, prompt: str, answer: str) -> float:

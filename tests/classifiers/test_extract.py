@@ -155,6 +155,12 @@ def test_choice(answer, prompt, letter):
     ("Since one box contains exactly 24 smores, they will need 1 box of graham crackers.", "1"),
     ("Therefore, he has 44 souvenir t-shirts, which means he has 44 quilt blocks in total.", "44"),  # one number
     ("Billy will earn $20 more than Sally for 20 hours of work.", "20"),
+    # Mixtral-8x7B on MT-Bench: the number that follows "is", qualified; an aside in brackets
+    ("Therefore, the probability of rolling a total number that is at least 3 is approximately 0.3056, or 30.56%.",
+     "0.3056"),
+    ("So, there are 19 integers that satisfy the inequality |x + 5| < 10.", "19"),
+    ("6. Therefore, when twice the number is divided by 4, the remainder is 0 (as indicated by the integer \"2\" in "
+     "the expression 5k + 2).", "0"),
     # other final-answer formats
     ("6 * 3 = 18 eggs a day.\n\n**18**", "18"),
     ("She sells 16 - 3 - 4 = 9 eggs.\nTotal: $18", "18"),

@@ -30,8 +30,12 @@ def test_gsm8k_counts_recall_precision_and_the_scorers_misreadings(tmp_path):
     assert counts["S"]["wrong_none"] == counts["S"]["clean"] == 1 and counts["S"]["clean_gold"] == 0
 
 
-def test_misread_is_a_decimal_last_number_equal_to_gold():
+def test_misread_is_a_decimal_last_number_equal_to_gold_or_a_question_number_after_it():
     assert misread("that is $5.00.", "5") and not misread("that is 5.", "5") and not misread("$5.50", "5")
+    question = "A farmer cuts 4 bales an hour for 6 hours. How many bales are left of 36?"
+    assert misread("So, there are 12 bales of hay left in the field after a 6 hour day.", "12", question)
+    assert not misread("So, there are 12 bales of hay left in the field after a 6 hour day.", "12", "no numbers")
+    assert not misread("So, there are 11 bales of hay left in the field after a 6 hour day.", "12", question)
 
 
 def test_cruxeval_compares_literals_with_the_benchmarks_verdicts(tmp_path):

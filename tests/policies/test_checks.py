@@ -292,7 +292,8 @@ def test_answer_checker_compares_the_given_scorer_with_its_threshold():
 
 @pytest.mark.parametrize("prompt, text", [
     (MC, "B"),                                                    # a bare letter: nothing to judge
-    ("How many legs do 3 spiders have? Explain.", "bad " + "step " * 40),   # not multiple choice
+    # not multiple choice (an answer stating no final number at all is judged: tests/classifiers/test_rules.py)
+    ("How many legs do 3 spiders have? Explain.", "bad " + "step " * 40 + "\nSo they have 24 legs."),
     ("Write a Python function that adds two numbers.", "bad\ndef add(a, b):\n    return a + b " + "x " * 30),
 ])
 def test_answer_checker_abstains_where_it_cannot_judge(prompt, text):
@@ -365,6 +366,8 @@ def test_the_shipped_checker_judges_multiple_choice_reasoning_only():
     from classifiers import load_answer_checker
     judges = load_answer_checker("default").judges
     assert judges(MC, "Seven has no divisor but one and itself, " + "so it is prime " * 5 + "the answer is (B).")
-    assert not judges(MC, "B") and not judges("How many legs do 3 spiders have?", "24 " * 30)
+    spiders = "How many legs do 3 spiders have?"
+    assert not judges(MC, "B") and not judges(spiders, "Each spider has 8 legs. " * 8 + "So 3 spiders have 24 legs.")
+    assert judges(spiders, "Each spider has 8 legs. " * 8 + "Let me count them all")   # no final number: rules speak
     assert judges(MC, "Seven")            # short, but no stated letter: the checker's rules score it 1.0
     assert getattr(load_answer_checker("rules"), "judges", None) is None      # the rule checker judges every answer

@@ -80,3 +80,60 @@ async def test_router_and_replay_agree_request_by_request(tmp_path, parallel):
     assert failed == int((run.engine.outcome == FAILED).sum())
     assert router.store.total_spent() == pytest.approx(run.engine.cost_nano.sum() / 1e9, abs=1e-7)
     await router.aclose()
+
+
+# GSM8K-style questions, answered by the cheap model with a final number, or cut off / never concluding;
+# an output request answered with reasoning only; open chat with no number (which needs none)
+NUMERIC = "Jill has {n} llamas. She trades 8 of the calves for 2 adults. What's the total number of llamas she has now?"
+CRUX = "Complete the assertion with the output.\n[PYTHON]\ndef f(s):\n    return s.upper()\nassert f('a{n}') == ??\n[/PYTHON]"
+CHAT = "Compose a short travel note about a trip to Hawaii, day {n}."
+CHEAP_ANSWERS = [
+    (NUMERIC, "She has {n} - 8 + 2 = {m} llamas.\nTherefore, Jill has {m} llamas.", False),
+    (NUMERIC, "She traded 8 calves and got 2 adults.\nSo she has {n} - 8 + 2 = <<{n}-8+2", True),
+    (NUMERIC, "The number of calves she traded does not change how many adults she keeps.", True),
+    (CRUX, "[ANSWER]\nassert f('a{n}') == 'A{n}'\n[/ANSWER]", False),
+    (CRUX, "1. The function upper-cases its argument.\n2. Every letter becomes a capital.", True),
+    (CHAT, "Hawaii greets you with warm air and the smell of plumeria, and the beaches are quiet at dawn.", False),
+]
+
+
+def no_number_outcomes(n: int = 24):
+    prompts, outcomes, responses, answers, escalates = [], [], [], {}, []
+    for i in range(n):
+        template, said, escalated = CHEAP_ANSWERS[i % len(CHEAP_ANSWERS)]
+        text, cheap = template.format(n=i + 10), said.format(n=i + 10, m=i + 4)
+        prompts.append((f"p{i}", text, 40 + i))
+        for alias, model in (("deepseek-v2", "V2"), ("gpt-4o", "G4")):
+            said_here = cheap if alias == "deepseek-v2" else f"#### {i + 4}"
+            outcomes.append((f"p{i}", model, 0.0 if escalated and alias == "deepseek-v2" else 1.0, 50 + i, None))
+            responses.append((f"p{i}", model, said_here))
+            answers[(alias, text)] = (said_here, 40 + i, 50 + i)
+        escalates.append(escalated)
+    return prompts, outcomes, responses, answers, escalates
+
+
+async def test_an_answer_with_no_final_number_escalates_live_and_in_replay(tmp_path):
+    """The default policy's answer checker fails a cheap answer to a numeric (or output-prediction) prompt
+    that states no final answer: replay escalates exactly those requests, and so does the Router."""
+    prompts, outcomes, responses, answers, escalates = no_number_outcomes()
+    folder = write_folder(tmp_path / "data", prompts, outcomes, responses)
+    run = run_replay("default", [folder], maps={"deepseek-v2": "V2", "gpt-4o": "G4"}, split="all",
+                     classifier=FixedScore(0.0))
+    assert run.engine.escalated.astype(bool).tolist() == [escalates[int(i[1:])] for i in run.data.ids]
+
+    def handler(call):
+        text, pt, ct = answers[(call.model_alias, call.messages[-1]["content"])]
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": call.litellm_model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
+
+    router = Router("default", budget_store="memory://", classifier=FixedScore(0.0), transport=MockTransport(handler))
+    for i, request_id in enumerate(run.data.ids):
+        trace = (await router.acomplete([{"role": "user", "content": run.data.prompts[i]}])).cascade
+        assert trace.escalated == bool(run.engine.escalated[i]) == escalates[int(request_id[1:])], trace.attempts
+        assert trace.model == ("gpt-4o" if trace.escalated else "deepseek-v2")
+        assert trace.cost_usd == pytest.approx(run.engine.cost_nano[i] / 1e9, abs=2e-9)
+        if trace.escalated:
+            checked = [c for a in trace.attempts for c in getattr(a, "checks", ()) if c.name == "answer_checker"]
+            assert checked and not checked[0].passed and checked[0].score == 1.0, trace.attempts
+    await router.aclose()
