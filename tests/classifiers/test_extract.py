@@ -388,3 +388,25 @@ def test_agreement_with_mmlu_pro_scorer(data_root):
     assert min(rates.values()) >= 0.96, rates
     v2_texts = sum(m.startswith("DeepSeek-V2-Chat") for m in responses["model"])
     assert sum(unread_v2) <= 0.02 * v2_texts and len(unread_v2) > 150, (sum(unread_v2), v2_texts)
+
+
+_SUBJECTS = st.sampled_from(["Fawn", "Jenny", "The farmer", "Each student", "Together, they"])
+_RESULT_VERBS = st.sampled_from(["has", "will have", "needs", "raised", "leaves with", "is left with"])
+_UNITS = st.sampled_from(["books", "quarters", "cubic inches", "dollars", "eggs", ""])
+
+
+@given(_SUBJECTS, _RESULT_VERBS, st.integers(0, 10**7), _UNITS, st.lists(st.integers(0, 999), max_size=4))
+def test_a_stated_result_is_read_after_any_reasoning(subject, verb, n, unit, steps):
+    """The one number of a concluding statement is the answer, whatever numbers the reasoning above holds."""
+    reasoning = "\n".join(f"Step: {a} + 1 = {a + 1} items." for a in steps)
+    answer = f"{reasoning}\n{subject} {verb} {n:,} {unit}".rstrip() + "."
+    assert extract(answer, "number") == str(n)
+
+
+_PLANS = st.sampled_from(["We can solve this in {} steps.", "Let's check the {} boxes.", "First, we need {} cups.",
+                          "Then she sells a third of them, which takes {} steps.", "How many are left after {} days?"])
+
+
+@given(_PLANS, st.integers(0, 999), st.integers(0, 999))
+def test_a_plan_or_a_question_states_no_result(plan, n, m):
+    assert extract(f"Jill had {m} llamas.\n" + plan.format(n), "number") is None
