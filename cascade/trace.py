@@ -18,7 +18,8 @@ One JSON object per request::
      "cache_hit",                          # true: answered from the response cache ($0, no provider)
      "cache", "cache_saved_usd", "cache_source",   # when the policy has a response cache
      "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd; reserved
-                                           # and committed against the caps, in the ledger under its model)
+                                           # and committed against the caps, in the ledger under its model;
+                                           # one answered after its timeout is in the ledger only)
 
 Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.shadow`, :mod:`cascade.feedback`)::
 
