@@ -153,7 +153,7 @@ async def test_an_embedding_answered_after_its_timeout_is_in_the_ledger(make_rou
     """The embedding model answers after the timeout: the lookup goes on without a vector and the
     reservation is released at once, but the provider did the work: its cost reaches the ledger."""
     fake_provider.script("deepseek-chat", answer("Paris", prompt_tokens=10, completion_tokens=5))
-    fake_provider.script(EMBEDDING_MODEL, answer(latency=0.8))
+    fake_provider.script(EMBEDDING_MODEL, answer(latency=0.5))   # after 0.2 s, within the 1 s grace
     router = make_router(semantic_policy(transport, embedding_timeout_s=0.2), score=0.1, user_cap_usd=1.0,
                          cap_window="day")
     got = await router.acomplete(user_msg("What is the capital of France?"), user="dave", temperature=0)
