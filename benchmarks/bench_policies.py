@@ -1,6 +1,7 @@
 """The built-in policies replayed on every outcome folder, beside random routing at the same cost.
 
     python benchmarks/bench_policies.py [--split test] [--split calibration] [--policy default ...]
+        [--held-out DIR ...]
 
 For every folder of ../shared/data (or $CASCADE_DATA), its natural cheap -> strong pair stands in for
 DeepSeek-V2 -> GPT-4o; ``quality-match``'s second opinion is a third cheap model of the same folder
@@ -8,6 +9,8 @@ DeepSeek-V2 -> GPT-4o; ``quality-match``'s second opinion is a third cheap model
 Each row: quality kept and cost as % of always-strong, the share sent to the strong model, random
 routing's quality at the same strong share (the bar: never below it, never dearer than always-strong)
 and, stricter, at the same cost.
+``--held-out DIR``: an outcome folder nothing shipped was fitted on (``cascade data download routellm_gsm8k``,
+``routellm_mt_bench``), replayed whole (split ``all``) with its natural pair.
 The numbers come from ``cascade replay`` itself (the same engine and checks as production).
 """
 from __future__ import annotations
@@ -32,17 +35,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", action="append", help="test (default) and/or calibration")
     parser.add_argument("--policy", action="append", help="built-in policies (default: default, quality-match)")
+    parser.add_argument("--held-out", action="append", type=Path, default=[],
+                        help="an outcome folder replayed whole (split all), e.g. routellm_gsm8k")
     args = parser.parse_args()
     from cascade.replay.run import replay_report
     splits, policies = args.split or ["test"], args.policy or ["default", "quality-match"]
     print(f"{'folder':<20} {'split':<12} {'policy':<14} {'quality':>8} {'cost':>7} {'strong':>7} {'random@share':>13} "
           f"{'random@cost':>12}  verdict (same share, not dearer)")
-    for folder, (maps, second) in FOLDERS.items():
-        path = DATA / folder
+    runs = [(folder, DATA / folder, maps, second, splits) for folder, (maps, second) in FOLDERS.items()]
+    runs += [(path.name, path, {}, None, ["all"]) for path in args.held_out]
+    for folder, path, maps, second, folder_splits in runs:
         if not (path / "prompts.parquet").is_file():
             print(f"{folder:<20} (not found at {path})")
             continue
-        for split in splits:
+        for split in folder_splits:
             for policy in policies:
                 extra = {"deepseek-coder": second} if policy == "quality-match" else {}
                 if policy == "quality-match" and second is None:

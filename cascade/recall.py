@@ -18,7 +18,7 @@ from policies.schema import Policy
 
 from cascade.cache.keys import request_digest
 from cascade.cache.layer import Lookup, ResponseCache, entry_of
-from cascade.cache.paid_embedding import EmbeddingBill, PaidEmbedder
+from cascade.cache.paid_embedding import DEFAULT_TIMEOUT_S, EmbeddingBill, PaidEmbedder
 from cascade.sessions import SessionPins, open_pins, validate_session_id
 from cascade.trace import RouteTrace
 
@@ -146,9 +146,9 @@ def _embedder(policy: Policy, transports: Mapping[str, Any], credentials: Any, g
     if transport is None or not hasattr(transport, "aembed"):
         return None
 
-    async def embed(text: str) -> tuple[list[float], int]:
+    async def embed(text: str, timeout_s: float) -> tuple[list[float], int]:
         from cascade.calls import CallSpec
         api_base, api_key = credentials(alias)
-        call = CallSpec(spec.litellm_model, [], api_base, api_key, spec.timeout_s or 30.0, {}, alias)
+        call = CallSpec(spec.litellm_model, [], api_base, api_key, timeout_s, {}, alias)
         return await transport.aembed(call, text)
-    return PaidEmbedder(gate, alias, spec.price, embed)
+    return PaidEmbedder(gate, alias, spec.price, embed, spec.timeout_s or DEFAULT_TIMEOUT_S)

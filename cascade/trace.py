@@ -5,6 +5,7 @@ One JSON object per request::
     {"v": 1, "request_id", "ts", "user", "policy", "score", "modality", "model", "escalated",
      "cost_usd", "unrecorded_cost_usd",   # of cost_usd, what the budget store did not take (spooled)
      "latency_s", "outcome": "ok" | "best_answer" | "error" | "refused", "error", "overrun_usd",
+     "plan_reason",                        # why the plan starts where it does (the engine's reason)
      "attempts": [{"model", "status", "reason", "prompt_tokens", "completion_tokens", "cost_usd",
                    "latency_s", "error", "finish_reason", "overrun_usd",
                    "confidence": {"mean_logprob", "min_logprob", "answer_margin", "n_tokens"} | null,
@@ -17,14 +18,21 @@ One JSON object per request::
      "cache_hit",                          # true: answered from the response cache ($0, no provider)
      "cache", "cache_saved_usd", "cache_source",   # when the policy has a response cache
      "cache_embedding_usd"}                # a semantic lookup's embedding call (not in cost_usd; reserved
-                                           # and committed against the caps, in the ledger under its model)
+                                           # and committed against the caps, in the ledger under its model;
+                                           # one answered after its timeout is in the ledger only)
 
 Beside them, lines of another ``kind``, linked by ``request_id`` (:mod:`cascade.shadow`, :mod:`cascade.feedback`)::
 
-    {"v": 1, "kind": "shadow", "request_id", "ts", "user", "policy", "answered_by", "model", "status",
+    {"v": 1, "kind": "shadow", "request_id", "ts", "user", "policy", "answered_by", "model",
+     "status": "ok" | "error" | "skipped" | "cancelled",
      "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "error",
+     "explores": true,                     # only on exploration lines: ``model`` is the cheap rung, asked
+                                           # because a listed stronger model answered (the label is of its answer)
+     "reused": true,                       # only when exploring: the cheap answer is the walk's own (no call)
      "label": {"adequate": true | false | null, "source": "agreement" | "judge" | null, "reason"},
-     "judge": {"model", "verdict", "prompt_tokens", "completion_tokens", "cost_usd"} | null,
+     "judge": {"model", "verdict", "prompt_tokens", "completion_tokens", "cost_usd"}
+              | {"model", "verdict": null, "cost_usd", "error"}     # the judge did not answer
+              | null,
      "answer", "judge_answer"}             # text only when the sink keeps it
     {"v": 1, "kind": "feedback", "request_id", "ts", "user", "score"}
 

@@ -10,6 +10,7 @@ The four shared folders are what these produce (``../shared/data``; for ``mmlu_p
 * ``routellm_mmlu``: RouteLLM's ``mmlu_<subject>.csv``: ``prompt`` then one True/False column per model.
 * ``routerbench``: RouterBench CSV export: ``sample_id``, ``prompt`` (a Python-literal list of strings),
   ``eval_name``, a score column per model, ``<model>|model_response`` and ``<model>|total_cost``.
+* ``routellm_gsm8k``, ``routellm_mt_bench``: :mod:`cascade.datasets.convert_evals`.
 * ``llmrouter``: a JSON list of ``{"question": str, "scores": {model: number}}``; the file stem
   (train / test) is part of the id and the task.
 """
@@ -24,6 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cascade.datasets import convert_evals
 from cascade.datasets.errors import ConversionError
 from cascade.datasets.manifest import DataSetSpec, FileSpec
 from cascade.datasets.outcome_format import OutcomeRows, estimated_completion_tokens
@@ -199,6 +201,8 @@ CONVERTERS: dict[str, Converter] = {
     "routellm_mmlu": convert_routellm_mmlu,
     "routerbench": convert_routerbench,
     "llmrouter": convert_llmrouter,
+    "routellm_gsm8k": convert_evals.convert_routellm_gsm8k,
+    "routellm_mt_bench": convert_evals.convert_routellm_mt_bench,
 }
 
 

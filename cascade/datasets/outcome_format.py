@@ -1,5 +1,5 @@
 """The outcome format as written by this package: table schemas, a row collector, and an all-or-nothing
-folder writer (``prompts`` / ``outcomes`` / optional ``responses`` and ``answers`` parquet + ``meta.json``).
+folder writer (``prompts`` / ``outcomes`` / optional ``responses``, ``answers`` and ``references`` parquet + ``meta.json``).
 
 Column meanings are those of the shared data (``DATA.md``): ``prompt_tokens`` counted with the DeepSeek
 tokenizer (:mod:`cascade.tokens`), ``completion_tokens`` estimated as ceil(answer chars / 4) where the
@@ -25,6 +25,8 @@ SCHEMAS = {
                            ("completion_tokens", pa.int64()), ("cost_usd", pa.float64())]),
     "responses": pa.schema([("prompt_id", TEXT), ("model", TEXT), ("response", TEXT)]),
     "answers": pa.schema([("prompt_id", TEXT), ("model", TEXT), ("answer", TEXT)]),
+    # a benchmark's own reference answer per prompt, where the source publishes it (GSM8K's final number)
+    "references": pa.schema([("prompt_id", TEXT), ("reference", TEXT)]),
 }
 TABLES = tuple(SCHEMAS)
 
@@ -43,6 +45,7 @@ class OutcomeRows:
     responses: dict[tuple[str, str], str | None] = field(default_factory=dict)  # first wins
     answers: dict[tuple[str, str], str | None] = field(default_factory=dict)    # first wins
     models: dict[str, None] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)                   # first wins
 
     def add_prompt(self, prompt_id: str, task: str, text: str) -> None:
         self.prompts.setdefault(prompt_id, (task, text))
@@ -57,6 +60,9 @@ class OutcomeRows:
 
     def add_answer(self, prompt_id: str, model: str, answer: str | None) -> None:
         self.answers.setdefault((prompt_id, model), answer)
+
+    def add_reference(self, prompt_id: str, reference: str) -> None:
+        self.references.setdefault(prompt_id, reference)
 
     def tables(self, prompt_order: list[str] | None = None) -> dict[str, pa.Table]:
         """The parquet tables; prompts in ``prompt_order`` (default: as added), tokens counted here."""
@@ -73,6 +79,9 @@ class OutcomeRows:
                 keys = list(rows)
                 out[name] = pa.table([[k[0] for k in keys], [k[1] for k in keys], list(rows.values())],
                                      schema=SCHEMAS[name])
+        if self.references:
+            keys = [i for i in ids if i in self.references]
+            out["references"] = pa.table([keys, [self.references[k] for k in keys]], schema=SCHEMAS["references"])
         return out
 
 

@@ -9,7 +9,9 @@ read adds only what the ledger gained since the last one:
              (:meth:`RedisBudgetStore.ledger_page`); until it has caught up, ``ledger.complete`` is false
     others   the whole ledger each time (the memory store keeps only its recent entries anyway)
 
-A ledger that shrank (a new SQLite file, a lost and restarted Redis ledger) is read again from its start.
+A ledger that shrank (a new SQLite file, a lost and restarted Redis ledger) is read again from its start;
+so is a Redis ledger stream whose first entry is no longer the one it had: lost and begun again between two
+reads, even when it has regrown past its old length (its entries would otherwise be added to the old ones).
 The figures are those of a full read of the ledger (:func:`entries_spend`), summed in exact nano-dollars.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ class SpendTally:
     def _reset(self) -> None:
         self._groups: dict[tuple[str, str | None, int], list[int]] = {}
         self._seq, self._stream_id, self._entries, self._complete = 0, "0-0", 0, True
+        self._first_id = "0-0"              # the id of the stream's first entry when it was last read
 
     def read(self) -> dict[str, Any]:
         """The spend figures (the dashboard's ``spend``), brought up to date first."""
@@ -59,8 +62,10 @@ class SpendTally:
 
     def _advance_stream(self) -> None:
         length = self.store.ledger_length()
-        if length < self._entries:                 # the stream was lost and begun again
+        _, first = self.store.ledger_page("0-0", 1)
+        if length < self._entries or first != self._first_id:     # the stream was lost and begun again
             self._reset()
+            self._first_id = first
         read = 0
         while read < self.max_entries:
             entries, self._stream_id = self.store.ledger_page(self._stream_id, min(_PAGE, self.max_entries - read))

@@ -16,7 +16,8 @@ Or as a subprocess (multi-process tests, benchmarks)::
 Routes: ``POST /v1/chat/completions`` and ``POST /chat/completions`` (litellm's openai provider
 uses the first with ``api_base=.../v1``; its deepseek provider appends ``/chat/completions`` to
 ``DEEPSEEK_API_BASE``), ``POST /v1/embeddings`` (deterministic hashed bag-of-words vectors, see
-:mod:`tests.harness.embeddings`; a scripted ``http_error`` of the model is answered too), ``GET /v1/models``. Control routes (used by the subprocess client):
+:mod:`tests.harness.embeddings`; a scripted ``http_error`` of the model is answered too, and a scripted
+``latency`` delays the answer), ``GET /v1/models``. Control routes (used by the subprocess client):
 ``GET /_fake/tally[?full=1]``, ``POST /_fake/reset``, ``POST /_fake/script`` (body: a script file).
 """
 from __future__ import annotations
@@ -226,9 +227,13 @@ class FakeProvider:
             model = str(body["model"])
         except (ValueError, KeyError, TypeError):
             return _error_response(400, "request body is not an embeddings request")
-        behaviour = self.script_for(model).next_behaviour()
+        script = self.script_for(model)
+        behaviour = script.next_behaviour()
         self.tally.record_request(model=model, path=request.path, headers={k.lower(): v for k, v in request.headers.items()},
                                   raw_body=raw, body=body, outcome=_outcome(behaviour), stream=False)
+        delay = script.draw_latency(behaviour.latency, str(body.get("input", "")))
+        if delay > 0:
+            await asyncio.sleep(delay)
         if behaviour.kind == "http_error":
             return _error_response(behaviour.status, None, behaviour.body, behaviour.retry_after)
         return web.json_response(embeddings_payload(body))

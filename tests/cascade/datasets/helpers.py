@@ -69,12 +69,39 @@ def llmrouter_files() -> dict[str, bytes]:
     return {"train.json": json.dumps(train).encode(), "test.json": json.dumps(test).encode()}
 
 
+def gsm8k_files() -> dict[str, bytes]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["prompt", "weak/model", "strong-model", "weak/model_response", "strong-model_response"])
+    writer.writerow(["Tom has 3 apples and buys 4. How many?", "True", "True", "3 + 4 = 7\n#### 7", "He has 7."])
+    writer.writerow(["A pen costs $2. What do 700 pens cost?", "False", "True", "2 * 700 = 1,300", "$1,400 in all."])
+    writer.writerow(["Tom has 3 apples and buys 4. How many?", "False", "False", "a repeated prompt", "kept once"])
+    test = [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4=<<3+4=7>>7\n#### 7"},
+            {"question": "A pen costs $2. What do 700 pens cost?", "answer": "2*700=1400\n#### 1,400"}]
+    return {"gsm8k_responses.csv": out.getvalue().encode(),
+            "test.jsonl": "".join(json.dumps(t) + "\n" for t in test).encode()}
+
+
+def mt_bench_files() -> dict[str, bytes]:
+    questions = [{"question_id": 82, "category": "writing", "turns": ["Write a haiku.", "Now in French."]},
+                 {"question_id": 81, "category": "coding", "turns": ["Reverse a list in Python.", "In C?"]}]
+    judged = [(82, "weak/model", 1, 6, "Leaves fall"), (82, "strong-model", 1, 9, "Quiet light"),
+              (82, "strong-model", 2, 3, "second turn: not converted"), (81, "weak/model", 1, 7, "xs[::-1]")]
+    lines = [json.dumps({"question_id": q, "model": m, "turn": t, "score": sc, "judge": ["gpt-4", "single-v1"],
+                         "user_prompt": f"[Question]\n...\n\n[The Start of Assistant's Answer]\n{a}\n"
+                                        f"[The End of Assistant's Answer]"}) for q, m, t, sc, a in judged]
+    return {"judgements.jsonl": ("\n".join(lines) + "\n").encode(),
+            "question.jsonl": "".join(json.dumps(q) + "\n" for q in questions).encode()}
+
+
 SETS = {  # name: (converter, files, pair, extra fields)
     "tiny_mmlu_pro": ("mmlu_pro", mmlu_pro_files, ("A", "B_5shots"),
                       {"responses_for": ["A"], "expect": {"prompts": 3, "models": 2}}),
     "tiny_routellm": ("routellm_mmlu", routellm_files, ("weak/model", "strong-model"), {}),
     "tiny_routerbench": ("routerbench", routerbench_files, ("cheap/m", "strong-m"), {}),
     "tiny_llmrouter": ("llmrouter", llmrouter_files, ("small", "big"), {}),
+    "tiny_gsm8k": ("routellm_gsm8k", gsm8k_files, ("weak/model", "strong-model"), {}),
+    "tiny_mt_bench": ("routellm_mt_bench", mt_bench_files, ("weak/model", "strong-model"), {}),
 }
 MODELS = {"a_result.json": "A", "model_outputs_B_5shots.zip": "B_5shots"}
 

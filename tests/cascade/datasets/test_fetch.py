@@ -17,7 +17,8 @@ from cascade.datasets.fetch import download_set
 from cascade.datasets.manifest import LOCK_NAME, load_manifest
 from cascade.replay.data import load_outcome_folders
 from policies.loader import load_policy
-from tests.cascade.datasets.helpers import (SETS, Served, closed_port_url, http_server, sha256,
+from cascade.datasets.convert import convert
+from tests.cascade.datasets.helpers import (SETS, Served, closed_port_url, http_server, mt_bench_files, sha256,
                                             write_manifest)
 
 commands.register(app)
@@ -53,7 +54,8 @@ def table(folder: Path, name: str) -> list[dict]:
 # ---- success: every converter, read back by the replay loader ---------------------------------------------
 
 @pytest.mark.parametrize("name, prompts, outcome_rows", [
-    ("tiny_mmlu_pro", 3, 5), ("tiny_routellm", 2, 6), ("tiny_routerbench", 2, 4), ("tiny_llmrouter", 3, 6)])
+    ("tiny_mmlu_pro", 3, 5), ("tiny_routellm", 2, 6), ("tiny_routerbench", 2, 4), ("tiny_llmrouter", 3, 6),
+    ("tiny_gsm8k", 2, 4), ("tiny_mt_bench", 2, 3)])
 def test_download_converts_into_an_outcome_folder_replay_reads(server, tmp_path, name, prompts, outcome_rows):
     served, base = server
     spec = sets_of(tmp_path, served, base)[name]
@@ -95,6 +97,44 @@ def test_routerbench_and_routellm_conversion_values(server, tmp_path):
     rl = download_set(sets["tiny_routellm"], tmp_path / "data")
     assert {p["task"] for p in table(rl, "prompts")} == {"mmlu/anatomy"}
     assert all(p["prompt_id"].startswith("routellm-") for p in table(rl, "prompts"))
+
+
+def test_gsm8k_and_mt_bench_conversion_values(server, tmp_path):
+    served, base = server
+    sets = sets_of(tmp_path, served, base)
+    gsm = download_set(sets["tiny_gsm8k"], tmp_path / "data")
+    ids = [p["prompt_id"] for p in table(gsm, "prompts")]
+    assert len(ids) == 2 and all(i.startswith("gsm8k-") for i in ids)
+    assert {r["prompt_id"]: r["reference"] for r in table(gsm, "references")} == dict(zip(ids, ["7", "1400"]))
+    answers = {(a["prompt_id"], a["model"]): a["answer"] for a in table(gsm, "answers")}
+    assert answers[(ids[1], "weak/model")] == "1300" and answers[(ids[1], "strong-model")] == "1400"
+    scores = {(o["prompt_id"], o["model"]): o["score"] for o in table(gsm, "outcomes")}
+    assert scores == {(ids[0], "weak/model"): 1.0, (ids[0], "strong-model"): 1.0,
+                      (ids[1], "weak/model"): 0.0, (ids[1], "strong-model"): 1.0}     # the repeated row: first kept
+    mt = download_set(sets["tiny_mt_bench"], tmp_path / "data")
+    assert [(p["prompt_id"], p["task"], p["prompt"]) for p in table(mt, "prompts")] == [
+        ("mt-bench-81", "mt-bench/coding", "Reverse a list in Python."), ("mt-bench-82", "mt-bench/writing",
+                                                                           "Write a haiku.")]
+    rows = {(o["prompt_id"], o["model"]): o["score"] for o in table(mt, "outcomes")}
+    assert rows == {("mt-bench-81", "weak/model"): 0.7, ("mt-bench-82", "weak/model"): 0.6,
+                    ("mt-bench-82", "strong-model"): 0.9}
+    texts = {(r["prompt_id"], r["model"]): r["response"] for r in table(mt, "responses")}
+    assert texts[("mt-bench-82", "strong-model")] == "Quiet light"
+
+
+def test_a_judgement_without_the_answer_it_judged_is_a_conversion_error(server, tmp_path):
+    from cascade.datasets.errors import ConversionError
+    served, base = server
+    spec = sets_of(tmp_path, served, base)["tiny_mt_bench"]
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    files = mt_bench_files()
+    files["judgements.jsonl"] = json.dumps({"question_id": 82, "model": "m", "turn": 1, "score": 5,
+                                            "user_prompt": "no quoted answer"}).encode()
+    for name, data in files.items():
+        (raw / name).write_bytes(data)
+    with pytest.raises(ConversionError, match=r"judgements.jsonl: line 1: .*quoting the answer judged"):
+        convert(raw, spec)
 
 
 # ---- resume -----------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ last user message. Tests for the peer's bugs: no false hit across system prompts
 (vllm-project/semantic-router#1581, #3423)."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from policies.loader import parse_policy
@@ -14,7 +16,9 @@ from .conftest import user_msg
 EMBEDDING_MODEL = "text-embedding-3-small"
 
 
-def semantic_policy(transport: str = "litellm", threshold: float = 0.9, scope: str = "user"):
+def semantic_policy(transport: str = "litellm", threshold: float = 0.9, scope: str = "user",
+                    embedding_timeout_s: float | None = None):
+    timeout = f"\n    timeout_s: {embedding_timeout_s}" if embedding_timeout_s is not None else ""
     return parse_policy(f"""extends: default
 name: semantic
 catalog:
@@ -26,7 +30,7 @@ catalog:
     context_window: 8192
     capabilities: [embeddings]
     strength: 0
-    transport: {transport}
+    transport: {transport}{timeout}
 cache: {{store: 'memory://', scope: {scope}, semantic: {{embedding_model: text-embedding, threshold: {threshold}}}}}
 """, source="semantic.yaml")
 
@@ -142,3 +146,46 @@ async def test_a_failed_embedding_call_is_released_not_charged(make_router, fake
     assert got.cascade.cache_embedding_usd == 0.0
     assert [e.model for e in router.store.ledger(request_id=got.cascade.request_id)] == ["deepseek-v2"]
     assert router.store.open_reservations() == 0
+
+
+@pytest.mark.parametrize("transport", ["litellm", "direct"])
+async def test_an_embedding_answered_after_its_timeout_is_in_the_ledger(make_router, fake_provider, transport):
+    """The embedding model answers after the timeout: the lookup goes on without a vector and the
+    reservation is released at once, but the provider did the work: its cost reaches the ledger."""
+    fake_provider.script("deepseek-chat", answer("Paris", prompt_tokens=10, completion_tokens=5))
+    fake_provider.script(EMBEDDING_MODEL, answer(latency=0.5))   # after 0.2 s, within the 1 s grace
+    router = make_router(semantic_policy(transport, embedding_timeout_s=0.2), score=0.1, user_cap_usd=1.0,
+                         cap_window="day")
+    got = await router.acomplete(user_msg("What is the capital of France?"), user="dave", temperature=0)
+    trace = got.cascade
+    assert trace.cache == "miss" and trace.cache_embedding_usd == 0.0      # no vector in time
+    assert router.recall.cache.counts["embedding_errors"] == 1
+    assert router.store.open_reservations() == 0
+    assert [e.model for e in router.store.ledger(request_id=trace.request_id)] == ["deepseek-v2"]
+    await router.gate.drain()                       # what Router.aclose() waits for
+    entries = router.store.ledger(request_id=trace.request_id)
+    [embedding] = [e for e in entries if e.model == "text-embedding"]
+    words = len("What is the capital of France?".split())                 # the fake counts one token per word
+    assert embedding.user == "dave" and embedding.cost_usd == pytest.approx(words * 0.02 / 1e6)
+    assert router.store.total_spent(user="dave") == pytest.approx(trace.cost_usd + embedding.cost_usd)
+    assert router.store.open_reservations() == 0
+
+
+async def test_a_cancelled_request_still_records_its_late_embedding(make_router, fake_provider):
+    fake_provider.script("deepseek-chat", answer("Paris"))
+    fake_provider.script(EMBEDDING_MODEL, answer(latency=0.5))
+    router = make_router(semantic_policy("direct"), score=0.1, user_cap_usd=1.0, cap_window="day")
+    task = asyncio.create_task(router.acomplete(user_msg("What is the capital of Italy?"), user="erin",
+                                                    temperature=0))
+    for _ in range(3000):
+        await asyncio.sleep(0.01)
+        if fake_provider.tally[EMBEDDING_MODEL].n_requests == 1:
+            break
+    assert router.store.open_reservations() == 1    # the embedding call is at the provider, its reservation held
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert router.store.open_reservations() == 0
+    await router.gate.drain()
+    assert [e.model for e in router.store.ledger()] == ["text-embedding"]
+    assert fake_provider.tally["deepseek-chat"].n_requests == 0

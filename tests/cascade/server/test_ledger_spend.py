@@ -108,3 +108,26 @@ def test_redis_reads_are_bounded_and_catch_up_to_the_full_read(redis_server):
     store.commit(store.reserve(request_id="again", user="z", model="gpt-4o", amount_usd=0.01, caps=[]), 0.001)
     assert_same(tally.read(), entries_spend(store.ledger()))
     store.close()
+
+
+@pytest.mark.redis
+def test_redis_tally_starts_over_on_a_stream_lost_and_regrown_past_its_old_length(redis_server):
+    from cascade.budget.redis_store import RedisBudgetStore
+    store = RedisBudgetStore(redis_server.url, prefix=f"g{uuid.uuid4().hex[:10]}:")
+
+    def spend(tag: str, n: int, user: str, usd: float) -> None:
+        for i in range(n):
+            store.commit(store.reserve(request_id=f"{tag}{i}", user=user, model="gpt-4o", amount_usd=0.01,
+                                       caps=[]), usd)
+    spend("a", 3, "old", 0.002)
+    tally = SpendTally(store)
+    assert tally.read()["ledger"]["entries"] == 3
+    store._client.delete(store.prefix + "ledger")                # lost between two polls ...
+    spend("b", 5, "new", 0.001)                                  # ... and regrown past its old length
+    doc = tally.read()
+    assert_same(doc, entries_spend(store.ledger()))
+    assert doc["ledger"]["entries"] == 5 and [r["user"] for r in doc["by_user"]] == ["new"]
+    spend("c", 2, "new", 0.001)                                  # the same stream goes on: only what it gained
+    assert_same(tally.read(), entries_spend(store.ledger()))
+    assert tally.read()["ledger"]["entries"] == 7
+    store.close()
