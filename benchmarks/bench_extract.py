@@ -85,7 +85,7 @@ def measure(folder: Path) -> dict[str, Counter]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT)
-    parser.add_argument("--gsm8k", type=Path, help="a GSM8K outcome folder of benchmarks/public_sets.py")
+    parser.add_argument("--gsm8k", type=Path, help="a GSM8K outcome folder (cascade data download routellm_gsm8k)")
     parser.add_argument("--cruxeval", type=Path, help="a folder with cruxeval.jsonl, crux_prompts.py and "
                         "crux_scored_codellama_output.json")
     parser.add_argument("--kinds", type=Path, action="append", default=[], help="an outcome folder whose prompt "

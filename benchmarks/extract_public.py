@@ -2,8 +2,8 @@
 
 Used by ``benchmarks/bench_extract.py`` (``--gsm8k DIR``, ``--cruxeval DIR``, ``--kinds DIR``):
 
-* GSM8K (an outcome folder of ``benchmarks/public_sets.py``): per model, on the answers its scorer judged
-  right, how often ``extract(text, "auto", prompt)`` equals GSM8K's gold number (recall) and how often it
+* GSM8K (the outcome folder of ``cascade data download routellm_gsm8k``): per model, on the answers its
+  scorer judged right, how often ``extract(text, "auto", prompt)`` equals GSM8K's gold number (recall) and how often it
   reads nothing; on the answers judged wrong, how often it still equals the gold number (it should not:
   precision) and how often it reads nothing. RouteLLM's scorer reads the last run of digits, so it judges
   "... = $5.00." wrong when the gold number is 5 (it read "00"), and "So, there are 12 bales of hay left
