@@ -181,7 +181,7 @@ async def _run_requests(router: Router, fake: Any) -> tuple[list[Any], list[Base
         fake.script("deepseek-chat", ModelScript(default=answer("late"), queue=list(ds_queue)))
         fake.script("gpt-4o", ModelScript(default=answer("late"), queue=list(oa_queue)))
         try:
-            resp = await router.acomplete([{"role": "user", "content": "What is 2+2?"}], user="carol", **kwargs)
+            resp = await router.acomplete([{"role": "user", "content": "Name a primary colour."}], user="carol", **kwargs)
             if kwargs.get("stream"):
                 resp = [chunk async for chunk in resp] and resp
             responses.append(resp)
