@@ -331,7 +331,7 @@ def test_decimal_forms_agree(integer, places):
 
 
 _KINDS = st.sampled_from(["auto", "choice", "number", "text", "json", "json:a.0"])
-_PROMPTS = st.sampled_from([None, MMLU_PRO, ARC, GSM8K, NQ, MBPP])
+_PROMPTS = st.sampled_from([None, MMLU_PRO, ARC, GSM8K, NQ, MBPP, CRUXEVAL, CRUX_PHIND])
 
 
 @given(st.text(max_size=400), _KINDS, _PROMPTS)
@@ -410,3 +410,15 @@ _PLANS = st.sampled_from(["We can solve this in {} steps.", "Let's check the {} 
 @given(_PLANS, st.integers(0, 999), st.integers(0, 999))
 def test_a_plan_or_a_question_states_no_result(plan, n, m):
     assert extract(f"Jill had {m} llamas.\n" + plan.format(n), "number") is None
+
+
+_LITERALS = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                         lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+                         | st.dictionaries(st.integers() | st.text(max_size=5), inner, max_size=4), max_leaves=10)
+
+
+@given(_LITERALS, st.sampled_from(["{v}", "[ANSWER]\nassert f(1) == {v}\n[/ANSWER]", "```python\nassert f(1) == {v}\n```",
+                                   "[ANSWER]{v}[/ANSWER]", "It works step by step.\nassert f('x') == {v} # done"]))
+def test_an_output_literal_reads_back_in_every_answer_format(value, form):
+    from classifiers.extract_output import canonical_repr
+    assert extract(form.format(v=repr(value)), "auto", CRUXEVAL) == canonical_repr(value)
