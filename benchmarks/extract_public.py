@@ -102,6 +102,40 @@ def gsm8k(folder: Path) -> dict[str, Counter]:
     return counts
 
 
+def naive_number(text: str) -> str | None:
+    """The issue's naive reading: the last number of the text (commas dropped, decimals kept)."""
+    from fractions import Fraction
+    found = _LAST_NUMBER.findall(text.replace(",", ""))
+    return canonical_number(Fraction(found[-1])) if found else None
+
+
+def gsm8k_agreement(folder: Path) -> dict[str, Counter]:
+    """reader -> counts over the prompts with both models' answers: both right (``both``) and how often the
+    reader says they agree (``both_agree``); the first (cheap) model wrong (``cheap_wrong``) and how often
+    the reader still says they agree (``cheap_wrong_agree``)."""
+    from classifiers.extract import agree
+    prompts = _table(folder, "prompts")
+    prompt_of = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    outcomes = _table(folder, "outcomes")
+    score = {(p, m): s for p, m, s in zip(outcomes["prompt_id"], outcomes["model"], outcomes["score"])}
+    texts = _table(folder, "responses")
+    text = {(p, m): t or "" for p, m, t in zip(texts["prompt_id"], texts["model"], texts["response"])}
+    readers = {"ours (agree, auto)": lambda a, b, q: agree(a, b, "auto", q) is True,
+               "naive last number": lambda a, b, q: naive_number(a) is not None and naive_number(a) == naive_number(b)}
+    counts = {name: Counter() for name in readers}
+    for pid, prompt in prompt_of.items():
+        cheap, strong = (pid, meta["cheap"]), (pid, meta["strong"])
+        if cheap not in text or strong not in text:
+            continue
+        side = "both" if score[cheap] >= 0.5 and score[strong] >= 0.5 else "cheap_wrong" if score[cheap] < 0.5 else ""
+        for name, reader in readers.items():
+            if side:
+                counts[name][side] += 1
+                counts[name][f"{side}_agree"] += reader(text[cheap], text[strong], prompt)
+    return counts
+
+
 def print_gsm8k(folder: Path) -> None:
     print(f"GSM8K ({folder}): extract(text, 'auto', prompt) vs GSM8K's gold number")
     print(f"{'model':38s} {'right':>6s} {'==gold':>8s} {'none':>7s}   {'wrong':>6s} {'==gold':>8s} {'none':>7s} "
@@ -115,6 +149,10 @@ def print_gsm8k(folder: Path) -> None:
         stated, n = c["right"] + c["wrong"] - c["unstated"], c["unstated"]
         print(f"{model}: {n} answers state no final number (rule no_number), right {c['unstated_right'] / max(n, 1):.1%};"
               f" the other {stated} right {(c['right'] - c['unstated_right']) / max(stated, 1):.1%}")
+    print("agreement of the two models' final answers (an agreement check's view):")
+    for name, c in gsm8k_agreement(folder).items():
+        print(f"  {name:22s} both right: agree {c['both_agree'] / max(c['both'], 1):6.2%} of {c['both']};  "
+              f"cheap wrong: agree {c['cheap_wrong_agree'] / max(c['cheap_wrong'], 1):6.2%} of {c['cheap_wrong']}")
     print(f"prompt kinds: {dict(sorted(folder_kinds(folder).items()))}")
 
 

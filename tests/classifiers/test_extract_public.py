@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from tests.cascade.replay.helpers import write_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from extract_public import cruxeval, gsm8k, misread  # noqa: E402
+from extract_public import cruxeval, gsm8k, gsm8k_agreement, misread, naive_number  # noqa: E402
 
 Q1 = "Jill has 10 llamas and sells 3. How many llamas does she have?"
 Q2 = "A pen costs $1.20 and an eraser $0.30. How much do 8 pens and 8 erasers cost?"
@@ -55,3 +55,16 @@ def test_cruxeval_compares_literals_with_the_benchmarks_verdicts(tmp_path):
     kinds, verdicts = cruxeval(tmp_path)
     assert sum(kinds["make_direct_output_prompt"].values()) == 1
     assert verdicts[(True, True)] == 2 and sum(verdicts.values()) == 3
+
+
+def test_gsm8k_agreement_counts_both_right_and_cheap_wrong_pairs(tmp_path):
+    responses = [("q1", "M", "She has 7 llamas."), ("q1", "S", "10 - 3 = 7\n#### 7"),
+                 ("q2", "M", "So she pays 8 x 1.5 = 12 dollars for 8 pens."), ("q2", "S", "#### 24")]
+    outcomes = [("q1", "M", 1.0, 5, None), ("q1", "S", 1.0, 5, None), ("q2", "M", 0.0, 5, None),
+                ("q2", "S", 1.0, 5, None)]
+    folder = write_folder(tmp_path / "g", [("q1", Q1, 20), ("q2", Q2, 20)], outcomes, responses,
+                          meta={"cheap": "M", "strong": "S"})
+    counts = gsm8k_agreement(folder)
+    ours, naive = counts["ours (agree, auto)"], counts["naive last number"]
+    assert ours["both"] == ours["both_agree"] == 1 and ours["cheap_wrong"] == 1 and ours["cheap_wrong_agree"] == 0
+    assert naive["both_agree"] == 1 and naive_number("for 8 pens.") == "8"
