@@ -34,7 +34,7 @@ from cascade.calls import CallSpec
 from cascade.gate import BudgetGate
 from cascade.health import HealthBoard
 from cascade.provider_call import (_HEALTH_FAILURES, Opener, ProviderCaller, _call,  # noqa: F401 (re-exported)
-                                   _counts_against_health, _late_grace, _open_buffered, _open_primed,
+                                   _counts_against_health, _open_buffered, _open_primed, late_grace,
                                    retry_after_of)
 from cascade.trace import AttemptRecord, RouteTrace
 from cascade.transport import Transport

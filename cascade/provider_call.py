@@ -48,7 +48,7 @@ class ProviderCaller:
         call itself runs on, up to a grace period past the timeout: if it is answered after all, the gate
         records what it cost (the provider bills it)."""
         timeout = spec.timeout_s
-        graced = CallSpec(**{**spec.__dict__, "timeout_s": timeout + _late_grace(timeout)})
+        graced = CallSpec(**{**spec.__dict__, "timeout_s": timeout + late_grace(timeout)})
         call = asyncio.ensure_future(opener(self.transports[attempt.model], graced))
         late = dict(request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
                     price=self.policy.catalog[attempt.model].price)
@@ -117,8 +117,12 @@ async def _open_primed(transport: Transport, spec: CallSpec) -> PrimedStream:
     return PrimedStream(opened, first)
 
 
-def _late_grace(timeout: float) -> float:
-    """How long past our timeout an abandoned call may still finish (and be billed and recorded)."""
+def late_grace(timeout: float) -> float:
+    """Seconds past ``timeout`` that a call we stopped waiting for may still run: the timeout itself,
+    at least 1 s and at most 30 s. A provider bills an answer it finishes even when we gave up on it, so
+    the call runs on with ``timeout + late_grace(timeout)`` and an answer inside it is recorded in the
+    ledger (chat calls here, the semantic cache's paid embedding calls in
+    :mod:`cascade.cache.paid_embedding`)."""
     return min(max(timeout, 1.0), 30.0)
 
 

@@ -67,6 +67,7 @@ class Recall:
         t = params.get("temperature")
         traced = router.sink is not None           # the digest is for the trace line (replay's cache report)
         prelude = Prelude(session_id, digest=request_digest(messages, params) if traced else None,
+                          request_id=router.services.request_ids(),
                           temperature=t if isinstance(t, (int, float)) and not isinstance(t, bool) else None)
         if session_id is not None and self.pins is not None:
             prelude.pin = await self.pins.pinned(session_id)

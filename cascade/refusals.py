@@ -41,7 +41,8 @@ def record_refusal(router: Any, exc: BaseException, messages: Any, who: Any, pre
     sink = router.sink
     if sink is None:
         return
-    trace = refusal_trace(router.policy.name, exc, who, prelude.request_id if prelude is not None else None)
+    request_id = prelude.request_id if prelude is not None else router.services.request_ids()
+    trace = refusal_trace(router.policy.name, exc, who, request_id)
     if prelude is not None:
         prelude.annotate(trace)
     trace.latency_s = 0.0

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import threading
-import uuid
 import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -160,8 +159,9 @@ class Router:
         except CascadeError as exc:                 # a bad request, a budget store failing closed
             record_refusal(self, exc, messages, user, prelude)
             raise
-        trace = RouteTrace(prelude.request_id if prelude is not None else uuid.uuid4().hex, self.policy.name,
-                           routed.score, routed.request.modality, user_of(user), plan_reason=routed.plan.reason)
+        request_id = prelude.request_id if prelude is not None else self.services.request_ids()
+        trace = RouteTrace(request_id, self.policy.name, routed.score, routed.request.modality, user_of(user),
+                           plan_reason=routed.plan.reason)
         first = routed.plan.attempts[0].model if routed.plan.attempts else None
         if prelude is not None:
             prelude.annotate(trace, first)

@@ -23,6 +23,7 @@ from policies.budget import Cap, deployment_caps
 from policies.schema import Policy, with_transport
 
 from cascade.health import HealthBoard
+from cascade.request_ids import RequestIds
 from cascade.spool import SettlementSpool, open_spool
 from cascade.telemetry import NO_TELEMETRY, open_telemetry
 from cascade.trace import TraceSink
@@ -45,7 +46,7 @@ class RouterSettings:
     key_cap_usd: float | None = None
     health_url: str | None = None            # share circuit breakers through this Redis
     transport: str | None = None             # operator override of the catalog's transports
-    seed: int | None = None                  # retry jitter
+    seed: int | None = None                  # retry jitter, and reproducible request ids (cascade.request_ids)
     spool_dir: str | None = None             # where settlements the store could not take wait ($CASCADE_SPOOL_DIR)
     env: Mapping[str, str] | None = None     # where key / base-URL variables are read (os.environ)
     max_prompt_chars: int | None = None      # longer prompts are refused at once; None: planning's default
@@ -79,6 +80,7 @@ class RouterServices:
     max_prompt_chars: int = 0                # 0: planning.default_max_prompt_chars(policy)
     planning_threads: int = 2
     telemetry: Any = NO_TELEMETRY             # cascade.telemetry: spans and metrics (off: a no-op)
+    request_ids: Callable[[], str] = field(default_factory=RequestIds)   # each request's id (cascade.request_ids)
     _planner: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _planner_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -161,6 +163,7 @@ def build_services(policy: Policy, settings: RouterSettings | None = None, **opt
                              key_cap_usd=settings.key_cap_usd),
         env=env, clock=clock, wall_clock=given.get("wall_clock", time.time),
         sleep=given.get("sleep", asyncio.sleep), rng=given.get("rng") or random.Random(settings.seed), owns_store=owns,
+        request_ids=RequestIds(settings.seed),
         spool=given["spool"] if "spool" in given else open_spool(store, settings.spool_dir),
         max_prompt_chars=_positive("max_prompt_chars", settings.max_prompt_chars) or 0,
         planning_threads=_positive("planning_threads", settings.planning_threads) or 2)

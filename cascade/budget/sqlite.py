@@ -23,7 +23,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 from cascade.budget.base import (BudgetStoreBase, CapCheck, LedgerEntry, Reservation, ReservationNotFound, admit,
                                  clock, commit_inputs, new_reservation,
@@ -156,26 +156,28 @@ class SQLiteBudgetStore(BudgetStoreBase):
         with self._transaction() as conn:
             return [_entry(row) for row in conn.execute(sql + " ORDER BY seq", params).fetchall()]
 
-    def spend_groups(self, after: int = 0) -> tuple[list[tuple], int]:
+    def spend_groups(self, after: int = 0, *, after_id: str | None = None) -> SpendGroups:
         """(model, user, UTC day number, spent nano-dollars, entries) of the ledger entries after sequence
-        number ``after``, and the last sequence number read: aggregate SQL on a read connection of its
-        own (WAL: it neither waits for this process's reservations nor holds them up). Sequence numbers
-        only grow, so a reader can add each call's new groups to what it has (the dashboard does)."""
+        number ``after``, the last sequence number read and its entry's reservation id: aggregate SQL on a
+        read connection of its own (WAL: it neither waits for this process's reservations nor holds them
+        up). Sequence numbers only grow, so a reader can add each call's new groups to what it has (the
+        dashboard does). Given ``after_id`` (the ``last_id`` of the previous call), a file whose entry
+        ``after`` is not that one any more — replaced by another ledger, even one grown past ``after`` — is
+        read from its start, in the same transaction, and ``restarted`` says so."""
         if not self.path.exists():
-            return [], 0
+            return SpendGroups([], 0, None, after > 0)
         try:
             conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None,
                                    timeout=self._busy_ms / 1000)
             try:
                 conn.execute("BEGIN")
-                last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]
-                rows = conn.execute(_GROUPS_SQL, (after, last)).fetchall() if last > after else []
+                got = _read_spend_groups(conn, after, after_id)
                 conn.execute("COMMIT")
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise BudgetStoreUnavailable(f"sqlite budget store {self.url}: {exc}") from exc
-        return rows, last
+        return got
 
     def close(self) -> None:
         with self._lock:
@@ -276,6 +278,29 @@ def _prepare(conn: sqlite3.Connection, busy_ms: int) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+class SpendGroups(NamedTuple):
+    """What :meth:`SQLiteBudgetStore.spend_groups` read."""
+    rows: list[tuple]           # (model, user, day number, nano-dollars, entries) past the sequence number asked
+    last: int                   # the last sequence number read (0: an empty ledger)
+    last_id: str | None         # its entry's reservation id
+    restarted: bool             # the entry asked to start after is not there any more: rows are from the start
+
+
+def _read_spend_groups(conn: sqlite3.Connection, after: int, after_id: str | None) -> SpendGroups:
+    last, last_id = conn.execute("SELECT seq, reservation_id FROM ledger ORDER BY seq DESC LIMIT 1").fetchone() \
+        or (0, None)
+    restarted = False
+    if after > 0 and after_id is not None:
+        row = conn.execute("SELECT reservation_id FROM ledger WHERE seq = ?", (after,)).fetchone()
+        restarted = row is None or row[0] != after_id
+    elif after > last:
+        restarted = True
+    if restarted:
+        after = 0
+    rows = conn.execute(_GROUPS_SQL, (after, last)).fetchall() if last > after else []
+    return SpendGroups(rows, last, last_id, restarted)
 
 
 def _entry(row: tuple) -> LedgerEntry:

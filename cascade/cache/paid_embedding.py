@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable
 from policies.errors import ProviderTimeout
 
 from cascade.gate import BudgetGate
-from cascade.provider_call import _late_grace
+from cascade.provider_call import late_grace
 
 RawEmbed = Callable[[str, float], Awaitable[tuple[list[float], int]]]   # (text, timeout_s) -> (vector, tokens)
 _SLACK_TOKENS = 8          # a tokenizer's begin/end tokens beyond one per byte
@@ -65,7 +65,7 @@ class PaidEmbedder:
         notes: list[str] = []
         reservation = await self.gate.reserve(notes, request_id=bill.request_id, user=bill.who, model=self.model,
                                               amount_usd=self.price.cost(bound, 0), caps=bill.caps)
-        call = asyncio.ensure_future(self._embed(text, self.timeout_s + _late_grace(self.timeout_s)))
+        call = asyncio.ensure_future(self._embed(text, self.timeout_s + late_grace(self.timeout_s)))
         try:
             done, _ = await asyncio.wait({call}, timeout=self.timeout_s)
         except BaseException:         # cancelled: released now, a late answer still billed

@@ -10,8 +10,10 @@ read adds only what the ledger gained since the last one:
     others   the whole ledger each time (the memory store keeps only its recent entries anyway)
 
 A ledger that shrank (a new SQLite file, a lost and restarted Redis ledger) is read again from its start;
-so is a Redis ledger stream whose first entry is no longer the one it had: lost and begun again between two
-reads, even when it has regrown past its old length (its entries would otherwise be added to the old ones).
+so is one replaced between two reads by another that has grown past the old one (its entries would
+otherwise be added to the old ones): a SQLite file whose entry at the last sequence number read is not the
+same reservation any more (checked in the read's own transaction), a Redis ledger stream whose first entry
+is no longer the one it had.
 The figures are those of a full read of the ledger (:func:`entries_spend`), summed in exact nano-dollars.
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ class SpendTally:
         self._groups: dict[tuple[str, str | None, int], list[int]] = {}
         self._seq, self._stream_id, self._entries, self._complete = 0, "0-0", 0, True
         self._first_id = "0-0"              # the id of the stream's first entry when it was last read
+        self._seq_id: str | None = None     # SQLite: the reservation id of the entry at sequence number _seq
 
     def read(self) -> dict[str, Any]:
         """The spend figures (the dashboard's ``spend``), brought up to date first."""
@@ -52,13 +55,12 @@ class SpendTally:
             return _document(self._groups, self._entries, self._complete)
 
     def _advance_sql(self) -> None:
-        rows, last = self.store.spend_groups(self._seq)
-        if last < self._seq:                       # another (smaller) ledger: start over
+        got = self.store.spend_groups(self._seq, after_id=self._seq_id)
+        if got.restarted:                          # another ledger (a new, shorter or replaced file): start over
             self._reset()
-            rows, last = self.store.spend_groups(0)
-        for model, user, day, nano, count in rows:
+        for model, user, day, nano, count in got.rows:
             self._add(model, user, int(day), int(nano), int(count))
-        self._seq = last
+        self._seq, self._seq_id = got.last, got.last_id
 
     def _advance_stream(self) -> None:
         length = self.store.ledger_length()

@@ -4,7 +4,9 @@ the figures equal those of a full read, and a later read only looks at what the 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import sqlite3
 import uuid
 
@@ -50,12 +52,12 @@ def test_sqlite_aggregates_equal_the_full_read_and_later_reads_only_see_new_entr
     conn.close()
     tally = SpendTally(store)
     assert_same(tally.read(), entries_spend(store.ledger()))
-    _, last = store.spend_groups(0)
+    last = store.spend_groups(0).last
     for i in range(3):                                           # three answers through the store's own API
         r = store.reserve(request_id=f"new{i}", user="late", model="gpt-4o", amount_usd=0.01, caps=[],
                           now=START + 45 * 86400)
         store.commit(r, 0.004, now=START + 45 * 86400)
-    new, _ = store.spend_groups(last)
+    new = store.spend_groups(last).rows
     assert sum(g[4] for g in new) == 3                           # the next poll aggregates these three only
     doc = tally.read()
     assert_same(doc, entries_spend(store.ledger()))
@@ -128,6 +130,42 @@ def test_redis_tally_starts_over_on_a_stream_lost_and_regrown_past_its_old_lengt
     assert_same(doc, entries_spend(store.ledger()))
     assert doc["ledger"]["entries"] == 5 and [r["user"] for r in doc["by_user"]] == ["new"]
     spend("c", 2, "new", 0.001)                                  # the same stream goes on: only what it gained
+    assert_same(tally.read(), entries_spend(store.ledger()))
+    assert tally.read()["ledger"]["entries"] == 7
+    store.close()
+
+
+def _spend_sqlite(store, tag: str, n: int, user: str, usd: float) -> None:
+    for i in range(n):
+        store.commit(store.reserve(request_id=f"{tag}{i}", user=user, model="gpt-4o", amount_usd=0.01, caps=[]), usd)
+
+
+@pytest.mark.parametrize("kept", [0, 2], ids=["another-ledger", "a-copy-of-its-first-2-entries"])
+def test_sqlite_tally_starts_over_on_a_file_replaced_by_a_ledger_grown_past_the_old_one(tmp_path, kept):
+    """Between two polls the ledger file is replaced (a move over it) by another ledger, or by a copy of its
+    first ``kept`` entries that went on differently, which has grown past the old last sequence number."""
+    path = tmp_path / "spend.db"
+    store = open_budget_store(f"sqlite:///{path}")
+    _spend_sqlite(store, "a", kept, "old", 0.002)
+    if kept:
+        store.close()
+        shutil.copy(path, tmp_path / "other.db")
+        store = open_budget_store(f"sqlite:///{path}")
+    _spend_sqlite(store, "b", 3 - kept, "old", 0.002)
+    tally = SpendTally(store)
+    assert tally.read()["ledger"]["entries"] == 3
+    other = open_budget_store(f"sqlite:///{tmp_path}/other.db")
+    _spend_sqlite(other, "c", 5 - kept, "new", 0.001)
+    other.close()
+    store.close()
+    os.replace(tmp_path / "other.db", path)                      # the old file's WAL was checkpointed on close
+    doc = tally.read()
+    assert_same(doc, entries_spend(store.ledger()))
+    assert doc["ledger"]["entries"] == 5
+    assert [r["user"] for r in doc["by_user"]] == (["new", "old"] if kept else ["new"])
+    _spend_sqlite(store, "d", 2, "new", 0.001)                    # the new file goes on: only what it gained
+    new = store.spend_groups(5).rows
+    assert sum(g[4] for g in new) == 2
     assert_same(tally.read(), entries_spend(store.ledger()))
     assert tally.read()["ledger"]["entries"] == 7
     store.close()
