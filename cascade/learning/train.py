@@ -37,6 +37,13 @@ def split_rows(rows: list[dict[str, Any]], share: float) -> tuple[list[dict[str,
     return fit, held
 
 
+def in_trace_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Request lines in an order that does not depend on when each request finished: concurrent requests are
+    written as they complete, so the same traffic gives its lines in another order run after run, and a fit's
+    folds follow the order. By request id (drawn from the Router's seed when it has one), then time."""
+    return sorted(rows, key=lambda r: (str(r.get("request_id")), str(r.get("ts"))))
+
+
 def labelled_examples(rows: list[dict[str, Any]]) -> tuple[list[str], list[str | None], np.ndarray]:
     """(prompts, returned answers or None, 1 when the returned cheap answer was inadequate)."""
     prompts, answers, bad = [], [], []
@@ -66,7 +73,7 @@ def train_from_traces(traces: str | Path, out: str | Path, policy_arg: str, data
                       calibration_share: float = CALIBRATION_SHARE) -> dict[str, Any]:
     out = Path(out).expanduser().resolve()
     policy = load_policy(policy_arg)
-    labelled = read_labelled(traces, only_labelled=True)
+    labelled = in_trace_order(read_labelled(traces, only_labelled=True))
     if not labelled:
         raise ConfigError(f"{traces}: no labelled request (shadow answers with a label, or feedback)")
     rows, held = split_rows(labelled, calibration_share)
@@ -188,7 +195,8 @@ def _whole_trace_t2(traces: Path, candidate: Any, calibrate_on: list[dict[str, A
     """The checker threshold from every traced cheap answer, with the labels of ``calibrate_on`` only."""
     from cascade.learning.thresholds import checker_threshold_from_traces
     keys = {(r.get("request_id"), r.get("ts")) for r in calibrate_on}
-    rows = [r for r in read_labelled(traces) if "label" not in r or (r.get("request_id"), r.get("ts")) in keys]
+    rows = [r for r in in_trace_order(read_labelled(traces))
+            if "label" not in r or (r.get("request_id"), r.get("ts")) in keys]
     return checker_threshold_from_traces(candidate, rows)
 
 

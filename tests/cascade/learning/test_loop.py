@@ -4,6 +4,7 @@ promote`` (switch only when held-out replay shows the candidate no worse and che
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,24 @@ async def test_train_adapts_the_classifier_and_calibrates_the_policy(trained):
     easy = scorer.score([prompt(i) for i in range(201, 221, 2)])
     assert hard.min() > easy.max()                     # it learned which prompts the cheap model gets wrong
     assert "extends: " + str(policy) in (cand / "policy.yaml").read_text()
+
+
+async def test_train_does_not_depend_on_the_order_of_the_trace_lines(trained, tmp_path):
+    policy, cand, _ = await trained()
+    lines = (tmp_path / "train.jsonl").read_text().splitlines()
+    shuffled = tmp_path / "shuffled.jsonl"
+    random.Random(1).shuffle(lines)                    # concurrent requests finish in any order
+    shuffled.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["train", "--traces", str(shuffled), "--out", str(tmp_path / "cand2"), "--policy",
+                                 str(policy), "--json"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.output)
+    for key in ("labelled_requests", "fitted_on", "calibrated_on", "inadequate_cheap_answers"):
+        assert again[key] == trained.report[key]
+    assert (tmp_path / "cand2" / "policy.yaml").read_text().replace("cand2", "cand") == (cand / "policy.yaml").read_text()
+    for name in ("checker.json", "classifier.json"):
+        if (cand / name).exists():
+            assert (tmp_path / "cand2" / name).read_bytes() == (cand / name).read_bytes()
 
 
 async def test_promote_switches_only_a_cheaper_no_worse_candidate_and_rolls_back(trained, tmp_path):
