@@ -2,8 +2,9 @@
 
 Why: a policy's threshold is one number, but what stands behind the classifier differs by kind. On
 multiple-choice prompts the answer checker judges the cheap answer and escalates the bad ones; on
-numbers, code and open text it abstains (``classifiers.extract.checker_judges``), so there the
-classifier is the only signal and must send more prompts to the strong model by itself. The shift is
+numbers, code and open text it abstains (``classifiers.extract.checker_judges``; only an answer that states
+no final number or output at all fails there), so there the classifier is the main signal and must send more
+prompts to the strong model by itself. The shift is
 added to the logit: +0.25 moves a 0.3 threshold to about 0.25 for those kinds. Choice prompts keep the
 base score exactly.
 

@@ -17,7 +17,9 @@ factories through the explicit ``CHECK_FACTORIES`` registry; nothing registers i
                                    (abstains when the provider returned none)
     agreement {with: ALIAS, extract: auto, parallel: false}
                                    a second model (catalog alias) gives the same final answer
-                                   (extract: auto | choice | number | text | json | json:<field>)
+                                   (extract: auto | choice | number | text | json | json:<field>;
+                                   auto abstains on a code request and on free text too long to
+                                   compare; a side with no final choice, number or code output fails)
     custom        {callable: "pkg.mod:fn"}  fn(answer) -> bool | (bool, reason)
 """
 from __future__ import annotations
@@ -162,16 +164,19 @@ def _agreement(params: dict) -> Check:
 
     def check(a: Answer) -> CheckOutcome:
         from classifiers.extract import agree, answer_kind, prompt_kind
+        from classifiers.extract_output import is_output_request
         if kind == "auto" and prompt_kind(a.prompt) == "code":
             return CheckOutcome("agreement", True, "abstained: a code request (no final answer to compare)")
         if a.second is None:
             return CheckOutcome("agreement", False, f"no second opinion from {other} (its call did not answer)")
         verdict = agree(a.text, a.second, kind, a.prompt)
         resolved = answer_kind(a.prompt) if kind == "auto" else kind
-        if verdict is None and resolved == "text":
+        output = resolved == "text" and kind == "auto" and is_output_request(a.prompt)
+        if verdict is None and resolved == "text" and not output:
             return CheckOutcome("agreement", True, "abstained: free text too long to compare")
-        if verdict is None:
-            return CheckOutcome("agreement", False, f"no {resolved} final answer to compare with {other}'s")
+        if verdict is None:     # an output prediction is a value: one that states none is no answer
+            what = "output" if output else resolved
+            return CheckOutcome("agreement", False, f"no {what} final answer to compare with {other}'s")
         return CheckOutcome("agreement", verdict, "" if verdict else f"{other} gives another final answer")
     return check
 

@@ -332,6 +332,14 @@ def test_parsing_a_policy_reads_no_artifact():
     ("Write a Python function that reverses a list.", "def f(x): return x[::-1]", None, "auto", True, "abstained"),
     ("Tell me about Rome.", "Rome is " + "very old " * 30, "Rome " + "is big " * 30, "auto", True, "abstained"),
     (MC, "The answer is (B).", None, "auto", False, "no second opinion"),
+    # an output prediction: compared by value, and a side stating no output fails (it does not abstain)
+    ("def f(s):\n    return s.upper()\nassert f('ab') == ??", "[ANSWER]\nassert f('ab') == 'AB'\n[/ANSWER]",
+     "The output is 'AB'", "auto", True, ""),
+    ("def f(s):\n    return s.upper()\nassert f('ab') == ??", "[ANSWER]\nassert f('ab') == 'AB'\n[/ANSWER]",
+     "'ab'", "auto", False, "another final answer"),
+    ("def f(s):\n    return s.upper()\nassert f('ab') == ??", "[ANSWER]\nassert f('ab') == 'AB'\n[/ANSWER]",
+     "Let me think step by step about what upper does to each character of the string " * 3, "auto", False,
+     "no output final answer"),
     ('Give JSON', '{"city": "Paris", "n": 1}', '```json\n{"n": 2, "city": "Paris"}\n```', "json:city", True, ""),
 ])
 def test_agreement(prompt, text, second, extract, passed, why):
