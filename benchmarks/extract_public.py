@@ -10,7 +10,9 @@ Used by ``benchmarks/bench_extract.py`` (``--gsm8k DIR``, ``--cruxeval DIR``, ``
   after a 6 hour day." wrong (it read 6): the "misread" column counts such wrong labels (:func:`misread`,
   which does not use our extractor), and "==gold*" is the precision figure on the wrong answers without them.
 * CRUXEval (a folder holding ``cruxeval.jsonl``, the benchmark's ``crux_prompts.py`` and CodeLlama's scored
-  output predictions ``crux_scored_codellama_output.json``): the prompt kind of the 800 questions in every
+  output predictions ``crux_scored_codellama_output.json``, from a clone of github.com/facebookresearch/cruxeval
+  (MIT): ``data/cruxeval.jsonl``, ``prompts.py`` (imported: it holds the prompt templates) and
+  ``samples/evaluation_results/sample_scored_codellama-7b_temp0.2_output.json``): the prompt kind of the 800 questions in every
   template, and for each generation whether the literal we read equals the gold output's literal, against
   the benchmark's own True/False (it executes ``assert f(input) == generation``).
 * ``--kinds DIR``: the prompt kinds of any outcome folder (MT-Bench, llmrouter, ...).
