@@ -2,8 +2,6 @@
 thresholds come from the other folders' calibration splits only, figures from the held-out test split."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 
 from classifiers.features import FeatureSpec, sparse_matrix, struct_matrix
 from classifiers.linear import sigmoid
+from tests.harness.benchmarks import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -20,15 +19,7 @@ needs_data = pytest.mark.skipif(not all((DATA / f / "prompts.parquet").exists() 
 SPEC = FeatureSpec(bits=10, char_ngrams=(), word_ngrams=(1,), head=300, tail=100)
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_lofo", ROOT / "benchmarks" / "bench_lofo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_lofo"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-lofo = _bench()
+lofo = load_benchmark("bench_lofo")
 
 
 @pytest.fixture(scope="module")

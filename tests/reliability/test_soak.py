@@ -13,12 +13,9 @@ The full run: ``python benchmarks/soak.py --n 5000 --concurrency 64 --store sqli
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import shutil
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -27,12 +24,11 @@ from policies.budget import to_nano
 from policies.loader import parse_policy
 from tests.cascade.router.conftest import FixedScore, Sleeps, provider_env
 from tests.harness.fake_provider import answer
+from tests.harness.benchmarks import load_benchmark
 
 pytestmark = pytest.mark.slow
 
-_SPEC = importlib.util.spec_from_file_location("cascade_soak", Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py")
-soak = sys.modules.setdefault("cascade_soak", importlib.util.module_from_spec(_SPEC))
-_SPEC.loader.exec_module(soak)
+soak = load_benchmark("soak", "cascade_soak")
 
 
 def check(doc: dict) -> None:

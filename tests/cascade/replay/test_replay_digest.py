@@ -2,28 +2,19 @@
 folder in two places gives the same digest, one changed score another."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.harness.benchmarks import load_benchmark
+
 FOLDER = "routerbench_subset"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("replay_digest", ROOT / "benchmarks" / "replay_digest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["replay_digest"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-replay_digest = _module()
+replay_digest = load_benchmark("replay_digest")
 
 
 def digest_of(folder: Path, capsys) -> str:

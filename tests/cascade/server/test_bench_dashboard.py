@@ -3,15 +3,11 @@ a real redis-server's ledger stream, printed side by side (the figures equal a f
 catches up over several bounded polls). Without redis-server it says so and prints SQLite alone."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-_SPEC = importlib.util.spec_from_file_location("bench_dashboard", ROOT / "benchmarks" / "bench_dashboard.py")
-bench = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(bench)
+from tests.harness.benchmarks import load_benchmark
+
+bench = load_benchmark("bench_dashboard")
 
 ARGS = ["--rows", "3000", "--users", "20", "--new", "20", "--max-entries", "1000"]
 
