@@ -16,20 +16,15 @@ from cascade.replay.spill import spill_folder
 from cascade.replay.traceparquet import traces_to_parquet
 from policies.errors import ConfigError
 from policies.loader import load_policy
-from tests.cascade.replay.helpers import data_root, write_policy
+from tests.cascade.replay.helpers import write_policy
 from tests.cascade.replay.test_replay_traces import MAPS, write_traces
 
-ROOT = data_root()
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def real():
-    if ROOT is None:
-        if os.environ.get("CI"):
-            pytest.fail("outcome data missing (set CASCADE_DATA)")
-        pytest.skip("outcome data missing (set CASCADE_DATA)")
-    return [ROOT / "mmlu_pro", ROOT / "routerbench_subset"]
+def real(data_root):
+    return [data_root / "mmlu_pro", data_root / "routerbench_subset"]
 
 
 def without_timings(doc):

@@ -12,19 +12,13 @@ import pytest
 from cascade.extras import MissingExtra
 from cascade.replay.parts import mapper, partition_rows
 from tests.cascade.replay.test_partitions import REPO, without_timings
-from tests.cascade.replay.helpers import data_root
 
-ROOT = data_root()
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
-def folder():
-    if ROOT is None:
-        if os.environ.get("CI"):
-            pytest.fail("outcome data missing (set CASCADE_DATA)")
-        pytest.skip("outcome data missing (set CASCADE_DATA)")
-    return ROOT / "routerbench_subset"
+def folder(data_root):
+    return data_root / "routerbench_subset"
 
 
 def test_ray_engine_on_two_local_cpus_prints_the_local_report(folder):

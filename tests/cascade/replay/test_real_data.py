@@ -1,23 +1,14 @@
 """Replay on the real MMLU-Pro outcomes (DeepSeek-V2 -> GPT-4o), test split."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from cascade.replay.run import replay_report
-from tests.cascade.replay.helpers import data_root
-
-ROOT = data_root()
 
 
 @pytest.fixture(scope="module")
-def mmlu_pro():
-    if ROOT is None:
-        if os.environ.get("CI"):
-            pytest.fail("outcome data missing (set CASCADE_DATA)")
-        pytest.skip("outcome data missing (set CASCADE_DATA)")
-    return ROOT / "mmlu_pro"
+def mmlu_pro(data_root):
+    return data_root / "mmlu_pro"
 
 
 def test_default_policy_on_mmlu_pro(mmlu_pro, tmp_path):
