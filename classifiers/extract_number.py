@@ -100,6 +100,11 @@ def _first_number(region: str) -> str | None:
     return None
 
 
+def _numbers(text: str) -> list[str]:
+    """Every number of ``text`` (LaTeX read first), canonical, in order."""
+    return [n for n in map(_number_value, _NUMBER.finditer(delatex(text))) if n is not None]
+
+
 _RESULT_SIGN = re.compile(r"=|\u2248|\\approx")
 
 
@@ -121,7 +126,7 @@ def _concluding_number(line: str) -> str | None:
     sentence = _SENTENCE_END.split(line.strip())[-1]
     if not _CONCLUSION.match(sentence):
         return None
-    found = [n for n in map(_number_value, _NUMBER.finditer(delatex(sentence))) if n is not None]
+    found = _numbers(sentence)
     return found[0] if len(found) == 1 else None
 
 
@@ -129,7 +134,7 @@ def _short_reply_number(text: str) -> str | None:
     """The last number of a one-line reply of at most SHORT_REPLY_WORDS words ("6 times 7 is 42.")."""
     if "\n" in text.strip() or len(text.split()) > SHORT_REPLY_WORDS:
         return None
-    found = [n for n in map(_number_value, _NUMBER.finditer(delatex(text))) if n is not None]
+    found = _numbers(text)
     return found[-1] if found else None
 
 
@@ -149,10 +154,6 @@ _LIST = re.compile(r"[^.;]*?(?:,|\band\b|&)\s*\$?\d")          # "has 3 cats, 2 
 _FINISHED = re.compile(r"[.!]\W*$")
 _LABELLED_NUMBER = re.compile(r"^[\s#>*_]*(?:[A-Za-z][\w ()'-]{0,40}:\s*)?[*_]*\s*(" + _NUM + r")\s*%?"
                               r"(?:\s+[A-Za-z]+){0,2}\s*[*_]*\s*\.?\s*$")
-
-
-def _numbers(text: str) -> list[str]:
-    return [n for n in map(_number_value, _NUMBER.finditer(delatex(text))) if n is not None]
 
 
 def _stated_result(line: str) -> str | None:

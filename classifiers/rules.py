@@ -78,8 +78,8 @@ def rule_failure(prompt: str, answer: str) -> str | None:
 def final_answer_failed(prompts: Sequence[str], answers: Sequence[str], choice: np.ndarray) -> np.ndarray:
     """Per pair, whether :func:`final_answer_failure` names a rule (rows where ``choice`` is set, the
     multiple-choice prompts, are skipped: no_choice covers them). The trained checkers score these 1.0."""
-    from classifiers.extract import final_answer_failure as failure
-    return np.fromiter((not mc and failure(p, a) is not None for p, a, mc in zip(prompts, answers, choice)),
+    pairs = zip(prompts, answers, choice)
+    return np.fromiter((not mc and final_answer_failure(p, a) is not None for p, a, mc in pairs),
                        dtype=bool, count=len(prompts))
 
 
