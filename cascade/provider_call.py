@@ -52,16 +52,12 @@ class ProviderCaller:
         call = asyncio.ensure_future(opener(self.transports[attempt.model], graced))
         late = dict(request_id=ctx.request_id, user=ctx.user, model=attempt.model, caps=ctx.caps,
                     price=self.policy.catalog[attempt.model].price)
-        try:
-            done, _ = await asyncio.wait({call}, timeout=timeout)
-        except BaseException:
-            self.gate.settle_late(call, **late)      # cancelled (shutdown, client gone): it may still be billed
-            raise
-        if call in done:
-            return call.result()
-        self.gate.settle_late(call, **late)
-        raise ProviderTimeout(f"{attempt.model}: no answer within {timeout:.2f}s (a late answer is still "
-                              f"recorded in the ledger)", model=attempt.model)
+
+        async def give_up(cancelled: bool) -> None:   # timed out, or cancelled (shutdown, client gone)
+            self.gate.settle_late(call, **late)
+
+        await wait_or_give_up(call, timeout, give_up, model=attempt.model)
+        return call.result()
 
     async def call_with_retries(self, attempt: Attempt, ctx: "CallContext", trace: RouteTrace,
                                 opener: Opener) -> Any:
@@ -115,6 +111,23 @@ async def _open_primed(transport: Transport, spec: CallSpec) -> PrimedStream:
     except StopAsyncIteration:
         first = None
     return PrimedStream(opened, first)
+
+
+async def wait_or_give_up(call: "asyncio.Future[Any]", timeout: float,
+                          give_up: Callable[[bool], Awaitable[None]], *, model: str, what: str = "answer") -> None:
+    """Return once ``call`` is done within ``timeout``. Else ``await give_up(cancelled)`` — the waiting task
+    was cancelled (True: the cancellation is raised again) or the timeout passed (False: ProviderTimeout) —
+    and ``call`` runs on: whoever gives up lets the gate record a late answer (chat calls here, the semantic
+    cache's paid embedding calls in :mod:`cascade.cache.paid_embedding`)."""
+    try:
+        done, _ = await asyncio.wait({call}, timeout=timeout)
+    except BaseException:
+        await give_up(True)
+        raise
+    if call not in done:
+        await give_up(False)
+        raise ProviderTimeout(f"{model}: no {what} within {timeout:.2f}s (a late answer is still recorded in the "
+                              f"ledger)", model=model)
 
 
 def late_grace(timeout: float) -> float:

@@ -8,7 +8,7 @@ was cancelled. The ledger shows it under the embedding model; the trace in ``cac
 (beside ``cost_usd``, which stays the models' answers).
 
 A call we stop waiting for — the embedding model's timeout passed, or the request was cancelled — is
-treated like a chat call (:meth:`cascade.provider_call.ProviderCaller.timed_call`): its reservation is
+treated like a chat call (:func:`cascade.provider_call.wait_or_give_up`, as ``timed_call`` does): its reservation is
 released at once, and the call runs on for a grace period; if the provider answers after all, the gate
 records what it cost in the ledger (:meth:`cascade.gate.BudgetGate.settle_late`), since the provider
 bills it. The lookup itself goes on without a vector.
@@ -23,10 +23,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from policies.errors import ProviderTimeout
-
 from cascade.gate import BudgetGate
-from cascade.provider_call import late_grace
+from cascade.provider_call import late_grace, wait_or_give_up
 
 RawEmbed = Callable[[str, float], Awaitable[tuple[list[float], int]]]   # (text, timeout_s) -> (vector, tokens)
 _SLACK_TOKENS = 8          # a tokenizer's begin/end tokens beyond one per byte
@@ -66,17 +64,12 @@ class PaidEmbedder:
         reservation = await self.gate.reserve(notes, request_id=bill.request_id, user=bill.who, model=self.model,
                                               amount_usd=self.price.cost(bound, 0), caps=bill.caps)
         call = asyncio.ensure_future(self._embed(text, self.timeout_s + late_grace(self.timeout_s)))
-        try:
-            done, _ = await asyncio.wait({call}, timeout=self.timeout_s)
-        except BaseException:         # cancelled: released now, a late answer still billed
-            await self.gate.release_shielded(reservation)
+
+        async def give_up(cancelled: bool) -> None:   # released now, a late answer still billed
+            await (self.gate.release_shielded if cancelled else self.gate.release)(reservation)
             self._settle_late(call, bill, bound)
-            raise
-        if call not in done:
-            await self.gate.release(reservation)
-            self._settle_late(call, bill, bound)
-            raise ProviderTimeout(f"{self.model}: no embedding within {self.timeout_s:.2f}s (a late answer is "
-                                  f"still recorded in the ledger)", model=self.model)
+
+        await wait_or_give_up(call, self.timeout_s, give_up, model=self.model, what="embedding")
         try:
             vector, tokens = call.result()
         except Exception:
