@@ -13,29 +13,26 @@ The four shared folders are what these produce (``../shared/data``; for ``mmlu_p
 * ``routellm_gsm8k``, ``routellm_mt_bench``: :mod:`cascade.datasets.convert_evals`.
 * ``llmrouter``: a JSON list of ``{"question": str, "scores": {model: number}}``; the file stem
   (train / test) is part of the id and the task.
+
+Reading CSV and JSONL files, and the error that names a file: :mod:`cascade.datasets.upstream`.
 """
 from __future__ import annotations
 
 import ast
-import csv
 import hashlib
-import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from cascade.datasets import convert_evals
 from cascade.datasets.errors import ConversionError
 from cascade.datasets.manifest import DataSetSpec, FileSpec
 from cascade.datasets.outcome_format import OutcomeRows, estimated_completion_tokens
+from cascade.datasets.upstream import bad, csv_rows
 
 MMLU_PRO_TEXT_KEYS = ("response", "generated_text", "model_outputs")
 ROUTERBENCH_NOT_MODELS = {"", "sample_id", "prompt", "eval_name", "oracle_model_to_route_to"}
-
-
-def _bad(path: Path, what: str) -> ConversionError:
-    return ConversionError(f"{path.name}: {what} (file {path})")
 
 
 def _read_json(path: Path) -> Any:
@@ -44,18 +41,11 @@ def _read_json(path: Path) -> Any:
             with zipfile.ZipFile(path) as archive:
                 members = [m for m in archive.namelist() if m.endswith(".json")]
                 if len(members) != 1:
-                    raise _bad(path, f"expected one JSON file in the zip, found {len(members)}")
+                    raise bad(path, f"expected one JSON file in the zip, found {len(members)}")
                 return json.loads(archive.read(members[0]))
         return json.loads(path.read_bytes())
     except (zipfile.BadZipFile, ValueError, UnicodeDecodeError) as exc:
-        raise _bad(path, f"not readable as {'a zip of ' if path.suffix == '.zip' else ''}JSON: {exc}") from None
-
-
-def _csv_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
-    csv.field_size_limit(1 << 30)
-    text = path.read_text(encoding="utf-8")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    return list(reader.fieldnames or ()), reader
+        raise bad(path, f"not readable as {'a zip of ' if path.suffix == '.zip' else ''}JSON: {exc}") from None
 
 
 # ---- MMLU-Pro -------------------------------------------------------------------------------------------
@@ -67,7 +57,7 @@ def mmlu_pro_prompt(question: str, options: list[str]) -> str:
 def _mmlu_pro_file(rows: OutcomeRows, spec: FileSpec, path: Path, keep_text: bool) -> None:
     records = _read_json(path)
     if not isinstance(records, list):
-        raise _bad(path, "expected a JSON list of questions")
+        raise bad(path, "expected a JSON list of questions")
     for rec in records:
         if not isinstance(rec, dict):
             continue                     # some result files carry stray summary strings between questions
@@ -77,7 +67,7 @@ def _mmlu_pro_file(rows: OutcomeRows, spec: FileSpec, path: Path, keep_text: boo
             task = "mmlu-pro/" + str(rec["category"]).replace(" ", "_")
             pred, answer = rec.get("pred"), rec["answer"]
         except (KeyError, TypeError, ValueError) as exc:
-            raise _bad(path, f"a question lacks a usable {exc}") from None
+            raise bad(path, f"a question lacks a usable {exc}") from None
         if (pid, spec.model) in rows.answers:
             continue                     # a question repeated within one file: the first one counts
         text = next((rec[k] for k in MMLU_PRO_TEXT_KEYS if k in rec), None)
@@ -111,19 +101,19 @@ def convert_routellm_mmlu(raw: Path, spec: DataSetSpec) -> tuple[OutcomeRows, li
         path = raw / f.name
         stem = Path(f.name).stem
         if not stem.startswith("mmlu_"):
-            raise _bad(path, "expected a file named mmlu_<subject>.csv")
+            raise bad(path, "expected a file named mmlu_<subject>.csv")
         task = "mmlu/" + stem[len("mmlu_"):]
-        header, reader = _csv_rows(path)
+        header, reader = csv_rows(path)
         models = [c for c in header if c != "prompt"]
         if "prompt" not in header or not models:
-            raise _bad(path, f"expected a 'prompt' column and one column per model, got {header}")
+            raise bad(path, f"expected a 'prompt' column and one column per model, got {header}")
         for rec in reader:
             pid = routellm_prompt_id(task, rec["prompt"])
             rows.add_prompt(pid, task, rec["prompt"])
             for model in models:
                 value = rec[model]
                 if value not in ("True", "False"):
-                    raise _bad(path, f"column {model!r}: expected True or False, got {value!r}")
+                    raise bad(path, f"column {model!r}: expected True or False, got {value!r}")
                 rows.add_outcome(pid, model, 1.0 if value == "True" else 0.0)
     return rows, list(rows.prompts)
 
@@ -139,7 +129,7 @@ def _routerbench_prompt(cell: str, path: Path) -> str:
         return value
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value[0]
-    raise _bad(path, f"a prompt cell is not a list of strings: {cell[:80]!r}")
+    raise bad(path, f"a prompt cell is not a list of strings: {cell[:80]!r}")
 
 
 def _number(cell: str, path: Path, column: str) -> float | None:
@@ -148,19 +138,19 @@ def _number(cell: str, path: Path, column: str) -> float | None:
     try:
         return float(cell)
     except ValueError:
-        raise _bad(path, f"column {column!r}: expected a number, got {cell[:40]!r}") from None
+        raise bad(path, f"column {column!r}: expected a number, got {cell[:40]!r}") from None
 
 
 def convert_routerbench(raw: Path, spec: DataSetSpec) -> tuple[OutcomeRows, list[str]]:
     rows = OutcomeRows()
     for f in spec.files:
         path = raw / f.name
-        header, reader = _csv_rows(path)
+        header, reader = csv_rows(path)
         models = [c for c in header if "|" not in c and c not in ROUTERBENCH_NOT_MODELS]
         missing = [c for c in ("sample_id", "prompt", "eval_name") if c not in header]
         missing += [f"{m}|{k}" for m in models for k in ("model_response", "total_cost") if f"{m}|{k}" not in header]
         if missing or not models:
-            raise _bad(path, f"not a RouterBench CSV export: missing column(s) {missing or ['<models>']}")
+            raise bad(path, f"not a RouterBench CSV export: missing column(s) {missing or ['<models>']}")
         for rec in reader:
             pid = "routerbench-" + rec["sample_id"]
             rows.add_prompt(pid, "routerbench/" + rec["eval_name"], _routerbench_prompt(rec["prompt"], path))
@@ -181,16 +171,16 @@ def convert_llmrouter(raw: Path, spec: DataSetSpec) -> tuple[OutcomeRows, list[s
         part = Path(f.name).stem
         records = _read_json(path)
         if not isinstance(records, list):
-            raise _bad(path, "expected a JSON list of {question, scores}")
+            raise bad(path, "expected a JSON list of {question, scores}")
         for i, rec in enumerate(records):
             scores = rec.get("scores") if isinstance(rec, dict) else None
             if not isinstance(scores, dict) or not isinstance(rec.get("question"), str):
-                raise _bad(path, f"item {i}: expected {{'question': str, 'scores': {{model: number}}}}")
+                raise bad(path, f"item {i}: expected {{'question': str, 'scores': {{model: number}}}}")
             pid = f"llmrouter-{part}-{i}"
             rows.add_prompt(pid, f"llmrouter/{part}", rec["question"])
             for model, score in scores.items():
                 if isinstance(score, bool) or not isinstance(score, (int, float)):
-                    raise _bad(path, f"item {i}: score of {model!r} is not a number: {score!r}")
+                    raise bad(path, f"item {i}: score of {model!r} is not a number: {score!r}")
                 rows.add_outcome(pid, model, float(score))
     return rows, list(rows.prompts)
 

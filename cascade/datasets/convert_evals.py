@@ -12,38 +12,16 @@ answer checker were not fitted on (grade-school math, open chat), with both mode
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
 
 from cascade.datasets.errors import ConversionError
 from cascade.datasets.manifest import DataSetSpec
 from cascade.datasets.outcome_format import OutcomeRows, estimated_completion_tokens
+from cascade.datasets.upstream import bad, csv_rows, jsonl
 
 _JUDGED_ANSWER = re.compile(r"\[The Start of (?:the )?Assistant's Answer\]\n(.*)\n\[The End of (?:the )?Assistant's "
                             r"Answer\]", re.S)
-
-
-def _bad(path: Path, what: str) -> ConversionError:
-    return ConversionError(f"{path.name}: {what} (file {path})")
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise _bad(path, f"not UTF-8 text: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise _bad(path, f"line {number} is not JSON: {exc}") from None
-        if not isinstance(record, dict):
-            raise _bad(path, f"line {number}: expected a JSON object")
-        yield number, record
 
 
 def _file(raw: Path, spec: DataSetSpec, name: str) -> Path:
@@ -59,20 +37,19 @@ def scorer_number(text: str) -> str | None:
 
 
 def convert_routellm_gsm8k(raw: Path, spec: DataSetSpec) -> tuple[OutcomeRows, list[str]]:
-    from cascade.datasets.convert import _csv_rows
     rows = OutcomeRows()
     test = _file(raw, spec, "test.jsonl")
     gold = {}
-    for number, rec in _jsonl(test):
+    for number, rec in jsonl(test):
         if not isinstance(rec.get("question"), str) or "####" not in str(rec.get("answer", "")):
-            raise _bad(test, f"line {number}: expected {{'question': str, 'answer': '... #### N'}}")
+            raise bad(test, f"line {number}: expected {{'question': str, 'answer': '... #### N'}}")
         gold[rec["question"]] = scorer_number(rec["answer"].rsplit("####", 1)[1])
     path = _file(raw, spec, "gsm8k_responses.csv")
-    header, reader = _csv_rows(path)
+    header, reader = csv_rows(path)
     models = [c for c in header if c != "prompt" and not c.endswith("_response")]
     missing = [c for c in ("prompt", *(f"{m}_response" for m in models)) if c not in header]
     if missing or not models:
-        raise _bad(path, f"not RouteLLM's GSM8K responses: missing column(s) {missing or ['<models>']}")
+        raise bad(path, f"not RouteLLM's GSM8K responses: missing column(s) {missing or ['<models>']}")
     for rec in reader:
         text = rec["prompt"]
         pid = "gsm8k-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
@@ -83,7 +60,7 @@ def convert_routellm_gsm8k(raw: Path, spec: DataSetSpec) -> tuple[OutcomeRows, l
             rows.add_reference(pid, gold[text])
         for model in models:
             if rec[model] not in ("True", "False"):
-                raise _bad(path, f"column {model!r}: expected True or False, got {rec[model]!r}")
+                raise bad(path, f"column {model!r}: expected True or False, got {rec[model]!r}")
             answer = rec[f"{model}_response"]
             rows.add_outcome(pid, model, 1.0 if rec[model] == "True" else 0.0, estimated_completion_tokens(answer))
             rows.add_response(pid, model, answer)
@@ -95,20 +72,20 @@ def convert_routellm_mt_bench(raw: Path, spec: DataSetSpec) -> tuple[OutcomeRows
     rows = OutcomeRows()
     qpath = _file(raw, spec, "question.jsonl")
     questions = {}
-    for number, rec in _jsonl(qpath):
+    for number, rec in jsonl(qpath):
         turns = rec.get("turns")
         if not isinstance(turns, list) or not turns or not isinstance(turns[0], str) or "question_id" not in rec:
-            raise _bad(qpath, f"line {number}: expected {{'question_id', 'category', 'turns': [str, ...]}}")
+            raise bad(qpath, f"line {number}: expected {{'question_id', 'category', 'turns': [str, ...]}}")
         questions[rec["question_id"]] = rec
     jpath = _file(raw, spec, "judgements.jsonl")
     first_turns = []
-    for number, rec in _jsonl(jpath):
+    for number, rec in jsonl(jpath):
         if rec.get("turn") != 1:
             continue
         question = questions.get(rec.get("question_id"))
         found = _JUDGED_ANSWER.search(str(rec.get("user_prompt", "")))
         if question is None or found is None or not isinstance(rec.get("score"), (int, float)):
-            raise _bad(jpath, f"line {number}: expected a first-turn judgement of a known question, quoting the "
+            raise bad(jpath, f"line {number}: expected a first-turn judgement of a known question, quoting the "
                               f"answer judged, with a numeric score")
         first_turns.append((int(rec["question_id"]), str(rec["model"]), float(rec["score"]), found.group(1)))
     for qid, model, score, answer in sorted(first_turns, key=lambda t: t[0]):
