@@ -73,7 +73,8 @@ def train_from_traces(traces: str | Path, out: str | Path, policy_arg: str, data
                       calibration_share: float = CALIBRATION_SHARE) -> dict[str, Any]:
     out = Path(out).expanduser().resolve()
     policy = load_policy(policy_arg)
-    labelled = in_trace_order(read_labelled(traces, only_labelled=True))
+    every = in_trace_order(read_labelled(traces))         # the trace file, read once
+    labelled = [r for r in every if "label" in r]
     if not labelled:
         raise ConfigError(f"{traces}: no labelled request (shadow answers with a label, or feedback)")
     rows, held = split_rows(labelled, calibration_share)
@@ -87,7 +88,7 @@ def train_from_traces(traces: str | Path, out: str | Path, policy_arg: str, data
     if not paired:
         raise ConfigError("no labelled request kept for calibration has a shadow answer: shadow more traffic")
     calibration_file = write_lines(paired, out / "calibration-traces.jsonl")
-    checker_t2, t2_report = _whole_trace_t2(Path(traces), candidate, calibrate_on)
+    checker_t2, t2_report = _whole_trace_t2(every, candidate, calibrate_on)
     calibration = calibrate_on_traces(out / "policy.yaml", candidate, calibration_file, target, checker_t2)
     calibration["checker_threshold_from_trace"] = {"threshold": checker_t2, **t2_report}
     return {"policy_file": str(out / "policy.yaml"), "classifier": str(classifier) if classifier else None,
@@ -191,12 +192,12 @@ def calibrate_on_traces(policy_file: Path, policy: Any, traces: Path, target: st
             "calibration_apgr": None if row is None else round(float(apgr[row]), 4)}
 
 
-def _whole_trace_t2(traces: Path, candidate: Any, calibrate_on: list[dict[str, Any]]) -> tuple[float | None, dict]:
+def _whole_trace_t2(every: list[dict[str, Any]], candidate: Any,
+                    calibrate_on: list[dict[str, Any]]) -> tuple[float | None, dict]:
     """The checker threshold from every traced cheap answer, with the labels of ``calibrate_on`` only."""
     from cascade.learning.thresholds import checker_threshold_from_traces
     keys = {(r.get("request_id"), r.get("ts")) for r in calibrate_on}
-    rows = [r for r in in_trace_order(read_labelled(traces))
-            if "label" not in r or (r.get("request_id"), r.get("ts")) in keys]
+    rows = [r for r in every if "label" not in r or (r.get("request_id"), r.get("ts")) in keys]
     return checker_threshold_from_traces(candidate, rows)
 
 
