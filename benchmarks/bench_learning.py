@@ -16,7 +16,7 @@ answer (responses.parquet) and token counts. The prompts are shuffled (seeded) a
 Prints before / after: the policy's APGR (the replay report's ``policy`` row: the curve its classifier
 threshold traces with its checks at their threshold), the classifier's alone, quality, quality retained,
 $ per 1k requests, and the cost of the trained policy's cheapest sweep point reaching the shipped policy's
-quality (chosen on the held-out half: shown, not counted). The issue's bar: APGR at least 0.05 above the
+quality (chosen on the held-out half: shown, not counted). The bar: APGR at least 0.05 above the
 shipped default's, or the candidate's operating point at its quality for <= 85% of its cost.
 
     python benchmarks/bench_learning.py [--traffic mmlu-math routerbench] [--seed 0 1 2] [--rate 0.3]

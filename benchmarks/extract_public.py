@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from cascade.datasets.convert_evals import scorer_number
 from classifiers.extract import canonical_number, extract, final_answer_failure, prompt_kind
 
 CRUX_TEMPLATES = ("make_direct_output_prompt", "make_cot_output_prompt", "make_direct_output_prompt_phind",
@@ -70,7 +71,7 @@ def misread(text: str, gold: str, prompt: str = "") -> bool:
     if "." in found[-1] and canonical_number(Fraction(found[-1])) == gold:
         return True
     lines = [line for line in flat.splitlines() if line.strip()]
-    scorer = str(int(re.findall(r"\d+", found[-1])[-1]))
+    scorer = scorer_number(text)            # what RouteLLM's scorer read: the last run of digits
     return scorer != gold and scorer in _integers(prompt) and gold in _integers(lines[-1])
 
 
@@ -105,7 +106,7 @@ def gsm8k(folder: Path) -> dict[str, Counter]:
 
 
 def naive_number(text: str) -> str | None:
-    """The issue's naive reading: the last number of the text (commas dropped, decimals kept)."""
+    """The naive reading: the last number of the text (commas dropped, decimals kept)."""
     from fractions import Fraction
     found = _LAST_NUMBER.findall(text.replace(",", ""))
     return canonical_number(Fraction(found[-1])) if found else None
