@@ -13,7 +13,10 @@ it waits on). So:
 - a Router's background loop is settled before it stops (:func:`settle`: the worker's queued callbacks
   are run and the worker stopped when it is bound to this loop, then every other task still pending here
   is cancelled and awaited) and closed once its thread has left ``run_forever``
-  (:func:`run_forever_then_close`).
+  (:func:`run_forever_then_close`), after ending whatever was handed to it in between (litellm closes
+  a recycled HTTP session on the loop that owns it while that loop still runs: that close, and the
+  task it starts, end there instead of being destroyed pending with the loop). The Router waits for
+  the thread, so a loop it stopped is closed, not merely stopping, when ``close()`` returns.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ __all__ = ["adopt_litellm_worker", "settle", "run_forever_then_close"]
 
 _WORKER_MODULE = "litellm.litellm_core_utils.logging_worker"
 _TIMEOUT_S = 5.0
+_ROUNDS = 5
 _ORPHANS: set[asyncio.Task[Any]] = set()       # litellm's tasks of a loop it left, until they end there
 
 
@@ -59,21 +63,42 @@ async def settle() -> None:
         except (Exception, asyncio.TimeoutError):  # noqa: BLE001 - closing must not fail
             pass
         await worker.stop(discard_pending=True, timeout=_TIMEOUT_S)
-    current = asyncio.current_task()
-    pending = [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    await _cancel_pending(loop)
 
 
 def run_forever_then_close(loop: asyncio.AbstractEventLoop) -> None:
-    """Thread target of a background loop: serve until stopped, then close the loop."""
+    """Thread target of a background loop: serve until stopped, end every task still pending (work
+    handed to the loop after it was settled included), then close the loop."""
     asyncio.set_event_loop(loop)
     try:
         loop.run_forever()
     finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        try:
+            loop.run_until_complete(_end_pending())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+async def _end_pending() -> None:
+    """Let callbacks already handed to the loop start their tasks, then cancel and await what is left."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await _cancel_pending(asyncio.get_running_loop())
+
+
+async def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await every other pending task of ``loop``, again while ending them starts new ones
+    (a session's close starts its connector's); a task ignoring its cancellation is waited for at most
+    ``_TIMEOUT_S`` per round."""
+    current = asyncio.current_task()
+    for _ in range(_ROUNDS):
+        pending = [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=_TIMEOUT_S)
 
 
 def _litellm_worker() -> Any:

@@ -43,6 +43,7 @@ from cascade.transport import aclose_all
 Who = str | Principal | None        # who pays: a user name, or a Principal (user, team, org, key)
 _PLAN_PARAMS = ("max_tokens", "max_completion_tokens", "stream")
 _SYNC_DRAIN_S = 95.0       # close(): a late answer may take the longest attempt timeout plus its grace
+_LOOP_CLOSE_S = 20.0       # close(): the background loop ending its last tasks (cascade.loops) and closing
 
 
 class MissingCredentialsWarning(UserWarning):
@@ -91,6 +92,7 @@ class Router:
                                         gate=self.gate, caps=self.caps)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
+        self._loop_thread: threading.Thread | None = None
         self.shadow = ShadowSampler(self)          # the policy's shadow sampling (cascade.shadow)
         self.feedback_book = FeedbackBook(self)    # owners of recent requests, for feedback (cascade.feedback)
 
@@ -308,8 +310,9 @@ class Router:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=run_forever_then_close, args=(self._loop,), name="cascade-router",
-                                 daemon=True).start()
+                self._loop_thread = threading.Thread(target=run_forever_then_close, args=(self._loop,),
+                                                     name="cascade-router", daemon=True)
+                self._loop_thread.start()
             return self._loop
 
     async def astart(self) -> None:
@@ -339,6 +342,10 @@ class Router:
                     pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
+            if self._loop_thread is not threading.current_thread():
+                # closed, not just stopping, once close() returns: litellm then disposes of a session of
+                # this loop in place instead of handing its close to a loop about to end
+                self._loop_thread.join(_LOOP_CLOSE_S)
         self.recall.close()
         self.services.close()
 

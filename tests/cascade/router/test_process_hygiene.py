@@ -102,3 +102,57 @@ def test_announce_created_is_louder_in_home(tmp_path, monkeypatch, caplog, insid
         announce_created(path, "a thing", "move it with X")
     [record] = caplog.records
     assert record.levelname == level and str(path) in record.getMessage()
+
+
+def test_close_returns_once_the_background_loop_is_closed(fake_provider):
+    """A loop close() stopped is closed when close() returns: a library that hands a session's close to
+    that loop from another thread (litellm does, for a client it recycles) sees it closed and disposes of
+    the session in place, instead of starting a task on a loop about to end."""
+    from cascade.router import Router
+    fake_provider.script("*", answer("Paris."))
+    r = Router("default", env=provider_env(fake_provider.url), budget_store="memory://")
+    assert r.complete([{"role": "user", "content": "What is the capital of France?"}]).choices[0].message.content
+    loop = r._loop
+    r.close()
+    assert loop.is_closed()
+
+
+def test_work_handed_to_a_stopping_loop_ends_there_before_it_closes():
+    """A coroutine handed to the background loop just as it stops starts, is cancelled and awaited, with
+    the task it started: nothing is destroyed pending when the loop closes."""
+    import asyncio
+    import gc
+    import threading
+    import warnings
+
+    from cascade.loops import run_forever_then_close
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=run_forever_then_close, args=(loop,))
+    thread.start()
+    ended: list[str] = []
+
+    async def inner() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            ended.append("inner")
+
+    async def close_session() -> None:          # like a session close: it starts a task and awaits it
+        try:
+            await asyncio.ensure_future(inner())
+        finally:
+            ended.append("outer")
+
+    def stop_then_hand_over() -> None:
+        loop.stop()
+        asyncio.run_coroutine_threadsafe(close_session(), loop)
+
+    destroyed: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: destroyed.append(context))
+    loop.call_soon_threadsafe(stop_then_hand_over)
+    thread.join(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gc.collect()
+    assert loop.is_closed() and not thread.is_alive()
+    assert sorted(ended) == ["inner", "outer"] and destroyed == []
