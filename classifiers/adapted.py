@@ -88,15 +88,26 @@ class AdaptedChecker:
         self.judges = None if kinds is None else self._judges
 
     def _judges(self, prompt: str | None, answer: str | None) -> bool:
+        """The kinds it learned, and on any kind an answer failing a rule (it scores that 1.0)."""
         from classifiers.extract import prompt_kind
-        return bool(answer) and prompt_kind(prompt) in (self.kinds or ())
+        from classifiers.rules import rule_failure
+        if not answer:
+            return False
+        return prompt_kind(prompt) in (self.kinds or ()) or rule_failure(prompt or "", answer) is not None
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+        """The stack's score; 1.0 where the answer fails a rule (empty, a refusal, no stated letter,
+        number or output), as the shipped checkers score it."""
+        from classifiers.rules import rule_failure
         if isinstance(prompts, str) or isinstance(answers, str):
             raise TypeError("score() takes sequences; use score_one() for one pair")
         prompts, answers = list(prompts), list(answers)
         extra = checker_extra(prompts, answers, self.base.score(prompts, answers))
-        return sigmoid(self.stack.logits(answers, extra))
+        scores = sigmoid(self.stack.logits(answers, extra))
+        failed = np.fromiter((rule_failure(p, a) is not None for p, a in zip(prompts, answers)), dtype=bool,
+                             count=len(prompts))
+        scores[failed] = 1.0
+        return scores
 
     def score_one(self, prompt: str, answer: str) -> float:
         return float(self.score([prompt], [answer])[0])

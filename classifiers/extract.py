@@ -35,6 +35,7 @@ Kinds (the ``extract:`` values of an agreement check):
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import unicodedata
 
@@ -243,9 +244,12 @@ def agree(a: str, b: str, kind: str, prompt: str | None = None) -> bool | None:
     return first == second
 
 
+@functools.lru_cache(maxsize=256)
 def final_answer_failure(prompt: str | None, answer: str | None) -> str | None:
     """``no_number`` when a non-empty answer to a numeric prompt states no final number, ``no_output`` when
-    one to a prompt that asks what code outputs states no output; else None (other kinds: never)."""
+    one to a prompt that asks what code outputs states no output; else None (other kinds: never).
+    Cached for the last pairs: a check asks whether the checker judges a pair, then scores it, and both
+    read this (~0.1 ms a pair)."""
     if not prompt or not answer or not answer.strip():
         return None
     kind = prompt_kind(prompt)

@@ -143,3 +143,27 @@ def test_training_only_head_targets(mmlu_slice):
     train = d.split_names() == "train"
     law = (d.tasks == "mmlu-pro/law")
     assert np.allclose(heads["task_gain"].values[law], gain[law & train].mean())
+
+
+def test_an_adapted_checker_scores_a_rule_failure_as_the_shipped_checker_does():
+    """Fitted on choice answers only, it still judges and fails a numeric answer that states no number and
+    an output prediction that states no output (score 1.0), and keeps its own score elsewhere."""
+    from classifiers.training.adapt import fit_adapted_checker
+    rng = np.random.default_rng(0)
+    prompts, answers, bad = [], [], []
+    for i in range(60):
+        right = bool(rng.integers(2))
+        prompts.append(f"Question {i}: which is larger?\nOptions:\nA. {i}\nB. {i + 1}\nAnswer with the letter.")
+        answers.append(("B is larger, so the answer is (B)." if right else "Hard to say; the answer is (A).")
+                       + " " + "reasoning " * int(rng.integers(20, 40)))
+        bad.append(not right)
+    checker, report = fit_adapted_checker(prompts, answers, np.array(bad))
+    assert report["judges_kinds"] == ["choice"]
+    number_q = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
+    output_q = "def f(x):\n    return x * 2\nassert f(3) == ??\nWhat is the output of f(3)?"
+    cases = [(number_q, "He has some apples, more than before."), (output_q, "It doubles its argument.")]
+    for prompt, answer in cases:
+        assert checker.judges(prompt, answer)
+        assert checker.score_one(prompt, answer) == 1.0
+    assert not checker.judges(number_q, "Tom has 7 apples.")          # a stated number: not its kind
+    assert checker.score_one(prompts[0], answers[0]) < 1.0
