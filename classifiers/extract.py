@@ -34,13 +34,12 @@ Kinds (the ``extract:`` values of an agreement check):
 """
 from __future__ import annotations
 
-import ast
 import functools
 import re
 import unicodedata
 
 from classifiers.extract_json import extract_json
-from classifiers.extract_output import extract_output, is_output_request
+from classifiers.extract_output import asserted_value, extract_output, is_output_request
 from classifiers.extract_number import boxed_contents, canonical_number, delatex, extract_number  # noqa: F401
 from classifiers.rules import is_multiple_choice, rule_failure
 from classifiers.signals import parse_options
@@ -120,20 +119,15 @@ def normalise_text(text: str) -> str:
 
 
 # a final assertion "assert f(3) == [1, 2]" (CRUXEval-style output prediction): its right-hand side
-_ASSERTION = re.compile(r"^\s*(?:\[ANSWER\]\s*)?assert\b[^\n]*?==\s*(.+?)\s*(?:\[/ANSWER\].*)?$", re.MULTILINE)
-
-
 def _asserted_literal(text: str) -> str | None:
-    """The canonical right-hand side of the answer's last ``assert ... == X`` line (a Python literal:
-    its repr, so "'a'" and '"a"', "[1,2]" and "[1, 2]" are one answer), or None."""
-    found = _ASSERTION.findall(text[-_TAIL:])
-    if not found:
+    """The right-hand side of the answer's last ``assert ... == X`` line, read as output predictions read
+    it (:func:`classifiers.extract_output.asserted_value`): a literal canonical (so "'a'" and '"a"',
+    "[1,2]" and "[1, 2]" are one answer), other text normalised; or None."""
+    found = asserted_value(text)
+    if found is None:
         return None
-    raw = found[-1].strip().strip("`").strip()
-    try:
-        return repr(ast.literal_eval(raw))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return normalise_text(raw) or None
+    value, is_literal = found
+    return value if is_literal else (normalise_text(value) or None)
 
 
 def extract_text(text: str) -> str | None:

@@ -61,15 +61,22 @@ def literal(text: str) -> str | None:
         return None
 
 
-def _assertion_value(body: str) -> str | None:
-    """The value of ``f(x) == V``: the first right-hand side that is a literal ("f('a==b') == 'x'"), else the
-    text after the last "==" as written."""
-    sides = body.split("==")
+def asserted_value(text: str) -> tuple[str, bool] | None:
+    """The value of the answer's last ``assert f(x) == V`` line (in its last 4,000 characters) and whether
+    it is a literal: the first right-hand side that is one, as :func:`canonical_repr` ("f('a==b') == 'x'"
+    gives "'x'", True), else the text after the last "==" as written (False); None without an assertion
+    or with an empty value. The one reading of assertions: text answers use it too
+    (:func:`classifiers.extract.extract_text`)."""
+    found = _ASSERTION.findall(text[-_TAIL:])
+    if not found:
+        return None
+    sides = found[-1].split("==")
     for k in range(1, len(sides)):
-        found = literal("==".join(sides[k:]).strip().strip("`"))
-        if found is not None:
-            return found
-    return sides[-1].strip().strip("`").strip() or None
+        value = literal("==".join(sides[k:]).strip().strip("`"))
+        if value is not None:
+            return value, True
+    raw = sides[-1].strip().strip("`").strip()
+    return (raw, False) if raw else None
 
 
 def _stated_value(line: str) -> str | None:
@@ -83,9 +90,9 @@ def _stated_value(line: str) -> str | None:
 def extract_output(text: str) -> str | None:
     """The output the answer states (see the module docstring), or None."""
     tail = text[-_TAIL:]
-    asserted = _ASSERTION.findall(tail)
-    if asserted:
-        return _assertion_value(asserted[-1])
+    if _ASSERTION.search(tail):
+        asserted = asserted_value(text)
+        return None if asserted is None else asserted[0]
     blocks = _ANSWER_BLOCK.findall(tail)
     if blocks:
         return literal(blocks[-1])

@@ -204,6 +204,11 @@ def test_json(answer, kind, value):
     (MBPP_ANSWER, None),                      # code: not compared as text
     ("word " * 40, None),                     # long free text: cannot judge
     ("...", None),
+    # a final assertion: read as output predictions read it (one reader, classifiers.extract_output)
+    ("assert f('a==b') == 'x'", "'x'"),
+    ("assert f() == {'b': 1, 'a': 2}", "{'a': 2, 'b': 1}"),     # == ignores a dict's order
+    ("`assert f(2) == [1,2]`", "[1, 2]"),
+    ("assert f(1) == Some Words", "some words"),               # no literal: normalised text
 ])
 def test_text(answer, text):
     assert extract(answer, "text") == text
