@@ -243,6 +243,8 @@ def _assemble(folder: Path, index: int, policy: Policy, mapping: dict[str, str],
         completion_tokens=np.where(np.isnan(completion), -1, completion).astype(np.int64),
         responses=None if responses is None else [responses[c] for c in cols], split=split,
         consult_aliases=consulted, **_consult_columns(policy, consulted, ccols, table, pt, responses))
+    if consulted:      # a second opinion not recorded: what the policy would do is not known either
+        keep &= data.consult_available.all(axis=1)
     data = data.subset(keep)
     data.dropped = int(n - keep.sum())
     data.notes += folder_notes(folder.name, data, want_text and responses is None)
@@ -253,7 +255,9 @@ def folder_notes(name: str, data: ReplayData, no_responses: bool) -> list[str]:
     """What the report says of one folder's data: prompts left out, answer texts or prices missing."""
     notes = []
     if data.dropped:
-        notes.append(f"{name}: {data.dropped} prompt(s) of the split lack an outcome of some rung's model: left out")
+        second = (f" or of a second-opinion model ({', '.join(data.consult_aliases)})" if data.consult_aliases else "")
+        notes.append(f"{name}: {data.dropped} prompt(s) of the split lack an outcome of some rung's model{second}: "
+                     "left out")
     if no_responses:
         notes.append(f"{name}: no responses.parquet: answer checks cannot be evaluated (counted as passed)")
     unknown_completion = int(((data.completion_tokens < 0) & ~data.cost_recorded).sum())

@@ -137,3 +137,25 @@ async def test_an_answer_with_no_final_number_escalates_live_and_in_replay(tmp_p
             checked = [c for a in trace.attempts for c in getattr(a, "checks", ()) if c.name == "answer_checker"]
             assert checked and not checked[0].passed and checked[0].score == 1.0, trace.attempts
     await router.aclose()
+
+
+def test_prompts_without_a_recorded_second_opinion_are_left_out_whole_or_by_partitions(tmp_path):
+    """An outcome folder that lacks the second model's outcome for some prompts: what the policy would do
+    there is not recorded (live, the second model answers), so those prompts are left out and the report
+    says so, as for a rung's model; partitions give the same report."""
+    from cascade.replay.run import replay_report
+    prompts, outcomes, responses, _ = recorded()
+    gone = {f"p{i}" for i in range(0, 48, 5)}                    # 10 prompts without C2's outcome
+    outcomes = [o for o in outcomes if not (o[1] == "C2" and o[0] in gone)]
+    folder = write_folder(tmp_path / "data", prompts, outcomes, responses)
+    policy = tmp_path / "match.yaml"
+    policy.write_text("extends: quality-match\nname: match\nescalation:\n  checks: [non_empty, "
+                      "{name: agreement, with: deepseek-coder, extract: auto}]\n")
+    run = run_replay(str(policy), [folder], maps=MODELS, split="all", classifier=FixedScore(0.0))
+    assert len(run.data) == 38 and run.data.dropped == 10 and not gone & set(run.data.ids)
+    assert ("data: 10 prompt(s) of the split lack an outcome of some rung's model or of a second-opinion model "
+            "(deepseek-coder): left out") in run.data.notes
+    whole = replay_report(str(policy), [folder], maps=MODELS, split="all", classifier=FixedScore(0.0))
+    parts = replay_report(str(policy), [folder], maps=MODELS, split="all", classifier=FixedScore(0.0), chunk_rows=7)
+    assert whole["data"]["n_dropped"] == parts["data"]["n_dropped"] == 10
+    assert whole["notes"] == parts["notes"]
