@@ -157,6 +157,8 @@ def print_gsm8k(folder: Path) -> None:
         print(f"  {name:22s} both right: agree {c['both_agree'] / max(c['both'], 1):6.2%} of {c['both']};  "
               f"cheap wrong: agree {c['cheap_wrong_agree'] / max(c['cheap_wrong'], 1):6.2%} of {c['cheap_wrong']}")
     print(f"prompt kinds: {dict(sorted(folder_kinds(folder).items()))}")
+    shares = straight_shares(list(_table(folder, "prompts")["prompt"]))
+    print("sent straight to the strong model: " + ", ".join(f"{policy} {share:.1%}" for policy, share in shares.items()))
 
 
 def crux_templates(folder: Path) -> dict[str, Callable]:
@@ -187,11 +189,29 @@ def cruxeval(folder: Path) -> tuple[dict[str, Counter], Counter]:
     return kinds, verdicts
 
 
+def straight_shares(prompts: list[str], policies: tuple[str, ...] = ("default", "quality-match")) -> dict[str, float]:
+    """Per built-in policy, the share of ``prompts`` its classifier sends straight to the strong model
+    (score >= its first threshold), before any answer is checked."""
+    import numpy as np
+
+    from classifiers import load_classifier
+    from policies.loader import load_policy
+    out = {}
+    for name in policies:
+        routing = load_policy(name).routing
+        score = np.asarray(load_classifier(routing.classifier).score(prompts), dtype=float)
+        out[name] = float((score >= routing.thresholds[0]).mean())
+    return out
+
+
 def print_cruxeval(folder: Path) -> None:
     kinds, verdicts = cruxeval(folder)
-    print(f"CRUXEval ({folder}): prompt kinds per template")
+    print(f"CRUXEval ({folder}): prompt kinds per template; share sent straight to the strong model")
+    rows, templates = crux_rows(folder), crux_templates(folder)
     for name, c in kinds.items():
-        print(f"  {name:34s} {dict(sorted(c.items()))}")
+        shares = straight_shares([templates[name]((r["code"], r["input"])) for r in rows])
+        said = ", ".join(f"{policy} {share:.1%}" for policy, share in shares.items())
+        print(f"  {name:34s} {dict(sorted(c.items()))}  straight: {said}")
     total = sum(verdicts.values())
     same = verdicts[(True, True)] + verdicts[(False, False)] + verdicts[("none", False)]
     print(f"CodeLlama-7B output predictions ({total}, direct-output prompt): extracted literal == gold literal")

@@ -68,3 +68,18 @@ def test_gsm8k_agreement_counts_both_right_and_cheap_wrong_pairs(tmp_path):
     ours, naive = counts["ours (agree, auto)"], counts["naive last number"]
     assert ours["both"] == ours["both_agree"] == 1 and ours["cheap_wrong"] == 1 and ours["cheap_wrong_agree"] == 0
     assert naive["both_agree"] == 1 and naive_number("for 8 pens.") == "8"
+
+
+def test_straight_shares_follow_each_policys_classifier_and_threshold():
+    from extract_public import straight_shares
+
+    from classifiers import load_classifier
+    from policies.loader import load_policy
+    prompts = ["What is 2 + 2?", "Prove that there are infinitely many primes of the form 4k + 3, in full detail.",
+               "Write a Python function that merges two sorted lists."] * 3
+    shares = straight_shares(prompts)
+    assert set(shares) == {"default", "quality-match"}
+    for name, share in shares.items():
+        routing = load_policy(name).routing
+        scores = load_classifier(routing.classifier).score(prompts)
+        assert share == sum(s >= routing.thresholds[0] for s in scores) / len(prompts)
