@@ -66,6 +66,14 @@ def extra_columns(prompts: Sequence[str], answers: Sequence[str],
     return np.hstack([prompt_struct, rule_columns(prompts, answers, scans)])
 
 
+def rules_failed(prompts: Sequence[str], answers: Sequence[str], extra: np.ndarray) -> np.ndarray:
+    """Per pair, whether the answer fails a rule: no_choice, empty or refusal (read from ``extra``, the
+    pairs' :func:`extra_columns`), or no stated number or output (:func:`classifiers.rules.final_answer_failed`).
+    The trained checkers score these 1.0."""
+    mc = len(STRUCT_NAMES)                   # multiple_choice; no_choice, empty, refusal follow it
+    return extra[:, mc + 1: mc + 4].any(axis=1) | final_answer_failed(prompts, answers, extra[:, mc] != 0)
+
+
 class LinearAnswerChecker:
     """Trained answer checker (:class:`classifiers.base.AnswerChecker`) read from an artifact."""
 
@@ -82,8 +90,7 @@ class LinearAnswerChecker:
         check_pairs(prompts, answers)
         extra = extra_columns(prompts, answers)
         scores = sigmoid(self.stack.logits(answers, extra))
-        failed = extra[:, len(STRUCT_NAMES) + 1: len(STRUCT_NAMES) + 4].any(axis=1)
-        scores[failed | final_answer_failed(prompts, answers, extra[:, len(STRUCT_NAMES)] != 0)] = 1.0
+        scores[rules_failed(prompts, answers, extra)] = 1.0
         return scores
 
     def score_one(self, prompt: str, answer: str) -> float:

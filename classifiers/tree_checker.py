@@ -26,11 +26,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from classifiers.base import check_pairs
-from classifiers.checker import EXTRA_NAMES, extra_columns
+from classifiers.checker import EXTRA_NAMES, extra_columns, rules_failed
 from classifiers.features import STRUCT_NAMES, FeatureSpec, chunks
 from classifiers.linear import LinearStack, sigmoid
 from classifiers.answer_scan import choice_and_letters
-from classifiers.rules import final_answer_failed
 from classifiers.signals import SIGNAL_NAMES, Scan, signal_matrix
 from classifiers.trees import TreeEnsemble
 
@@ -40,7 +39,6 @@ DENSE_NAMES: tuple[str, ...] = STRUCT_NAMES + EXTRA_NAMES
 _MC_COL = len(STRUCT_NAMES) * 2  # multiple_choice
 _RULE_COLS = slice(_MC_COL + 1, _MC_COL + 4)  # no_choice, empty, refusal
 _EXTRA_MC = _MC_COL - len(STRUCT_NAMES)       # the same columns in extra_columns() (no answer structure)
-_EXTRA_RULES = slice(_EXTRA_MC + 1, _EXTRA_MC + 4)
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,7 @@ class TreeAnswerChecker:
         elif other.size:
             logits[other] = self.fallback.logits([answers[i] for i in other], extra[other])
         scores = sigmoid(logits)
-        failed = extra[:, _EXTRA_RULES].any(axis=1) | final_answer_failed(prompts, answers, extra[:, _EXTRA_MC] != 0)
-        scores[failed] = 1.0
+        scores[rules_failed(prompts, answers, extra)] = 1.0
         return scores
 
     def score_one(self, prompt: str, answer: str) -> float:
