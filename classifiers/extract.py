@@ -118,7 +118,6 @@ def normalise_text(text: str) -> str:
     return _ARTICLE.sub("", text)
 
 
-# a final assertion "assert f(3) == [1, 2]" (CRUXEval-style output prediction): its right-hand side
 def _asserted_literal(text: str) -> str | None:
     """The right-hand side of the answer's last ``assert ... == X`` line, read as output predictions read
     it (:func:`classifiers.extract_output.asserted_value`): a literal canonical (so "'a'" and '"a"',

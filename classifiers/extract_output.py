@@ -68,9 +68,12 @@ def asserted_value(text: str) -> tuple[str, bool] | None:
     or with an empty value. The one reading of assertions: text answers use it too
     (:func:`classifiers.extract.extract_text`)."""
     found = _ASSERTION.findall(text[-_TAIL:])
-    if not found:
-        return None
-    sides = found[-1].split("==")
+    return _assertion_value(found[-1]) if found else None
+
+
+def _assertion_value(body: str) -> tuple[str, bool] | None:
+    """(value, is a literal) of an assertion line's ``f(x) == V`` (see :func:`asserted_value`)."""
+    sides = body.split("==")
     for k in range(1, len(sides)):
         value = literal("==".join(sides[k:]).strip().strip("`"))
         if value is not None:
@@ -90,9 +93,10 @@ def _stated_value(line: str) -> str | None:
 def extract_output(text: str) -> str | None:
     """The output the answer states (see the module docstring), or None."""
     tail = text[-_TAIL:]
-    if _ASSERTION.search(tail):
-        asserted = asserted_value(text)
-        return None if asserted is None else asserted[0]
+    asserted = _ASSERTION.findall(tail)
+    if asserted:
+        value = _assertion_value(asserted[-1])
+        return None if value is None else value[0]
     blocks = _ANSWER_BLOCK.findall(tail)
     if blocks:
         return literal(blocks[-1])
