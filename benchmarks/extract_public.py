@@ -143,12 +143,13 @@ def print_gsm8k(folder: Path) -> None:
     print(f"GSM8K ({folder}): extract(text, 'auto', prompt) vs GSM8K's gold number")
     print(f"{'model':38s} {'right':>6s} {'==gold':>8s} {'none':>7s}   {'wrong':>6s} {'==gold':>8s} {'none':>7s} "
           f"{'misread':>8s} {'==gold*':>8s}")
-    for model, c in sorted(gsm8k(folder).items()):
+    counts = sorted(gsm8k(folder).items())
+    for model, c in counts:
         r, w, w2 = max(c["right"], 1), max(c["wrong"], 1), max(c["clean"], 1)
         print(f"{model:38s} {c['right']:6d} {c['right_gold'] / r:8.2%} {c['right_none'] / r:7.2%}   "
               f"{c['wrong']:6d} {c['wrong_gold'] / w:8.2%} {c['wrong_none'] / w:7.2%} {c['misread']:8d} "
               f"{c['clean_gold'] / w2:8.2%}")
-    for model, c in sorted(gsm8k(folder).items()):
+    for model, c in counts:
         stated, n = c["right"] + c["wrong"] - c["unstated"], c["unstated"]
         print(f"{model}: {n} answers state no final number (rule no_number), right {c['unstated_right'] / max(n, 1):.1%};"
               f" the other {stated} right {(c['right'] - c['unstated_right']) / max(stated, 1):.1%}")
@@ -156,8 +157,9 @@ def print_gsm8k(folder: Path) -> None:
     for name, c in gsm8k_agreement(folder).items():
         print(f"  {name:22s} both right: agree {c['both_agree'] / max(c['both'], 1):6.2%} of {c['both']};  "
               f"cheap wrong: agree {c['cheap_wrong_agree'] / max(c['cheap_wrong'], 1):6.2%} of {c['cheap_wrong']}")
-    print(f"prompt kinds: {dict(sorted(folder_kinds(folder).items()))}")
-    shares = straight_shares(list(_table(folder, "prompts")["prompt"]))
+    prompts = list(_table(folder, "prompts")["prompt"])
+    print(f"prompt kinds: {dict(sorted(kind_counts(prompts).items()))}")
+    shares = straight_shares(prompts)
     print("sent straight to the strong model: " + ", ".join(f"{policy} {share:.1%}" for policy, share in shares.items()))
 
 
@@ -173,20 +175,21 @@ def crux_rows(folder: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def cruxeval(folder: Path) -> tuple[dict[str, Counter], Counter]:
-    """(template -> prompt kinds, counts of (extracted literal == gold literal, benchmark's verdict))."""
+def cruxeval(folder: Path) -> tuple[dict[str, list[str]], Counter]:
+    """(template -> the questions' prompts in it, counts of (extracted literal == gold literal, benchmark's
+    verdict))."""
     from classifiers.extract_output import literal        # gold outputs in the form extract() writes them
     rows, templates = crux_rows(folder), crux_templates(folder)
-    kinds = {name: kind_counts([make((r["code"], r["input"])) for r in rows]) for name, make in templates.items()}
+    prompts = {name: [make((r["code"], r["input"])) for r in rows] for name, make in templates.items()}
     scored = json.loads((folder / "crux_scored_codellama_output.json").read_text(encoding="utf-8"))
-    prompt = {r["id"]: templates["make_direct_output_prompt"]((r["code"], r["input"])) for r in rows}
+    prompt = {r["id"]: text for r, text in zip(rows, prompts["make_direct_output_prompt"])}
     gold = {r["id"]: literal(r["output"]) for r in rows}
     verdicts: Counter = Counter()
     for sample, generations in scored["raw_generations"].items():
         for text, ok in zip(generations, scored["raw_scored_generations"][sample]):
             got = extract(text, "auto", prompt[sample])
             verdicts[("none" if got is None else got == gold[sample], bool(ok))] += 1
-    return kinds, verdicts
+    return prompts, verdicts
 
 
 def straight_shares(prompts: list[str], policies: tuple[str, ...] = ("default", "quality-match")) -> dict[str, float]:
@@ -205,13 +208,11 @@ def straight_shares(prompts: list[str], policies: tuple[str, ...] = ("default", 
 
 
 def print_cruxeval(folder: Path) -> None:
-    kinds, verdicts = cruxeval(folder)
+    prompts, verdicts = cruxeval(folder)
     print(f"CRUXEval ({folder}): prompt kinds per template; share sent straight to the strong model")
-    rows, templates = crux_rows(folder), crux_templates(folder)
-    for name, c in kinds.items():
-        shares = straight_shares([templates[name]((r["code"], r["input"])) for r in rows])
-        said = ", ".join(f"{policy} {share:.1%}" for policy, share in shares.items())
-        print(f"  {name:34s} {dict(sorted(c.items()))}  straight: {said}")
+    for name, texts in prompts.items():
+        said = ", ".join(f"{policy} {share:.1%}" for policy, share in straight_shares(texts).items())
+        print(f"  {name:34s} {dict(sorted(kind_counts(texts).items()))}  straight: {said}")
     total = sum(verdicts.values())
     same = verdicts[(True, True)] + verdicts[(False, False)] + verdicts[("none", False)]
     print(f"CodeLlama-7B output predictions ({total}, direct-output prompt): extracted literal == gold literal")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from tests.cascade.replay.helpers import write_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from extract_public import cruxeval, gsm8k, gsm8k_agreement, misread, naive_number  # noqa: E402
+from extract_public import cruxeval, gsm8k, gsm8k_agreement, kind_counts, misread, naive_number  # noqa: E402
 
 Q1 = "Jill has 10 llamas and sells 3. How many llamas does she have?"
 Q2 = "A pen costs $1.20 and an eraser $0.30. How much do 8 pens and 8 erasers cost?"
@@ -52,8 +52,8 @@ def test_cruxeval_compares_literals_with_the_benchmarks_verdicts(tmp_path):
     (tmp_path / "crux_scored_codellama_output.json").write_text(json.dumps({
         "raw_generations": {"s0": ['"UA6HAJQ"', "'UA6HAJQ'", "'ua6hajq'"]},
         "raw_scored_generations": {"s0": [True, True, False]}}))
-    kinds, verdicts = cruxeval(tmp_path)
-    assert sum(kinds["make_direct_output_prompt"].values()) == 1
+    prompts, verdicts = cruxeval(tmp_path)
+    assert sum(kind_counts(prompts["make_direct_output_prompt"]).values()) == 1
     assert verdicts[(True, True)] == 2 and sum(verdicts.values()) == 3
 
 
